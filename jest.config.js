@@ -1,0 +1,13 @@
+/** Tests are transpiled by esbuild (test/support/esbuild-transform.js), type-checked by `npm run lint`. */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: {
+    '\\.(ts|js|mjs)$': '<rootDir>/test/support/esbuild-transform.js',
+  },
+  // @middy/core and jose ship ESM only in some releases: let esbuild turn them into CommonJS for Jest.
+  transformIgnorePatterns: ['/node_modules/(?!(@middy)/)'],
+  setupFiles: ['<rootDir>/local/polyfills.ts'],
+  testTimeout: 60000,
+};

@@ -1,0 +1,287 @@
+import {
+  GetCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+  type TransactWriteCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import { ConcurrentUpdateError } from '../domain/errors';
+import type { PurchaseRecord } from '../domain/ownership';
+import type { Store } from '../domain/results';
+import type { Synchronization } from '../domain/synchronization';
+import type {
+  AcceptOutcome,
+  AcceptRequest,
+  FinalizeRequest,
+  SynchronizationRepository,
+} from '../ports/synchronization-repository';
+import { callAws } from '../shared/aws-errors';
+import { keys } from './dynamodb-table';
+
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+/** Synchronization records stay readable (status route, idempotent replay) for this long. */
+const SYNC_RETENTION_SECONDS = 400 * 24 * 3600;
+/** A lock item outlives its lease by a day, then TTL removes it; an expired lease is free before that. */
+const LOCK_TTL_GRACE_SECONDS = 24 * 3600;
+
+const ITEM_ATTRIBUTES = new Set(['pk', 'sk', 'type', 'ttl']);
+
+function toSynchronization(item: Record<string, unknown>): Synchronization {
+  const sync: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(item)) if (!ITEM_ATTRIBUTES.has(key)) sync[key] = value;
+  return sync as unknown as Synchronization;
+}
+
+function syncItem(sync: Synchronization): Record<string, unknown> {
+  const ttl = Math.floor(Date.parse(sync.createdAt) / 1000) + SYNC_RETENTION_SECONDS;
+  return { ...keys.synchronization(sync.synchronizationId), type: 'sync', ...sync, ttl };
+}
+
+interface CancellationReason {
+  Code?: string;
+  Item?: Record<string, unknown>;
+}
+
+function cancellationReasons(error: unknown): CancellationReason[] | undefined {
+  if ((error as Error)?.name !== 'TransactionCanceledException') return undefined;
+  return ((error as { CancellationReasons?: CancellationReason[] }).CancellationReasons ?? []) as CancellationReason[];
+}
+
+/**
+ * Locks follow the Powertools idempotency pattern: a conditional put that succeeds when the item is
+ * absent or its lease has expired, the synchronizationId as owner token, and a release conditioned
+ * on that owner.
+ */
+export class DynamoDbSynchronizationRepository implements SynchronizationRepository {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly tableName: string,
+    private readonly nowMs: () => number = Date.now,
+  ) {}
+
+  async accept({ sync, leaseExpiresAt, ipAddress }: AcceptRequest): Promise<AcceptOutcome> {
+    const now = this.nowMs();
+    const customerKey = keys.customer(sync.publisherId, sync.customerId);
+    const customerItem: TransactItem =
+      ipAddress !== undefined
+        ? {
+            Update: {
+              TableName: this.tableName,
+              Key: customerKey,
+              UpdateExpression: 'SET lastActivityIp = :ip, lastActivityAt = :at',
+              ConditionExpression: 'attribute_exists(pk)',
+              ExpressionAttributeValues: { ':ip': ipAddress, ':at': sync.createdAt },
+            },
+          }
+        : { ConditionCheck: { TableName: this.tableName, Key: customerKey, ConditionExpression: 'attribute_exists(pk)' } };
+    const items: TransactItem[] = [
+      {
+        Put: {
+          TableName: this.tableName,
+          Item: syncItem(sync),
+          ConditionExpression: 'attribute_not_exists(pk)',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      },
+      customerItem,
+      {
+        Put: {
+          TableName: this.tableName,
+          Item: {
+            ...keys.lock(sync.publisherId, sync.lockKey),
+            type: 'lock',
+            owner: sync.synchronizationId,
+            leaseExpiresAt,
+            ttl: Math.floor(leaseExpiresAt / 1000) + LOCK_TTL_GRACE_SECONDS,
+          },
+          ConditionExpression: 'attribute_not_exists(pk) OR leaseExpiresAt < :now',
+          ExpressionAttributeValues: { ':now': now },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      },
+    ];
+    try {
+      await callAws('accept synchronization', () => this.db.send(new TransactWriteCommand({ TransactItems: items })));
+      return { outcome: 'accepted' };
+    } catch (error) {
+      const reasons = cancellationReasons(error);
+      if (!reasons) throw error;
+      const [syncReason, customerReason, lockReason] = reasons;
+      if (syncReason?.Code === 'ConditionalCheckFailed') {
+        const existing = await this.get(sync.synchronizationId);
+        if (existing) return { outcome: 'exists', existing };
+      }
+      if (customerReason?.Code === 'ConditionalCheckFailed') return { outcome: 'customer_missing' };
+      // A conflict means another request is claiming the same lock right now: it is, in effect, held.
+      if (lockReason?.Code === 'ConditionalCheckFailed' || lockReason?.Code === 'TransactionConflict') {
+        const holder = lockReason.Item;
+        return {
+          outcome: 'locked',
+          ...(typeof holder?.owner === 'string' ? { holder: holder.owner } : {}),
+          ...(typeof holder?.leaseExpiresAt === 'number' ? { leaseExpiresAt: holder.leaseExpiresAt } : {}),
+        };
+      }
+      if (syncReason?.Code === 'TransactionConflict') {
+        // The same synchronizationId is being accepted concurrently (a replayed Correlation-Id).
+        return { outcome: 'locked' };
+      }
+      throw error;
+    }
+  }
+
+  async abandon(sync: Synchronization): Promise<void> {
+    try {
+      await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Delete: {
+                TableName: this.tableName,
+                Key: keys.synchronization(sync.synchronizationId),
+                ConditionExpression: '#status = :processing',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: { ':processing': 'processing' },
+              },
+            },
+            {
+              Delete: {
+                TableName: this.tableName,
+                Key: keys.lock(sync.publisherId, sync.lockKey),
+                ConditionExpression: '#owner = :owner',
+                ExpressionAttributeNames: { '#owner': 'owner' },
+                ExpressionAttributeValues: { ':owner': sync.synchronizationId },
+              },
+            },
+          ],
+        }),
+      );
+    } catch (error) {
+      if (!cancellationReasons(error)) throw error;
+    }
+  }
+
+  async get(synchronizationId: string): Promise<Synchronization | undefined> {
+    const out = await callAws('get synchronization', () =>
+      this.db.send(
+        new GetCommand({ TableName: this.tableName, Key: keys.synchronization(synchronizationId), ConsistentRead: true }),
+      ),
+    );
+    return out.Item ? toSynchronization(out.Item) : undefined;
+  }
+
+  async markRetrying(synchronizationId: string, attempts: number, now: Date): Promise<void> {
+    try {
+      await callAws('mark retrying', () =>
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: keys.synchronization(synchronizationId),
+            UpdateExpression: 'SET #status = :retrying, attempts = :attempts, updatedAt = :now',
+            ConditionExpression: 'attribute_exists(pk) AND #status <> :finalized',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':retrying': 'retrying',
+              ':finalized': 'finalized',
+              ':attempts': attempts,
+              ':now': now.toISOString(),
+            },
+          }),
+        ),
+      );
+    } catch (error) {
+      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+    }
+  }
+
+  async getPurchase(publisherId: number, store: Store, purchaseKey: string): Promise<PurchaseRecord | undefined> {
+    const out = await callAws('get purchase', () =>
+      this.db.send(
+        new GetCommand({ TableName: this.tableName, Key: keys.purchase(publisherId, store, purchaseKey), ConsistentRead: true }),
+      ),
+    );
+    return out.Item ? (out.Item.purchase as PurchaseRecord) : undefined;
+  }
+
+  async finalize(request: FinalizeRequest): Promise<boolean> {
+    try {
+      await this.writeFinal(request, true);
+      return true;
+    } catch (error) {
+      const reasons = cancellationReasons(error);
+      if (!reasons) throw error;
+      if (reasons[0]?.Code === 'ConditionalCheckFailed') return false;
+      if (reasons[1]?.Code === 'ConditionalCheckFailed') {
+        // Our lease ended and someone else holds the lock now: finalize without touching their lock.
+        try {
+          await this.writeFinal(request, false);
+          return true;
+        } catch (retryError) {
+          const retryReasons = cancellationReasons(retryError);
+          if (retryReasons?.[0]?.Code === 'ConditionalCheckFailed') return false;
+          if (retryReasons) throw new ConcurrentUpdateError('finalize lost a race', { cause: retryError });
+          throw retryError;
+        }
+      }
+      throw new ConcurrentUpdateError('finalize lost a race', { cause: error });
+    }
+  }
+
+  private async writeFinal({ sync, purchaseWrite, entitlementChanges }: FinalizeRequest, releaseLock: boolean) {
+    const items: TransactItem[] = [
+      {
+        Put: {
+          TableName: this.tableName,
+          Item: syncItem(sync),
+          ConditionExpression: 'attribute_exists(pk) AND #status <> :finalized',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':finalized': 'finalized' },
+        },
+      },
+    ];
+    if (releaseLock) {
+      items.push({
+        Delete: {
+          TableName: this.tableName,
+          Key: keys.lock(sync.publisherId, sync.lockKey),
+          ConditionExpression: 'attribute_not_exists(pk) OR #owner = :owner',
+          ExpressionAttributeNames: { '#owner': 'owner' },
+          ExpressionAttributeValues: { ':owner': sync.synchronizationId },
+        },
+      });
+    }
+    if (purchaseWrite) {
+      const { next, expectedVersion } = purchaseWrite;
+      items.push({
+        Put: {
+          TableName: this.tableName,
+          Item: { ...keys.purchase(next.publisherId, next.store, next.purchaseKey), type: 'purchase', purchase: next, ownershipVersion: next.ownershipVersion },
+          ...(expectedVersion === 0
+            ? { ConditionExpression: 'attribute_not_exists(pk)' }
+            : { ConditionExpression: 'ownershipVersion = :expected', ExpressionAttributeValues: { ':expected': expectedVersion } }),
+        },
+      });
+      for (const change of entitlementChanges) {
+        items.push({
+          Put: {
+            TableName: this.tableName,
+            Item: {
+              ...keys.entitlement(next.publisherId, change.customerId, next.store, next.purchaseKey),
+              type: 'entitlement',
+              publisherId: next.publisherId,
+              customerId: change.customerId,
+              store: next.store,
+              purchaseKey: next.purchaseKey,
+              active: change.active,
+              offerId: change.offerId,
+              expiresAt: change.expiresAt,
+              ownershipVersion: next.ownershipVersion,
+              updatedAt: next.updatedAt,
+            },
+          },
+        });
+      }
+    }
+    await callAws('finalize synchronization', () => this.db.send(new TransactWriteCommand({ TransactItems: items })));
+  }
+}

@@ -1,0 +1,47 @@
+import type { AppleEnvironment } from './publisher';
+
+/** Apple's product types as they appear in a JWSTransaction `type`. */
+export type AppleProductType =
+  | 'Auto-Renewable Subscription'
+  | 'Non-Consumable'
+  | 'Consumable'
+  | 'Non-Renewing Subscription';
+
+/**
+ * What a verified Apple transaction tells us, after the signature, chain, bundle id and
+ * environment checks. For auto-renewable subscriptions these are the facts of the *latest*
+ * transaction of the subscription, so a renewal decides access.
+ */
+export interface AppleFacts {
+  environment: AppleEnvironment;
+  transactionId: string;
+  originalTransactionId: string;
+  productId: string;
+  type: AppleProductType;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  /** Subscription status from Get All Subscription Statuses: 1 active, 2 expired, 3 billing retry, 4 grace period, 5 revoked. */
+  subscriptionStatus?: number;
+}
+
+/** Outcome of asking the store; retryable failures are thrown instead (StoreUnavailableError). */
+export type AppleVerification =
+  | { outcome: 'verified'; facts: AppleFacts }
+  | { outcome: 'not_found' }
+  | { outcome: 'invalid'; reason: string };
+
+export type PurchaseState = 'active' | 'expired' | 'revoked';
+
+/**
+ * Whether the purchase grants access now. Grace period (4) grants access as Apple advises;
+ * billing retry (3) does not. A consumable or non-renewing item with an expiry in the past is expired.
+ * https://developer.apple.com/documentation/appstoreserverapi/status
+ */
+export function applePurchaseState(facts: AppleFacts, now: Date): PurchaseState {
+  if (facts.revokedAt !== null || facts.subscriptionStatus === 5) return 'revoked';
+  if (facts.type === 'Auto-Renewable Subscription' && facts.subscriptionStatus !== undefined) {
+    return facts.subscriptionStatus === 1 || facts.subscriptionStatus === 4 ? 'active' : 'expired';
+  }
+  if (facts.expiresAt !== null && Date.parse(facts.expiresAt) <= now.getTime()) return 'expired';
+  return 'active';
+}

@@ -1,0 +1,42 @@
+/** A publisher (tenant) and its configuration, as the use cases see it. */
+export type AppleEnvironment = 'Production' | 'Sandbox';
+export const APPLE_ENVIRONMENTS: readonly AppleEnvironment[] = ['Production', 'Sandbox'];
+
+export interface AppleConfig {
+  bundleId: string;
+  /** Required by Apple's verifier for production data. */
+  appAppleId?: number;
+  issuerId: string;
+  keyId: string;
+  /** Where the App Store Connect API key (.p8) lives: `file:` locally, a Secrets Manager ARN when deployed. */
+  privateKeyRef: string;
+  /** Looked up in this order; Apple recommends production first, then sandbox on 4040010. */
+  environments: AppleEnvironment[];
+}
+
+export interface JwtSettings {
+  /** Reference to the HS256 secret (same reference scheme as keys). */
+  hs256SecretRef?: string;
+  issuer?: string;
+  audience?: string;
+}
+
+export type OwnershipPolicy = 'keep' | 'transfer';
+
+export interface Publisher {
+  publisherId: number;
+  name: string;
+  /** SHA-256 (hex) of the publisher token; the token itself is never stored. */
+  tokenHash: string;
+  jwt: JwtSettings;
+  storeKit: { activated: boolean; migrationInProgress: boolean };
+  apple?: AppleConfig;
+  ownershipPolicy: OwnershipPolicy;
+}
+
+export interface Customer {
+  publisherId: number;
+  customerId: number;
+  lastActivityIp?: string;
+  lastActivityAt?: string;
+}

@@ -1,0 +1,122 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { UUID_PATTERN } from '../schemas/api';
+import type { Logger } from '../shared/logger';
+import type { Clock } from '../ports/clock';
+import type { SynchronizationRepository } from '../ports/synchronization-repository';
+import type { WorkflowStarter } from '../ports/workflow';
+import { mayActFor, type Caller } from './authenticate';
+import { ApiError } from './errors';
+import type { Publisher } from './publisher';
+import type { ClientMetadata, Synchronization } from './synchronization';
+
+
+export interface RegisterDeps {
+  syncs: SynchronizationRepository;
+  workflow: WorkflowStarter;
+  clock: Clock;
+  logger: Logger;
+  /** Lease of the purchase lock, longer than the workflow can run. */
+  leaseSeconds: number;
+  retryAfterSeconds: number;
+  newId?: () => string;
+}
+
+export interface AppleRegisterCommand {
+  caller: Caller;
+  publisher: Publisher;
+  correlationId?: string;
+  client: ClientMetadata;
+  body: { cleengCustomerId: number; transactionId: string; ipAddress?: string };
+}
+
+/** Contract §4: a UUID Correlation-Id of a register becomes its synchronizationId. */
+export function synchronizationIdFor(correlationId: string | undefined, newId: () => string): string {
+  return correlationId !== undefined && UUID_PATTERN.test(correlationId) ? correlationId.toLowerCase() : newId();
+}
+
+/** What the caller asked for, so a replay can be told from a reused Correlation-Id. */
+export function requestHash(parts: Record<string, unknown>): string {
+  const canonical = JSON.stringify(Object.keys(parts).sort().map((key) => [key, parts[key]]));
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+/**
+ * Accepts an Apple register: checks who may act, claims the per-transaction lock and records the
+ * synchronization in one write, then starts the workflow. Answers the synchronizationId at once.
+ */
+export async function registerApplePurchase(deps: RegisterDeps, command: AppleRegisterCommand) {
+  const { caller, publisher, body, correlationId } = command;
+  if (!mayActFor(caller, body.cleengCustomerId)) throw new ApiError('AUTH0003');
+  if (caller.kind === 'publisher' && body.ipAddress === undefined) {
+    throw new ApiError('REQ0001', {}, 'ipAddress is required when calling with X-Publisher-Token.');
+  }
+  if (!publisher.storeKit.activated || !publisher.apple) throw new ApiError('SK2C0004');
+
+  const now = deps.clock.now();
+  const synchronizationId = synchronizationIdFor(correlationId, deps.newId ?? randomUUID);
+  const hash = requestHash({
+    route: 'apple-register',
+    publisherId: publisher.publisherId,
+    cleengCustomerId: body.cleengCustomerId,
+    transactionId: body.transactionId,
+    ipAddress: body.ipAddress ?? null,
+  });
+  const sync: Synchronization = {
+    synchronizationId,
+    publisherId: publisher.publisherId,
+    store: 'apple',
+    kind: 'register',
+    customerId: body.cleengCustomerId,
+    transactionId: body.transactionId,
+    status: 'processing',
+    ...(correlationId !== undefined ? { correlationId } : {}),
+    requestHash: hash,
+    lockKey: `apple#txn#${body.transactionId}`,
+    client: command.client,
+    attempts: 0,
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+  };
+  const accepted = await deps.syncs.accept({
+    sync,
+    leaseExpiresAt: now.getTime() + deps.leaseSeconds * 1000,
+    ...(body.ipAddress !== undefined ? { ipAddress: body.ipAddress } : {}),
+  });
+  switch (accepted.outcome) {
+    case 'exists':
+      if (accepted.existing.requestHash !== hash) throw new ApiError('REQ0007');
+      deps.logger.info('idempotent replay', { synchronizationId, publisherId: publisher.publisherId });
+      return accepted.existing;
+    case 'customer_missing':
+      throw new ApiError('SK2C0100');
+    case 'locked':
+      throw new ApiError('SK2C0101', { retryAfterSeconds: deps.retryAfterSeconds });
+    case 'accepted':
+      break;
+  }
+  try {
+    await deps.workflow.start({
+      synchronizationId,
+      publisherId: publisher.publisherId,
+      store: 'apple',
+      kind: 'register',
+      customerId: body.cleengCustomerId,
+      transactionId: body.transactionId,
+      retry: { attempt: 0 },
+    });
+  } catch (error) {
+    // Not accepted after all: undo, so the client's retry is not locked out.
+    deps.logger.error('workflow start failed; synchronization abandoned', { synchronizationId, error });
+    await deps.syncs.abandon(sync).catch((undoError: unknown) =>
+      deps.logger.error('abandon failed; the lease will expire', { synchronizationId, error: undoError }),
+    );
+    throw new ApiError('S0002');
+  }
+  deps.logger.info('synchronization accepted', {
+    synchronizationId,
+    publisherId: publisher.publisherId,
+    transactionId: body.transactionId,
+    ...command.client,
+  });
+  return sync;
+}

@@ -1,0 +1,50 @@
+import type { Store, SyncKind, SyncResult, SyncStatus } from './results';
+
+/** Client metadata headers kept for support and analytics (contract §2). */
+export interface ClientMetadata {
+  appVersion?: string;
+  deviceId?: string;
+  deviceType?: string;
+  userAction?: string;
+}
+
+/** The synchronization record: one per accepted register or transfer. */
+export interface Synchronization {
+  synchronizationId: string;
+  publisherId: number;
+  store: Store;
+  kind: SyncKind;
+  customerId: number;
+  transactionId?: string;
+  purchaseToken?: string;
+  packageName?: string;
+  status: SyncStatus;
+  result?: SyncResult;
+  accessGranted?: boolean;
+  offerId?: string;
+  correlationId?: string;
+  /** SHA-256 of what the caller asked for: tells an idempotent replay from a reused Correlation-Id. */
+  requestHash: string;
+  /** The lock this synchronization holds until it finalizes. */
+  lockKey: string;
+  client: ClientMetadata;
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+  finalizedAt?: string;
+  /** Kept so a retried finalize or publish re-sends the same event. */
+  eventDetail?: Record<string, unknown>;
+}
+
+/** What the caller of the status route sees (contract §4). */
+export function toStatusView(sync: Synchronization) {
+  const finalized = sync.status === 'finalized';
+  return {
+    synchronizationId: sync.synchronizationId,
+    status: sync.status,
+    ...(finalized ? { accessGranted: sync.accessGranted ?? false } : {}),
+    ...(finalized && sync.accessGranted && sync.offerId ? { offerId: sync.offerId } : {}),
+    ...(finalized && sync.result ? { result: sync.result } : {}),
+    ...(sync.correlationId !== undefined ? { correlationId: sync.correlationId } : {}),
+  };
+}

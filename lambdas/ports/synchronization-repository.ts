@@ -1,0 +1,46 @@
+import type { EntitlementChange, PurchaseRecord } from '../domain/ownership';
+import type { Store } from '../domain/results';
+import type { Synchronization } from '../domain/synchronization';
+
+/** What happened when a new synchronization tried to claim its lock. */
+export type AcceptOutcome =
+  | { outcome: 'accepted' }
+  /** A synchronization with this id exists already (idempotent replay or a reused Correlation-Id). */
+  | { outcome: 'exists'; existing: Synchronization }
+  | { outcome: 'customer_missing' }
+  /** Another synchronization holds the lock until `leaseExpiresAt`. */
+  | { outcome: 'locked'; holder?: string; leaseExpiresAt?: number };
+
+export interface AcceptRequest {
+  sync: Synchronization;
+  leaseExpiresAt: number;
+  /** Recorded on the customer as last-activity address when given. */
+  ipAddress?: string;
+}
+
+export interface FinalizeRequest {
+  sync: Synchronization;
+  purchaseWrite?: { next: PurchaseRecord; expectedVersion: number };
+  entitlementChanges: EntitlementChange[];
+}
+
+/**
+ * Synchronization records, locks and the ownership records they finalize into.
+ * `accept` and `finalize` are each one atomic write.
+ */
+export interface SynchronizationRepository {
+  /** Claims the lock (absent or lease expired), creates the record and checks the customer, atomically. */
+  accept(request: AcceptRequest): Promise<AcceptOutcome>;
+  /** Undoes an `accept` whose workflow could not be started (owner-conditioned). */
+  abandon(sync: Synchronization): Promise<void>;
+  get(synchronizationId: string): Promise<Synchronization | undefined>;
+  /** Sets status `retrying` and the attempt count, unless already finalized. */
+  markRetrying(synchronizationId: string, attempts: number, now: Date): Promise<void>;
+  getPurchase(publisherId: number, store: Store, purchaseKey: string): Promise<PurchaseRecord | undefined>;
+  /**
+   * Writes the final record, the ownership record (fenced on its version), the entitlement changes
+   * and releases the lock, in one transaction. Throws ConcurrentUpdateError when the fence fails.
+   * Answers false when the synchronization was already finalized (nothing written).
+   */
+  finalize(request: FinalizeRequest): Promise<boolean>;
+}

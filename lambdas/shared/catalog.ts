@@ -1,0 +1,72 @@
+import asl from '../../statemachines/purchase-sync.asl.json';
+
+/**
+ * The Lambda functions and HTTP routes of iap-sync, defined once: the CDK stack creates one
+ * function per entry and the local runtime calls the same handler modules in-process.
+ */
+export interface ApiFunction {
+  /** Construct id (PascalCase) and local name. */
+  id: string;
+  /** Handler module, relative to the project root; it exports `handler`. */
+  entry: string;
+  /** HTTP API route keys (`METHOD /path/{param}`). */
+  routes: string[];
+}
+
+export interface WorkflowFunction {
+  id: string;
+  entry: string;
+  /** The `${…}` placeholder of the ASL that receives this function's ARN. */
+  substitution: string;
+  /** Lambda timeout; below the Task state's TimeoutSeconds. */
+  timeoutSeconds: number;
+}
+
+export const API_FUNCTIONS: ApiFunction[] = [
+  {
+    id: 'RegisterApplePurchase',
+    entry: 'lambdas/handlers/register-apple-purchase.ts',
+    routes: ['POST /storekit2/purchases'],
+  },
+  {
+    id: 'GetSynchronization',
+    entry: 'lambdas/handlers/get-synchronization.ts',
+    routes: ['GET /storekit2/purchases/synchronizations/{synchronizationId}'],
+  },
+  {
+    id: 'GetOpenApi',
+    entry: 'lambdas/handlers/get-openapi.ts',
+    routes: ['GET /openapi.json'],
+  },
+];
+
+export const WORKFLOW_FUNCTIONS: WorkflowFunction[] = [
+  { id: 'VerifyPurchase', entry: 'lambdas/handlers/verify-purchase.ts', substitution: 'VerifyPurchaseFunctionArn', timeoutSeconds: 50 },
+  { id: 'MarkRetrying', entry: 'lambdas/handlers/mark-synchronization-retrying.ts', substitution: 'MarkRetryingFunctionArn', timeoutSeconds: 15 },
+  {
+    id: 'FinalizeSynchronization',
+    entry: 'lambdas/handlers/finalize-synchronization.ts',
+    substitution: 'FinalizeSynchronizationFunctionArn',
+    timeoutSeconds: 25,
+  },
+];
+
+/** Placeholders of the ASL that are not function ARNs. */
+export const WORKFLOW_VALUE_SUBSTITUTIONS = ['EventBusName', 'EventSource', 'EventDetailType'] as const;
+
+export const WORKFLOW_DEFINITION_FILE = 'statemachines/purchase-sync.asl.json';
+
+/** The workflow's own timeout, read from the ASL so the lock lease can never be shorter. */
+export const WORKFLOW_TIMEOUT_SECONDS: number = asl.TimeoutSeconds;
+
+/** Lease of a purchase lock: the workflow timeout plus a margin for start-up and finalize retries. */
+export const LOCK_LEASE_SECONDS = WORKFLOW_TIMEOUT_SECONDS + 600;
+
+/** Replaces `${Name}` placeholders like CloudFormation's DefinitionSubstitutions does. */
+export function substituteDefinition(definition: string, values: Record<string, string>): string {
+  return definition.replace(/\$\{([A-Za-z0-9]+)\}/g, (whole, name: string) => {
+    const value = values[name];
+    if (value === undefined) throw new Error(`No substitution for \${${name}} in the workflow definition`);
+    return value;
+  });
+}

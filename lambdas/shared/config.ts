@@ -1,0 +1,49 @@
+import { z } from 'zod';
+
+/**
+ * Configuration read once from the environment. Deployed stacks and `npm start` differ only here:
+ * endpoints, base URLs and trusted roots (handlers never branch on "local").
+ */
+const EnvSchema = z.object({
+  TABLE_NAME: z.string().min(1).optional(),
+  STATE_MACHINE_ARN: z.string().min(1).optional(),
+  /** Base URLs of the App Store Server API; default Apple's own. The simulator's when local. */
+  APPLE_API_BASE_URL_PRODUCTION: z.url().default('https://api.storekit.apple.com'),
+  APPLE_API_BASE_URL_SANDBOX: z.url().default('https://api.storekit-sandbox.apple.com'),
+  /** Trusted roots for signed App Store data: comma-separated base64 DER certificates. */
+  APPLE_ROOT_CERTIFICATES: z.string().optional(),
+  /** OCSP revocation checks of Apple's chain; off only where Apple's OCSP responder cannot be reached (local). */
+  APPLE_ONLINE_CHECKS: z.enum(['true', 'false']).default('true'),
+  APPLE_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(60000).default(10000),
+  /** Store retry budget: attempts, first wait and longest wait (8 attempts over ~32 min by default). */
+  RETRY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+  RETRY_BASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(15),
+  RETRY_MAX_WAIT_SECONDS: z.coerce.number().int().min(1).max(86400).default(960),
+  /** Suggested client back-off while a purchase is locked (Retry-After). */
+  LOCK_RETRY_AFTER_SECONDS: z.coerce.number().int().min(1).max(3600).default(5),
+  /** Base folder of `file:` secret references (local runtime only). */
+  LOCAL_SECRETS_DIR: z.string().optional(),
+  /** How long a secret read is reused in one container. */
+  SECRET_CACHE_SECONDS: z.coerce.number().int().min(0).max(86400).default(300),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+});
+
+export type Config = z.infer<typeof EnvSchema>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const names = parsed.error.issues.map((issue) => issue.path.join('.')).join(', ');
+    throw new Error(`Invalid configuration in environment: ${names}`);
+  }
+  return parsed.data;
+}
+
+/** A configuration value a handler cannot run without. */
+export function required<K extends keyof Config>(config: Config, name: K): NonNullable<Config[K]> {
+  const value = config[name];
+  if (value === undefined || value === null || value === '') {
+    throw new Error(`Missing configuration: ${String(name)}`);
+  }
+  return value as NonNullable<Config[K]>;
+}

