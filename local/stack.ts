@@ -281,6 +281,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     };
     const localJsonPath = join(dataDir, 'local.json');
     writeFileSync(localJsonPath, `${JSON.stringify(localJson, null, 2)}\n`, { mode: 0o600 });
+    // For the command line: where this run's DynamoDB Local listens (it changes at every start).
+    writeFileSync(
+      join(dataDir, 'runtime.json'),
+      `${JSON.stringify({ dynamodbEndpoint: dynamodb.endpoint, tableName: LOCAL_TABLE_NAME, apiUrl: url, pid: process.pid }, null, 2)}\n`,
+    );
 
     const ddb = dynamodb;
     let stopped = false;

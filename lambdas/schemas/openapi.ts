@@ -57,10 +57,20 @@ const HEADER_PARAMETERS = [
   })),
 ].map((parameter) => ({ in: 'header', ...parameter }));
 
-function jsonSchema(schema: z.ZodType, io: 'input' | 'output') {
-  const out = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
-  delete out.$schema;
-  return out;
+/**
+ * Every schema carrying `.meta({ id })` lands in zod's global registry; converting the registry
+ * at once gives each its component and turns references between them into `$ref`s.
+ */
+function componentSchemas(): Record<string, unknown> {
+  const { schemas } = z.toJSONSchema(z.globalRegistry, {
+    uri: (id) => `#/components/schemas/${id}`,
+    unrepresentable: 'any',
+  }) as { schemas: Record<string, Record<string, unknown>> };
+  for (const schema of Object.values(schemas)) {
+    delete schema.$schema;
+    delete schema.$id;
+  }
+  return schemas;
 }
 
 function errorResponses(codes: ErrorCode[]) {
@@ -80,15 +90,13 @@ function errorResponses(codes: ErrorCode[]) {
 }
 
 export function buildOpenApiDocument(serverUrl?: string) {
-  const schemas: Record<string, unknown> = {
-    Error: jsonSchema(ErrorResponse, 'output'),
-    InappPurchaseSyncResultDetail: jsonSchema(SyncResultDetail, 'output'),
-    InappPurchaseSyncResultWebhook: jsonSchema(SyncResultWebhookBody, 'output'),
-  };
+  const schemas = componentSchemas();
+  for (const required of [ErrorResponse, SyncResultDetail, SyncResultWebhookBody]) {
+    const id = z.globalRegistry.get(required)?.id;
+    if (!id || !(id in schemas)) throw new Error('a documented schema has no component');
+  }
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of DOCUMENTED_ROUTES) {
-    if (route.body) schemas[route.body.name] = jsonSchema(route.body.schema, 'input');
-    schemas[route.success.name] = jsonSchema(route.success.schema, 'output');
     const parameters = [
       ...HEADER_PARAMETERS,
       ...(route.pathParam

@@ -1,0 +1,84 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import { describeIssue, readJsonBody, RequestBodyError, sendJson } from './http-json';
+
+/** The stores the simulator stands in for. */
+export type SimulatedStore = 'apple' | 'google';
+
+/** The failures worth rehearsing: throttling and the two 5xx the services' retry policies handle. */
+export type FaultStatus = 429 | 500 | 503;
+
+const FAULTS_PATH = '/__simulator/faults';
+
+// Bounded so a typo cannot leave a store "down" for the rest of a session.
+const MAX_FAULT_COUNT = 10_000;
+
+const faultBodySchema = z.strictObject({
+  store: z.enum(['apple', 'google']),
+  status: z.union([z.literal(429), z.literal(500), z.literal(503)]),
+  count: z.number().int().min(0).max(MAX_FAULT_COUNT),
+});
+
+/**
+ * Queued failures per store, shared by the Apple and Google simulators: the next `count` store
+ * API calls answer `status` instead of their real answer, then the store recovers.
+ */
+export class FaultInjector {
+  private readonly pending = new Map<SimulatedStore, { status: FaultStatus; remaining: number }>();
+
+  /** Replaces the store's queued fault; a count of 0 clears it. */
+  set(store: SimulatedStore, status: FaultStatus, count: number): void {
+    if (count <= 0) this.pending.delete(store);
+    else this.pending.set(store, { status, remaining: count });
+  }
+
+  /** Clears the faults of every store. */
+  clear(): void {
+    this.pending.clear();
+  }
+
+  /** Consumes one queued fault of the store and returns its status, or `undefined` when none is queued. */
+  take(store: SimulatedStore): FaultStatus | undefined {
+    const fault = this.pending.get(store);
+    if (!fault) return undefined;
+    fault.remaining -= 1;
+    if (fault.remaining <= 0) this.pending.delete(store);
+    return fault.status;
+  }
+}
+
+/**
+ * Serves `POST /__simulator/faults` `{ store, status, count }` and `DELETE /__simulator/faults`.
+ * Answers `false` for any other path so the caller can try its next route.
+ */
+export async function handleFaultRoutes(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  faults: FaultInjector,
+): Promise<boolean> {
+  if (url.pathname !== FAULTS_PATH) return false;
+  if (req.method === 'DELETE') {
+    faults.clear();
+    sendJson(res, 200, { cleared: true });
+    return true;
+  }
+  if (req.method !== 'POST') {
+    sendJson(res, 405, { error: 'method not allowed' });
+    return true;
+  }
+  try {
+    const parsed = faultBodySchema.safeParse(await readJsonBody(req));
+    if (!parsed.success) {
+      sendJson(res, 400, { error: describeIssue(parsed.error) });
+      return true;
+    }
+    const { store, status, count } = parsed.data;
+    faults.set(store, status, count);
+    sendJson(res, 200, { store, status, count });
+  } catch (error) {
+    if (!(error instanceof RequestBodyError)) throw error;
+    sendJson(res, error.status, { error: error.message });
+  }
+  return true;
+}

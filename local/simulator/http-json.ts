@@ -1,0 +1,114 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+import type { z } from 'zod';
+
+/** Control and store bodies are small JSON documents; anything bigger is a mistake, not data. */
+export const MAX_JSON_BODY_BYTES = 64 * 1024;
+
+/** A request body the simulator cannot use; `status` is the HTTP answer (400 or 413). */
+export class RequestBodyError extends Error {
+  override readonly name = 'RequestBodyError';
+
+  constructor(
+    message: string,
+    readonly status: 400 | 413,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Reads and parses a JSON request body. An empty body reads as `undefined`, so callers decide
+ * what "no body" means. Over the limit the rest is drained, not destroyed, so the 413 can still
+ * be written on the same socket.
+ */
+export function readJsonBody(req: IncomingMessage, limitBytes = MAX_JSON_BODY_BYTES): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limitBytes) chunks.push(chunk);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      if (size > limitBytes) {
+        reject(new RequestBodyError(`body larger than ${limitBytes} bytes`, 413));
+        return;
+      }
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (text.trim() === '') {
+        resolve(undefined);
+        return;
+      }
+      try {
+        resolve(JSON.parse(text) as unknown);
+      } catch {
+        reject(new RequestBodyError('body is not valid JSON', 400));
+      }
+    });
+  });
+}
+
+/** Writes `body` as JSON with `status`. */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+/** Writes a bodiless answer, as Apple does for 401. */
+export function sendEmpty(res: ServerResponse, status: number): void {
+  res.writeHead(status, { 'content-length': 0 });
+  res.end();
+}
+
+/** One readable line for the first problem of a body, e.g. `status: Invalid input`. */
+export function describeIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid body';
+  const where = issue.path.length > 0 ? issue.path.join('.') : 'body';
+  return `${where}: ${issue.message}`;
+}
+
+/**
+ * Reads a JSON state file: `undefined` when it does not exist, an error when it does not match
+ * `schema`. Refusing beats starting afresh: silently replacing a developer's data (or the root
+ * the service trusts) would be worse than a clear message.
+ */
+export async function readJsonFile<T>(file: string, schema: z.ZodType<T>): Promise<T | undefined> {
+  const text = await readOptionalFile(file);
+  if (text === undefined) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new Error(`${file} is not a valid simulator file (${describeIssue(parsed.error)}); fix or delete it`);
+  return parsed.data;
+}
+
+/** Writes a file owner-only, through a rename so a crash never leaves half a file behind. */
+export async function writeFileAtomically(file: string, text: string): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const temporary = `${file}.${process.pid}.tmp`;
+  await writeFile(temporary, text, { mode: 0o600 });
+  await rename(temporary, file);
+}
+
+/** A file's text, or `undefined` when it does not exist; other failures (permissions…) still throw. */
+export async function readOptionalFile(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    // Duck-typed: fs errors may come from another realm (Jest's VM), where `instanceof Error` fails.
+    if (typeof error === 'object' && error !== null && 'code' in error && error.code === 'ENOENT') return undefined;
+    throw error;
+  }
+}

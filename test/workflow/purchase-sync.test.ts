@@ -1,0 +1,156 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { StoreUnavailableError } from '../../lambdas/domain/errors';
+import { WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS, substituteDefinition } from '../../lambdas/shared/catalog';
+import { LocalStepFunctions, type TaskImplementation } from '../../local/step-functions';
+
+const SM_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:test';
+const arn = (id: string) => `arn:aws:lambda:us-east-1:000000000000:function:${id}`;
+const definition = substituteDefinition(readFileSync(join(__dirname, '../..', WORKFLOW_DEFINITION_FILE), 'utf8'), {
+  ...Object.fromEntries(WORKFLOW_FUNCTIONS.map((fn) => [fn.substitution, arn(fn.id)])),
+  EventBusName: 'bus',
+  EventSource: 'iap-sync',
+  EventDetailType: 'inappPurchaseSyncResult',
+});
+
+const INPUT = {
+  synchronizationId: '11111111-2222-4333-8444-555555555555',
+  publisherId: 1,
+  store: 'apple',
+  kind: 'register',
+  customerId: 101,
+  transactionId: '2000000000000001',
+  retry: { attempt: 0 },
+};
+
+interface Script {
+  verify?: (call: number) => unknown;
+  finalize?: (input: Record<string, unknown>, call: number) => unknown;
+  publish?: (call: number) => unknown;
+}
+
+/** Runs the real ASL with scripted Task implementations and records what each Task received. */
+async function run(script: Script) {
+  const calls: Record<string, unknown[]> = { VerifyPurchase: [], MarkRetrying: [], FinalizeSynchronization: [], Publish: [] };
+  const count = (name: string) => calls[name]?.length ?? 0;
+  const tasks: Record<string, TaskImplementation> = {
+    [arn('VerifyPurchase')]: async (input) => {
+      calls.VerifyPurchase?.push(input);
+      return (script.verify ?? (() => ({ outcome: 'not_found' })))(count('VerifyPurchase'));
+    },
+    [arn('MarkRetrying')]: async (input) => {
+      calls.MarkRetrying?.push(input);
+      const attempt = (input as { retry: { attempt: number } }).retry.attempt + 1;
+      return { attempt, waitSeconds: 1, exhausted: attempt >= 3 };
+    },
+    [arn('FinalizeSynchronization')]: async (input) => {
+      calls.FinalizeSynchronization?.push(input);
+      return (script.finalize ?? (() => ({ event: { synchronizationId: INPUT.synchronizationId } })))(
+        input as Record<string, unknown>,
+        count('FinalizeSynchronization'),
+      );
+    },
+    'arn:aws:states:::events:putEvents': async (input) => {
+      calls.Publish?.push(input);
+      return (script.publish ?? (() => ({ FailedEntryCount: 0, Entries: [{ EventId: 'e' }] })))(count('Publish'));
+    },
+  };
+  const sfn = new LocalStepFunctions({ definition, stateMachineArn: SM_ARN, tasks, waitOverrideMs: 1, retryOverrideMs: 1 });
+  const { executionArn } = (await sfn.call('StartExecution', { stateMachineArn: SM_ARN, name: 'x', input: JSON.stringify(INPUT) })) as {
+    executionArn: string;
+  };
+  await sfn.drain();
+  const execution = sfn.executions.get(executionArn);
+  const entered = (execution?.history ?? []).filter((e) => e.type.endsWith('StateEntered')).map((e) => e.details?.name);
+  return { calls, status: execution?.status, error: execution?.error, entered };
+}
+
+function failing(name: string) {
+  return () => {
+    const error = new Error(name);
+    error.name = name;
+    throw error;
+  };
+}
+
+describe('statemachines/purchase-sync.asl.json', () => {
+  it('happy path: verify, finalize, publish in 4 states (budget: 6 transitions)', async () => {
+    const verification = { outcome: 'verified', facts: { productId: 'p' } };
+    const result = await run({ verify: () => verification });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'PublishResult', 'Done']);
+    expect(result.calls.VerifyPurchase).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: 1, transactionId: INPUT.transactionId }]);
+    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, verification }]);
+    expect(result.calls.Publish).toEqual([
+      { Entries: [{ Source: 'iap-sync', DetailType: 'inappPurchaseSyncResult', EventBusName: 'bus', Detail: { synchronizationId: INPUT.synchronizationId } }] },
+    ]);
+  });
+
+  it('store down twice: marks retrying twice, waits, verifies again and finalizes the verification', async () => {
+    const result = await run({
+      verify: (call) => {
+        if (call <= 2) throw new StoreUnavailableError('503');
+        return { outcome: 'verified', facts: {} };
+      },
+    });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.calls.VerifyPurchase).toHaveLength(3);
+    expect(result.calls.MarkRetrying).toEqual([
+      { synchronizationId: INPUT.synchronizationId, retry: { attempt: 0 } },
+      { synchronizationId: INPUT.synchronizationId, retry: { attempt: 1, waitSeconds: 1, exhausted: false } },
+    ]);
+    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, verification: { outcome: 'verified', facts: {} } }]);
+    expect(result.entered.filter((name) => name === 'WaitBeforeRetry')).toHaveLength(2);
+  });
+
+  it('budget exhausted: finalizes as failed (SYNCHRONIZATION_FAILED path) and still publishes', async () => {
+    const result = await run({ verify: () => { throw new StoreUnavailableError('down'); } });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.calls.VerifyPurchase).toHaveLength(3);
+    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, failed: true }]);
+    expect(result.calls.Publish).toHaveLength(1);
+    expect(result.entered).toContain('FinalizeFailure');
+  });
+
+  it.each(['StoreCredentialsError', 'ConfigurationError', 'TypeError'])(
+    'a permanent %s from verification finalizes as failed without retrying the store',
+    async (name) => {
+      const result = await run({ verify: failing(name) });
+      expect(result.status).toBe('SUCCEEDED');
+      expect(result.calls.VerifyPurchase).toHaveLength(1);
+      expect(result.calls.MarkRetrying).toHaveLength(0);
+      expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, failed: true }]);
+    },
+  );
+
+  it('retries Lambda service errors of a Task before giving up on it', async () => {
+    const result = await run({
+      verify: (call) => {
+        if (call === 1) failing('Lambda.ServiceException')();
+        return { outcome: 'not_found' };
+      },
+    });
+    expect(result.calls.VerifyPurchase).toHaveLength(2);
+    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, verification: { outcome: 'not_found' } }]);
+  });
+
+  it('a finalize that keeps losing its fenced write falls back to finalizing as failed', async () => {
+    const result = await run({
+      verify: () => ({ outcome: 'not_found' }),
+      finalize: (input) => {
+        if (!('failed' in input)) failing('ConcurrentUpdateError')();
+        return { event: { synchronizationId: INPUT.synchronizationId } };
+      },
+    });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.calls.FinalizeSynchronization).toHaveLength(7 + 1);
+    expect(result.calls.FinalizeSynchronization?.at(-1)).toEqual({ synchronizationId: INPUT.synchronizationId, failed: true });
+  });
+
+  it('an event that cannot be published after its retries ends in PublishFailed, visible to the sweeper', async () => {
+    const result = await run({ verify: () => ({ outcome: 'not_found' }), publish: failing('EventBridge.FailedEntry') });
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('PublishFailed');
+    expect(result.calls.Publish).toHaveLength(9);
+  });
+});
