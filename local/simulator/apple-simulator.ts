@@ -145,6 +145,7 @@ async function serve(context: Context, req: IncomingMessage, route: string): Pro
   if (api) {
     if (req.method !== 'GET') return { status: 405, body: { error: 'method not allowed' } };
     const environment: AppleEnvironment = api[1] === 'production' ? 'Production' : 'Sandbox';
+    await context.faults.delay('apple');
     return serveStoreApi(context, req, environment, api[2] === 'subscriptions', api[3] ?? '');
   }
   const control = CONTROL_ROUTE.exec(route);

@@ -13,11 +13,20 @@ const FAULTS_PATH = '/__simulator/faults';
 // Bounded so a typo cannot leave a store "down" for the rest of a session.
 const MAX_FAULT_COUNT = 10_000;
 
-const faultBodySchema = z.strictObject({
-  store: z.enum(['apple', 'google']),
-  status: z.union([z.literal(429), z.literal(500), z.literal(503)]),
-  count: z.number().int().min(0).max(MAX_FAULT_COUNT),
-});
+const MAX_LATENCY_MS = 60_000;
+
+const faultBodySchema = z.union([
+  z.strictObject({
+    store: z.enum(['apple', 'google']),
+    status: z.union([z.literal(429), z.literal(500), z.literal(503)]),
+    count: z.number().int().min(0).max(MAX_FAULT_COUNT),
+  }),
+  // An extension of shared/local-runtime.md: a slow store (benchmarks, lock tests) until cleared.
+  z.strictObject({
+    store: z.enum(['apple', 'google']),
+    latencyMs: z.number().int().min(0).max(MAX_LATENCY_MS),
+  }),
+]);
 
 /**
  * Queued failures per store, shared by the Apple and Google simulators: the next `count` store
@@ -25,6 +34,19 @@ const faultBodySchema = z.strictObject({
  */
 export class FaultInjector {
   private readonly pending = new Map<SimulatedStore, { status: FaultStatus; remaining: number }>();
+  private readonly latency = new Map<SimulatedStore, number>();
+
+  /** Every store API call of the store waits this long before answering; 0 removes the latency. */
+  setLatency(store: SimulatedStore, latencyMs: number): void {
+    if (latencyMs <= 0) this.latency.delete(store);
+    else this.latency.set(store, latencyMs);
+  }
+
+  /** Waits the store's configured latency, if any. */
+  async delay(store: SimulatedStore): Promise<void> {
+    const ms = this.latency.get(store);
+    if (ms) await new Promise((resolve) => setTimeout(resolve, ms));
+  }
 
   /** Replaces the store's queued fault; a count of 0 clears it. */
   set(store: SimulatedStore, status: FaultStatus, count: number): void {
@@ -35,6 +57,7 @@ export class FaultInjector {
   /** Clears the faults of every store. */
   clear(): void {
     this.pending.clear();
+    this.latency.clear();
   }
 
   /** Consumes one queued fault of the store and returns its status, or `undefined` when none is queued. */
@@ -48,7 +71,8 @@ export class FaultInjector {
 }
 
 /**
- * Serves `POST /__simulator/faults` `{ store, status, count }` and `DELETE /__simulator/faults`.
+ * Serves `POST /__simulator/faults` `{ store, status, count }` or `{ store, latencyMs }` and
+ * `DELETE /__simulator/faults` (clears both).
  * Answers `false` for any other path so the caller can try its next route.
  */
 export async function handleFaultRoutes(
@@ -73,9 +97,10 @@ export async function handleFaultRoutes(
       sendJson(res, 400, { error: describeIssue(parsed.error) });
       return true;
     }
-    const { store, status, count } = parsed.data;
-    faults.set(store, status, count);
-    sendJson(res, 200, { store, status, count });
+    const fault = parsed.data;
+    if ('latencyMs' in fault) faults.setLatency(fault.store, fault.latencyMs);
+    else faults.set(fault.store, fault.status, fault.count);
+    sendJson(res, 200, fault);
   } catch (error) {
     if (!(error instanceof RequestBodyError)) throw error;
     sendJson(res, error.status, { error: error.message });
