@@ -1,4 +1,4 @@
-import { AppStoreServerAPIClient, Environment } from '@apple/app-store-server-library';
+import { AppStoreServerAPIClient, type Environment } from '@apple/app-store-server-library';
 import type { Response } from 'node-fetch';
 
 /**

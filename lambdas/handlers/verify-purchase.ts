@@ -2,7 +2,7 @@ import { AppleStoreVerifier } from '../adapters/apple-store-verifier';
 import { verifyApplePurchase } from '../domain/verify-purchase';
 import type { PublisherRepository } from '../ports/publisher-repository';
 import type { AppleVerifier } from '../ports/store-verifier';
-import { VerificationOutput, VerifyTaskInput } from '../schemas/workflow';
+import { type VerificationOutput, VerifyTaskInput } from '../schemas/workflow';
 import type { Logger } from '../shared/logger';
 import { createRuntime, lazyHandler } from '../shared/runtime';
 

@@ -17,7 +17,11 @@ const TRANSIENT_NAMES = new Set([
   'EPIPE',
 ]);
 
+/** Network failures, also when the SDK has wrapped them into a plain Error carrying only the message. */
+const NETWORK_MESSAGE = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EAI_AGAIN|socket hang up)\b/;
+
 interface SdkErrorShape {
+  message?: string;
   name?: string;
   code?: string;
   $retryable?: unknown;
@@ -31,6 +35,7 @@ export function isTransientAwsError(error: unknown): boolean {
   if (e.$retryable) return true;
   if (e.name && TRANSIENT_NAMES.has(e.name)) return true;
   if (e.code && TRANSIENT_NAMES.has(e.code)) return true;
+  if (typeof e.message === 'string' && NETWORK_MESSAGE.test(e.message)) return true;
   const status = e.$metadata?.httpStatusCode;
   if (status !== undefined && status >= 500) return true;
   if (e.cause) return isTransientAwsError(e.cause);

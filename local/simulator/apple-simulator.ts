@@ -131,7 +131,7 @@ async function handle(context: Context, req: IncomingMessage, res: ServerRespons
       result = { status: error.status, body: { error: error.message } };
     } else {
       // Local tool: the console is where the developer looks; the body stays free of internals.
-      console.error('apple simulator failed', error);
+      process.stderr.write(`apple simulator failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
       result = { status: 500, body: { error: 'simulator error' } };
     }
   }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createDocumentClient } from '../../lambdas/adapters/dynamodb-client';
 import { DynamoDbPublisherRepository } from '../../lambdas/adapters/dynamodb-publisher-repository';
 import { hashPublisherToken } from '../../lambdas/domain/authenticate';
-import { ERROR_CODES } from '../../lambdas/domain/errors';
+import { type ERROR_CODES } from '../../lambdas/domain/errors';
 import { LOCAL_TABLE_NAME } from '../../local/stack';
 import { startTestStack, type LocalClient, type Reply } from '../support/local-client';
 
@@ -60,7 +60,7 @@ describe('errors of the Apple routes, over HTTP', () => {
     ['a body over 16 KiB', undefined, { ...body, pad: 'x'.repeat(20_000) }, 413, 'REQ0006'],
     ['an unknown customer', undefined, { ...body, cleengCustomerId: 999 }, 422, 'SK2C0100'],
   ])('%s → %i %s', async (_name, headers, requestBody, status, code) => {
-    const resolved = headers ? { ...headers } : api.publisherHeaders();
+    const resolved: Record<string, string> = headers ? { ...headers } : api.publisherHeaders();
     if (resolved['x-publisher-token'] === 'T') resolved['x-publisher-token'] = api.token;
     expectError(await api.register(requestBody as Record<string, unknown>, resolved), status, code as keyof typeof ERROR_CODES);
   });

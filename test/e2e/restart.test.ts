@@ -1,0 +1,46 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDocumentClient } from '../../lambdas/adapters/dynamodb-client';
+import { DynamoDbPublisherRepository } from '../../lambdas/adapters/dynamodb-publisher-repository';
+import { LOCAL_TABLE_NAME } from '../../local/stack';
+import { startTestStack } from '../support/local-client';
+
+describe('npm start on a data dir', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'iap-sync-restart-'));
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('keeps synchronizations, simulator transactions, credentials and later changes across a restart', async () => {
+    const first = await startTestStack({ dataDir, inMemory: false });
+    let synchronizationId: string;
+    let transactionId: string;
+    let token: string;
+    try {
+      ({ synchronizationId, transactionId } = await first.client.registerAndWait());
+      token = first.stack.localJson.publisherToken;
+      // A change made after the first start must survive: seeding happens on first start only.
+      const publishers = new DynamoDbPublisherRepository(createDocumentClient(first.stack.dynamodb.client), LOCAL_TABLE_NAME);
+      await publishers.putOffer(1, 'apple', 'premium_monthly', 'CHANGED_OFFER');
+      await first.client.settled();
+    } finally {
+      await first.stop(false);
+    }
+    expect(JSON.parse(readFileSync(join(dataDir, 'local.json'), 'utf8')).publisherToken).toBe(token);
+
+    // A restart is a new process: drop the handler modules (and the clients they built) of the first run.
+    jest.resetModules();
+    const second = await startTestStack({ dataDir, inMemory: false });
+    try {
+      expect(second.stack.localJson.publisherToken).toBe(token);
+      const status = await second.client.status(synchronizationId);
+      expect(status.body).toMatchObject({ status: 'finalized', result: 'PURCHASE_SYNCHRONIZED', offerId: 'S100000001_US' });
+      // The simulator still knows the transaction, signed by the same root the service trusts.
+      const again = await second.client.register({ cleengCustomerId: 101, transactionId, ipAddress: '203.0.113.7' });
+      const { final } = await second.client.waitFinalized(String(again.body.synchronizationId));
+      expect(final).toMatchObject({ result: 'PURCHASE_SYNCHRONIZED', offerId: 'CHANGED_OFFER' });
+      await second.client.settled();
+    } finally {
+      await second.stop(false);
+    }
+  });
+});
