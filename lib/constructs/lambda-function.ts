@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { Duration, Token } from 'aws-cdk-lib';
+import { type Duration, Token } from 'aws-cdk-lib';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, type BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -10,7 +10,7 @@ import { loadConfig } from '../../lambdas/shared/config';
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 
 /**
- * esbuild options of every function, shared with scripts/build-lambdas.ts so the measured bundles
+ * esbuild options of every function, shared with lib/build-lambdas.ts so the measured bundles
  * are the deployed ones. The AWS SDK is bundled (empty externalModules): a pinned, tree-shaken client
  * starts faster than the runtime's copy and does not change under us.
  */

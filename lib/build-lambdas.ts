@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build, type BuildOptions } from 'esbuild';
 import { API_FUNCTIONS, WORKFLOW_FUNCTIONS } from '../lambdas/shared/catalog';
-import { LAMBDA_BUNDLING, PROJECT_ROOT } from '../lib/constructs/lambda-function';
+import { LAMBDA_BUNDLING, PROJECT_ROOT } from './constructs/lambda-function';
 
 /** Size of one function's bundle. */
 export interface BundleSize {
@@ -80,7 +80,7 @@ function describe(reason: unknown): string {
   return reason instanceof Error ? reason.message : String(reason);
 }
 
-/** The table printed by `tsx scripts/build-lambdas.ts`. */
+/** The table printed by `tsx lib/build-lambdas.ts`. */
 export function formatSizes(sizes: BundleSize[]): string {
   const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
   const rows = sizes.map((size) => [size.id, kib(size.bytes), kib(size.gzipBytes)]);
