@@ -98,9 +98,9 @@ export function formatSizes(sizes: BundleSize[]): string {
 
 if (require.main === module) {
   buildLambdas()
-    .then((sizes) => console.log(formatSizes(sizes)))
+    .then((sizes) => process.stdout.write(`${formatSizes(sizes)}\n`))
     .catch((error: unknown) => {
-      console.error(error instanceof Error ? error.message : error);
+      process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
       process.exitCode = 1;
     });
 }
