@@ -19,6 +19,7 @@ import { lambdaContext, type LambdaEntry } from './lambda-context';
 import { APPLE_KEY_FILE, DEMO, seedDemo } from './seed';
 import { createAppleSimulator } from './simulator/apple-simulator';
 import { FaultInjector, handleFaultRoutes } from './simulator/faults';
+import { readBody } from './simulator/http-json';
 import { AwsJsonError, LocalStepFunctions, type TaskImplementation } from './step-functions';
 
 export const PROJECT_ROOT = resolve(__dirname, '..');
@@ -76,23 +77,10 @@ function loadEntry(entry: string): LambdaEntry {
   return mod.handler;
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  return new Promise((resolveBody, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_REQUEST_BYTES) chunks.push(chunk);
-    });
-    req.on('end', () => resolveBody(size > MAX_REQUEST_BYTES ? undefined : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
 async function awsJson(req: IncomingMessage, res: ServerResponse, call: (op: string, body: Record<string, unknown>) => Promise<unknown>) {
   const target = String(req.headers['x-amz-target'] ?? '');
   const operation = target.split('.').pop() ?? '';
-  const raw = (await readBody(req)) ?? Buffer.alloc(0);
+  const raw = (await readBody(req, MAX_REQUEST_BYTES)) ?? Buffer.alloc(0);
   let status = 200;
   let payload: unknown;
   try {
@@ -250,7 +238,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
           return res.end(body);
         }
-        const body = await readBody(req);
+        const body = await readBody(req, MAX_REQUEST_BYTES);
         if (body === undefined) return sendError(res, 'REQ0006');
         return dispatchApi(routes, req, res, requestUrl, body);
       })().catch((error: unknown) => {

@@ -144,15 +144,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
                 ExpressionAttributeValues: { ':processing': 'processing' },
               },
             },
-            {
-              Delete: {
-                TableName: this.tableName,
-                Key: keys.lock(sync.publisherId, sync.lockKey),
-                ConditionExpression: '#owner = :owner',
-                ExpressionAttributeNames: { '#owner': 'owner' },
-                ExpressionAttributeValues: { ':owner': sync.synchronizationId },
-              },
-            },
+            this.releaseLock(sync, '#owner = :owner'),
           ],
         }),
       );
@@ -227,6 +219,19 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     }
   }
 
+  /** Deletes the synchronization's lock, conditioned on it still being the owner. */
+  private releaseLock(sync: Synchronization, condition: string): TransactItem {
+    return {
+      Delete: {
+        TableName: this.tableName,
+        Key: keys.lock(sync.publisherId, sync.lockKey),
+        ConditionExpression: condition,
+        ExpressionAttributeNames: { '#owner': 'owner' },
+        ExpressionAttributeValues: { ':owner': sync.synchronizationId },
+      },
+    };
+  }
+
   private async writeFinal({ sync, purchaseWrite, entitlementChanges }: FinalizeRequest, releaseLock: boolean) {
     const items: TransactItem[] = [
       {
@@ -239,17 +244,8 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
         },
       },
     ];
-    if (releaseLock) {
-      items.push({
-        Delete: {
-          TableName: this.tableName,
-          Key: keys.lock(sync.publisherId, sync.lockKey),
-          ConditionExpression: 'attribute_not_exists(pk) OR #owner = :owner',
-          ExpressionAttributeNames: { '#owner': 'owner' },
-          ExpressionAttributeValues: { ':owner': sync.synchronizationId },
-        },
-      });
-    }
+    // A lock already gone (TTL) is fine; one taken by someone else is not ours to delete.
+    if (releaseLock) items.push(this.releaseLock(sync, 'attribute_not_exists(pk) OR #owner = :owner'));
     if (purchaseWrite) {
       const { next, expectedVersion } = purchaseWrite;
       items.push({

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { UUID_PATTERN } from '../schemas/api';
+import type { SyncExecutionInput } from '../schemas/workflow';
 import type { Logger } from '../shared/logger';
 import type { Clock } from '../ports/clock';
 import type { SynchronizationRepository } from '../ports/synchronization-repository';
@@ -38,6 +39,19 @@ export function synchronizationIdFor(correlationId: string | undefined, newId: (
 export function requestHash(parts: Record<string, unknown>): string {
   const canonical = JSON.stringify(Object.keys(parts).sort().map((key) => [key, parts[key]]));
   return createHash('sha256').update(canonical).digest('hex');
+}
+
+/** The workflow's input: what the Tasks need of the record, and the retry counter at zero. */
+export function executionInput(sync: Synchronization): SyncExecutionInput {
+  return {
+    synchronizationId: sync.synchronizationId,
+    publisherId: sync.publisherId,
+    store: sync.store,
+    kind: sync.kind,
+    customerId: sync.customerId,
+    ...(sync.transactionId !== undefined ? { transactionId: sync.transactionId } : {}),
+    retry: { attempt: 0 },
+  };
 }
 
 /**
@@ -95,15 +109,7 @@ export async function registerApplePurchase(deps: RegisterDeps, command: AppleRe
       break;
   }
   try {
-    await deps.workflow.start({
-      synchronizationId,
-      publisherId: publisher.publisherId,
-      store: 'apple',
-      kind: 'register',
-      customerId: body.cleengCustomerId,
-      transactionId: body.transactionId,
-      retry: { attempt: 0 },
-    });
+    await deps.workflow.start(executionInput(sync));
   } catch (error) {
     // Not accepted after all: undo, so the client's retry is not locked out.
     deps.logger.error('workflow start failed; synchronization abandoned', { synchronizationId, error });

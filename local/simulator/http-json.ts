@@ -19,11 +19,10 @@ export class RequestBodyError extends Error {
 }
 
 /**
- * Reads and parses a JSON request body. An empty body reads as `undefined`, so callers decide
- * what "no body" means. Over the limit the rest is drained, not destroyed, so the 413 can still
- * be written on the same socket.
+ * Reads a request body; answers `undefined` when it is larger than `limitBytes`. Over the limit the
+ * rest is drained, not destroyed, so a 413 can still be written on the same socket.
  */
-export function readJsonBody(req: IncomingMessage, limitBytes = MAX_JSON_BODY_BYTES): Promise<unknown> {
+export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -32,23 +31,24 @@ export function readJsonBody(req: IncomingMessage, limitBytes = MAX_JSON_BODY_BY
       if (size <= limitBytes) chunks.push(chunk);
     });
     req.on('error', reject);
-    req.on('end', () => {
-      if (size > limitBytes) {
-        reject(new RequestBodyError(`body larger than ${limitBytes} bytes`, 413));
-        return;
-      }
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '') {
-        resolve(undefined);
-        return;
-      }
-      try {
-        resolve(JSON.parse(text) as unknown);
-      } catch {
-        reject(new RequestBodyError('body is not valid JSON', 400));
-      }
-    });
+    req.on('end', () => resolve(size > limitBytes ? undefined : Buffer.concat(chunks)));
   });
+}
+
+/**
+ * Reads and parses a JSON request body. An empty body reads as `undefined`, so callers decide
+ * what "no body" means.
+ */
+export async function readJsonBody(req: IncomingMessage, limitBytes = MAX_JSON_BODY_BYTES): Promise<unknown> {
+  const body = await readBody(req, limitBytes);
+  if (body === undefined) throw new RequestBodyError(`body larger than ${limitBytes} bytes`, 413);
+  const text = body.toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new RequestBodyError('body is not valid JSON', 400);
+  }
 }
 
 /** Writes `body` as JSON with `status`. */
