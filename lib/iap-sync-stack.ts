@@ -122,28 +122,19 @@ export class IapSyncStack extends Stack {
 
     const apiFunctions = new Map<string, IFunction>();
     for (const entry of API_FUNCTIONS) {
+      const { access } = entry;
       const fn = createLambdaFunction(this, entry.id, {
         entry: entry.entry,
         kind: 'api',
         timeout: API_TIMEOUT,
-        environment:
-          entry.id === 'RegisterApplePurchase' ? { ...common, STATE_MACHINE_ARN: stateMachine.stateMachineArn } : common,
+        environment: access.startsWorkflow ? { ...common, STATE_MACHINE_ARN: stateMachine.stateMachineArn } : common,
       });
-      switch (entry.id) {
-        case 'RegisterApplePurchase':
-          table.grantReadWriteData(fn);
-          stateMachine.grantStartExecution(fn);
-          // Customer tokens are HS256 JWTs keyed by a per-publisher secret in Secrets Manager.
-          fn.addToRolePolicy(readSecrets);
-          break;
-        case 'GetSynchronization':
-          table.grantReadData(fn);
-          fn.addToRolePolicy(readSecrets);
-          break;
-        default:
-          // GetOpenApi serves a document built from the schemas: no AWS access at all.
-          break;
-      }
+      // Exactly what the catalog says the function needs (GetOpenApi: nothing at all).
+      if (access.table === 'readwrite') table.grantReadWriteData(fn);
+      if (access.table === 'read') table.grantReadData(fn);
+      if (access.startsWorkflow) stateMachine.grantStartExecution(fn);
+      // Customer tokens are HS256 JWTs keyed by a per-publisher secret in Secrets Manager.
+      if (access.readsSecrets) fn.addToRolePolicy(readSecrets);
       apiFunctions.set(entry.id, fn);
     }
 

@@ -85,21 +85,23 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
         },
       },
       customerItem,
-      {
-        Put: {
-          TableName: this.tableName,
-          Item: {
-            ...keys.lock(sync.publisherId, sync.lockKey),
-            type: 'lock',
-            owner: sync.synchronizationId,
-            leaseExpiresAt,
-            ttl: Math.floor(leaseExpiresAt / 1000) + LOCK_TTL_GRACE_SECONDS,
+      ...sync.lockKeys.map(
+        (lockKey): TransactItem => ({
+          Put: {
+            TableName: this.tableName,
+            Item: {
+              ...keys.lock(sync.publisherId, lockKey),
+              type: 'lock',
+              owner: sync.synchronizationId,
+              leaseExpiresAt,
+              ttl: Math.floor(leaseExpiresAt / 1000) + LOCK_TTL_GRACE_SECONDS,
+            },
+            ConditionExpression: 'attribute_not_exists(pk) OR leaseExpiresAt < :now',
+            ExpressionAttributeValues: { ':now': now },
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           },
-          ConditionExpression: 'attribute_not_exists(pk) OR leaseExpiresAt < :now',
-          ExpressionAttributeValues: { ':now': now },
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        },
-      },
+        }),
+      ),
     ];
     try {
       await callAws('accept synchronization', () => this.db.send(new TransactWriteCommand({ TransactItems: items })));
@@ -107,17 +109,20 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (!reasons) throw error;
-      const [syncReason, customerReason, lockReason] = reasons;
+      const [syncReason, customerReason, ...lockReasons] = reasons;
       if (syncReason?.Code === 'ConditionalCheckFailed') {
         const existing = await this.get(sync.synchronizationId);
         if (existing) return { outcome: 'exists', existing };
       }
       if (customerReason?.Code === 'ConditionalCheckFailed') return { outcome: 'customer_missing' };
       // A conflict means another request is claiming the same lock right now: it is, in effect, held.
-      if (lockReason?.Code === 'ConditionalCheckFailed' || lockReason?.Code === 'TransactionConflict') {
-        const holder = lockReason.Item;
+      const heldAt = lockReasons.findIndex((r) => r.Code === 'ConditionalCheckFailed' || r.Code === 'TransactionConflict');
+      const held = lockReasons[heldAt];
+      if (held) {
+        const holder = held.Item;
         return {
           outcome: 'locked',
+          lockKey: sync.lockKeys[heldAt],
           ...(typeof holder?.owner === 'string' ? { holder: holder.owner } : {}),
           ...(typeof holder?.leaseExpiresAt === 'number' ? { leaseExpiresAt: holder.leaseExpiresAt } : {}),
         };
@@ -144,7 +149,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
                 ExpressionAttributeValues: { ':processing': 'processing' },
               },
             },
-            this.releaseLock(sync, '#owner = :owner'),
+            ...sync.lockKeys.map((lockKey) => this.releaseLock(sync, lockKey, '#owner = :owner')),
           ],
         }),
       );
@@ -160,6 +165,13 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
       ),
     );
     return out.Item ? toSynchronization(out.Item) : undefined;
+  }
+
+  async findOriginalTransactionId(publisherId: number, transactionId: string): Promise<string | undefined> {
+    const out = await callAws('get transaction link', () =>
+      this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.transaction(publisherId, 'apple', transactionId) })),
+    );
+    return typeof out.Item?.originalTransactionId === 'string' ? out.Item.originalTransactionId : undefined;
   }
 
   async markRetrying(synchronizationId: string, attempts: number, now: Date): Promise<void> {
@@ -203,8 +215,9 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
       const reasons = cancellationReasons(error);
       if (!reasons) throw error;
       if (reasons[0]?.Code === 'ConditionalCheckFailed') return false;
-      if (reasons[1]?.Code === 'ConditionalCheckFailed') {
-        // Our lease ended and someone else holds the lock now: finalize without touching their lock.
+      const lockFailed = reasons.slice(1, 1 + request.sync.lockKeys.length).some((r) => r.Code === 'ConditionalCheckFailed');
+      if (lockFailed) {
+        // Our lease ended and someone else holds a lock now: finalize without touching the locks.
         try {
           await this.writeFinal(request, false);
           return true;
@@ -219,12 +232,12 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     }
   }
 
-  /** Deletes the synchronization's lock, conditioned on it still being the owner. */
-  private releaseLock(sync: Synchronization, condition: string): TransactItem {
+  /** Deletes one of the synchronization's locks, conditioned on it still being the owner. */
+  private releaseLock(sync: Synchronization, lockKey: string, condition: string): TransactItem {
     return {
       Delete: {
         TableName: this.tableName,
-        Key: keys.lock(sync.publisherId, sync.lockKey),
+        Key: keys.lock(sync.publisherId, lockKey),
         ConditionExpression: condition,
         ExpressionAttributeNames: { '#owner': 'owner' },
         ExpressionAttributeValues: { ':owner': sync.synchronizationId },
@@ -232,7 +245,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     };
   }
 
-  private async writeFinal({ sync, purchaseWrite, entitlementChanges }: FinalizeRequest, releaseLock: boolean) {
+  private async writeFinal({ sync, purchaseWrite, entitlementChanges, transactionLinks }: FinalizeRequest, releaseLock: boolean) {
     const items: TransactItem[] = [
       {
         Put: {
@@ -245,7 +258,17 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
       },
     ];
     // A lock already gone (TTL) is fine; one taken by someone else is not ours to delete.
-    if (releaseLock) items.push(this.releaseLock(sync, 'attribute_not_exists(pk) OR #owner = :owner'));
+    if (releaseLock) {
+      for (const lockKey of sync.lockKeys) items.push(this.releaseLock(sync, lockKey, 'attribute_not_exists(pk) OR #owner = :owner'));
+    }
+    for (const link of transactionLinks ?? []) {
+      items.push({
+        Put: {
+          TableName: this.tableName,
+          Item: { ...keys.transaction(sync.publisherId, sync.store, link.transactionId), type: 'transaction', ...link },
+        },
+      });
+    }
     if (purchaseWrite) {
       const { next, expectedVersion } = purchaseWrite;
       items.push({

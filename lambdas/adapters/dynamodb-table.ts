@@ -17,8 +17,13 @@ export const keys = {
     sk: `OFFER#${store}#${productId}`,
   }),
   synchronization: (synchronizationId: string) => ({ pk: `SYNC#${synchronizationId}`, sk: 'SYNC' }),
-  /** `lockKey` (stored on the synchronization) names what is locked, e.g. `apple#txn#2000000123`. */
+  /** A lock key (stored on the synchronization) names what is locked, e.g. `apple#txn#2000000123`. */
   lock: (publisherId: number, lockKey: string) => ({ pk: `LOCK#${publisherId}#${lockKey}`, sk: 'LOCK' }),
+  /** Transaction → subscription link (Apple), written when a transaction is verified. */
+  transaction: (publisherId: number, store: string, transactionId: string) => ({
+    pk: `TXN#${publisherId}#${store}#${transactionId}`,
+    sk: 'TXN',
+  }),
   purchase: (publisherId: number, store: string, purchaseKey: string) => ({
     pk: `PURCHASE#${publisherId}#${store}#${purchaseKey}`,
     sk: 'PURCHASE',

@@ -4,7 +4,7 @@ import type { Clock } from '../ports/clock';
 import { toDetail, type SyncResultDetail } from '../schemas/events';
 import type { AppleVerification } from './apple-purchase';
 import { SynchronizationMissingError } from './errors';
-import { decideAppleRegister } from './ownership';
+import { decideApplePurchase } from './ownership';
 
 export interface FinalizeDeps {
   publishers: PublisherRepository;
@@ -13,7 +13,7 @@ export interface FinalizeDeps {
 }
 
 /**
- * Workflow step: decides result and ownership, then writes everything in one transaction and
+ * Workflow step (registers and transfers alike): decides result and ownership, then writes everything in one transaction and
  * answers the event to publish. Idempotent: a repeated call after success answers the stored event.
  * `verification` undefined means the workflow gave up (SYNCHRONIZATION_FAILED).
  */
@@ -33,7 +33,8 @@ export async function finalizeSynchronization(
     facts ? deps.publishers.getOfferId(sync.publisherId, 'apple', facts.productId) : Promise.resolve(undefined),
     facts ? deps.syncs.getPurchase(sync.publisherId, 'apple', facts.originalTransactionId) : Promise.resolve(undefined),
   ]);
-  const decision = decideAppleRegister({
+  const decision = decideApplePurchase({
+    kind: sync.kind,
     publisherId: sync.publisherId,
     customerId: sync.customerId,
     policy: publisher?.ownershipPolicy ?? 'keep',
@@ -76,6 +77,15 @@ export async function finalizeSynchronization(
     },
     ...(decision.purchaseWrite ? { purchaseWrite: decision.purchaseWrite } : {}),
     entitlementChanges: decision.entitlementChanges,
+    // Remember which subscription these transactions belong to: later requests lock it too.
+    ...(facts
+      ? {
+          transactionLinks: [...new Set([sync.transactionId ?? facts.transactionId, facts.transactionId])].map((transactionId) => ({
+            transactionId,
+            originalTransactionId: facts.originalTransactionId,
+          })),
+        }
+      : {}),
   });
   if (written) return detail;
   // Another attempt finalized first: answer what it wrote, so the event is the one on record.

@@ -1,6 +1,6 @@
 import { applePurchaseState, type AppleVerification, type PurchaseState } from './apple-purchase';
 import type { AppleEnvironment, OwnershipPolicy } from './publisher';
-import { grantsAccess, type Store, type SyncResult } from './results';
+import { grantsAccess, type Store, type SyncKind, type SyncResult } from './results';
 
 /**
  * The ownership record: one per purchase (Apple: per originalTransactionId, so renewals stay with
@@ -31,7 +31,7 @@ export interface EntitlementChange {
   expiresAt: string | null;
 }
 
-export interface RegisterDecision {
+export interface PurchaseDecision {
   result: SyncResult;
   accessGranted: boolean;
   offerId?: string;
@@ -44,7 +44,9 @@ export interface RegisterDecision {
   facts?: { transactionId: string; originalTransactionId: string; productId: string; expiresAt: string | null };
 }
 
-export interface RegisterInput {
+export interface DecisionInput {
+  /** Register: the buyer asks for access. Transfer: the purchase moves to `customerId`. */
+  kind: SyncKind;
   publisherId: number;
   customerId: number;
   policy: OwnershipPolicy;
@@ -55,7 +57,7 @@ export interface RegisterInput {
   now: Date;
 }
 
-const failed = (result: SyncResult, existing: PurchaseRecord | undefined): RegisterDecision => ({
+const failed = (result: SyncResult, existing: PurchaseRecord | undefined): PurchaseDecision => ({
   result,
   accessGranted: false,
   entitlementChanges: [],
@@ -72,12 +74,37 @@ function sameEntitlement(a: PurchaseRecord, b: PurchaseRecord): boolean {
   );
 }
 
+/** The result before any write: the store's verdict, then the offer, then who owns the purchase. */
+function resultFor(
+  input: DecisionInput,
+  state: PurchaseState,
+  mapped: boolean,
+): { result: SyncResult; moves: boolean } {
+  const { kind, existing, customerId, policy } = input;
+  if (kind === 'transfer') {
+    // Transfer-only semantics: only a purchase this service has synchronized, and that is active, moves.
+    if (existing === undefined) return { result: 'PURCHASE_NOT_FOUND', moves: false };
+    if (state !== 'active') return { result: 'PURCHASE_NOT_ACTIVE', moves: false };
+    if (!mapped) return { result: 'OFFER_NOT_MAPPED', moves: false };
+    if (existing.ownerCustomerId === customerId) return { result: 'PURCHASE_OWNERSHIP_UNCHANGED', moves: false };
+    return { result: 'PURCHASE_OWNERSHIP_TRANSFERRED', moves: true };
+  }
+  if (state === 'revoked') return { result: 'PURCHASE_REVOKED', moves: false };
+  if (state === 'expired') return { result: 'RECEIVED_EXPIRED_PURCHASE', moves: false };
+  if (!mapped) return { result: 'OFFER_NOT_MAPPED', moves: false };
+  if (existing === undefined || existing.ownerCustomerId === customerId) return { result: 'PURCHASE_SYNCHRONIZED', moves: false };
+  // Another customer owns it: the publisher's policy decides (contract §7).
+  if (policy === 'transfer') return { result: 'PURCHASE_OWNERSHIP_TRANSFERRED', moves: true };
+  return { result: 'PURCHASE_OWNED_BY_ANOTHER_CUSTOMER', moves: false };
+}
+
 /**
- * Decides the result of an Apple register and the writes it implies. Pure: the caller reads the
- * current record, the offer mapping and the store's answer, and writes what this returns in one
- * transaction fenced on the version it read.
+ * Decides the result of an Apple register or transfer and the writes it implies. Pure: the caller
+ * reads the current record, the offer mapping and the store's answer, and writes what this returns
+ * in one transaction fenced on the version it read. Whatever the result, the record follows the
+ * store's truth: a refund or expiry revokes its owner's entitlement whoever asked.
  */
-export function decideAppleRegister(input: RegisterInput): RegisterDecision {
+export function decideApplePurchase(input: DecisionInput): PurchaseDecision {
   const { verification, existing, now } = input;
   if (verification === undefined) return failed('SYNCHRONIZATION_FAILED', existing);
   if (verification.outcome === 'not_found') return failed('TRANSACTION_ID_NOT_FOUND', existing);
@@ -92,19 +119,9 @@ export function decideAppleRegister(input: RegisterInput): RegisterDecision {
     productId: facts.productId,
     expiresAt: facts.expiresAt,
   };
-
-  let owner = existing?.ownerCustomerId ?? input.customerId;
-  let previousCustomerId: number | undefined;
-  let result: SyncResult;
-  if (state === 'revoked') result = 'PURCHASE_REVOKED';
-  else if (state === 'expired') result = 'RECEIVED_EXPIRED_PURCHASE';
-  else if (mappedOffer === null) result = 'OFFER_NOT_MAPPED';
-  else if (owner === input.customerId) result = 'PURCHASE_SYNCHRONIZED';
-  else if (input.policy === 'transfer') {
-    previousCustomerId = owner;
-    owner = input.customerId;
-    result = 'PURCHASE_OWNERSHIP_TRANSFERRED';
-  } else result = 'PURCHASE_OWNED_BY_ANOTHER_CUSTOMER';
+  const { result, moves } = resultFor(input, state, mappedOffer !== null);
+  const previousCustomerId = moves ? existing?.ownerCustomerId : undefined;
+  const owner = moves || existing === undefined ? input.customerId : existing.ownerCustomerId;
 
   // Nothing to own: an inactive or unmapped purchase seen for the first time creates no record.
   if (existing === undefined && result !== 'PURCHASE_SYNCHRONIZED') {

@@ -25,8 +25,8 @@ export interface Synchronization {
   correlationId?: string;
   /** SHA-256 of what the caller asked for: tells an idempotent replay from a reused Correlation-Id. */
   requestHash: string;
-  /** The lock this synchronization holds until it finalizes. */
-  lockKey: string;
+  /** The locks this synchronization holds until it finalizes (transaction, and subscription when known). */
+  lockKeys: string[];
   client: ClientMetadata;
   attempts: number;
   createdAt: string;

@@ -8,8 +8,8 @@ export type AcceptOutcome =
   /** A synchronization with this id exists already (idempotent replay or a reused Correlation-Id). */
   | { outcome: 'exists'; existing: Synchronization }
   | { outcome: 'customer_missing' }
-  /** Another synchronization holds the lock until `leaseExpiresAt`. */
-  | { outcome: 'locked'; holder?: string; leaseExpiresAt?: number };
+  /** Another synchronization holds `lockKey` until `leaseExpiresAt`. */
+  | { outcome: 'locked'; lockKey?: string; holder?: string; leaseExpiresAt?: number };
 
 export interface AcceptRequest {
   sync: Synchronization;
@@ -18,8 +18,15 @@ export interface AcceptRequest {
   ipAddress?: string;
 }
 
+/** Which subscription (Apple originalTransactionId) a transaction belongs to, learnt when it was verified. */
+export interface TransactionLink {
+  transactionId: string;
+  originalTransactionId: string;
+}
+
 export interface FinalizeRequest {
   sync: Synchronization;
+  transactionLinks?: TransactionLink[];
   purchaseWrite?: { next: PurchaseRecord; expectedVersion: number };
   entitlementChanges: EntitlementChange[];
 }
@@ -29,11 +36,13 @@ export interface FinalizeRequest {
  * `accept` and `finalize` are each one atomic write.
  */
 export interface SynchronizationRepository {
-  /** Claims the lock (absent or lease expired), creates the record and checks the customer, atomically. */
+  /** Claims the locks (absent or lease expired), creates the record and checks the customer, atomically. */
   accept(request: AcceptRequest): Promise<AcceptOutcome>;
   /** Undoes an `accept` whose workflow could not be started (owner-conditioned). */
   abandon(sync: Synchronization): Promise<void>;
   get(synchronizationId: string): Promise<Synchronization | undefined>;
+  /** The subscription a transaction belongs to, if this service has verified it before. */
+  findOriginalTransactionId(publisherId: number, transactionId: string): Promise<string | undefined>;
   /** Sets status `retrying` and the attempt count, unless already finalized. */
   markRetrying(synchronizationId: string, attempts: number, now: Date): Promise<void>;
   getPurchase(publisherId: number, store: Store, purchaseKey: string): Promise<PurchaseRecord | undefined>;

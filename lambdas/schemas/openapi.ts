@@ -3,6 +3,7 @@ import { ERROR_CODES, type ErrorCode } from '../domain/errors';
 import {
   AcceptedResponse,
   AppleRegisterBody,
+  AppleTransferBody,
   ErrorResponse,
   SynchronizationStatusResponse,
 } from './api';
@@ -33,6 +34,15 @@ export const DOCUMENTED_ROUTES: RouteDoc[] = [
     body: { name: 'AppleRegisterBody', schema: AppleRegisterBody },
     success: { status: 202, name: 'AcceptedResponse', schema: AcceptedResponse },
     errors: [...COMMON_ERRORS, 'REQ0001', 'REQ0005', 'REQ0006', 'REQ0007', 'SK2C0100', 'SK2C0101', 'SK2C0004'],
+    authenticated: true,
+  },
+  {
+    method: 'post',
+    path: '/storekit2/purchases/transfers',
+    summary: 'Transfer an active Apple purchase to another customer (cleengCustomerId is the new owner).',
+    body: { name: 'AppleTransferBody', schema: AppleTransferBody },
+    success: { status: 202, name: 'AcceptedResponse', schema: AcceptedResponse },
+    errors: [...COMMON_ERRORS, 'REQ0001', 'REQ0005', 'REQ0006', 'SK2C0100', 'SK2C0103', 'SK2C0104', 'SK2C0005', 'SK2C0004'],
     authenticated: true,
   },
   {

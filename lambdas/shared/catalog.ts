@@ -11,6 +11,8 @@ export interface ApiFunction {
   entry: string;
   /** HTTP API route keys (`METHOD /path/{param}`). */
   routes: string[];
+  /** What the function may touch; the CDK stack grants exactly this. */
+  access: { table: 'none' | 'read' | 'readwrite'; startsWorkflow: boolean; readsSecrets: boolean };
 }
 
 export interface WorkflowFunction {
@@ -27,16 +29,25 @@ export const API_FUNCTIONS: ApiFunction[] = [
     id: 'RegisterApplePurchase',
     entry: 'lambdas/handlers/register-apple-purchase.ts',
     routes: ['POST /storekit2/purchases'],
+    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
+  },
+  {
+    id: 'TransferApplePurchase',
+    entry: 'lambdas/handlers/transfer-apple-purchase.ts',
+    routes: ['POST /storekit2/purchases/transfers'],
+    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
   },
   {
     id: 'GetSynchronization',
     entry: 'lambdas/handlers/get-synchronization.ts',
     routes: ['GET /storekit2/purchases/synchronizations/{synchronizationId}'],
+    access: { table: 'read', startsWorkflow: false, readsSecrets: true },
   },
   {
     id: 'GetOpenApi',
     entry: 'lambdas/handlers/get-openapi.ts',
     routes: ['GET /openapi.json'],
+    access: { table: 'none', startsWorkflow: false, readsSecrets: false },
   },
 ];
 

@@ -157,6 +157,7 @@ describe('Lambda functions', () => {
   ];
   const extraEnvironment: Record<string, string[]> = {
     RegisterApplePurchase: ['STATE_MACHINE_ARN'],
+    TransferApplePurchase: ['STATE_MACHINE_ARN'],
     VerifyPurchase: ['APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
     MarkRetrying: ['RETRY_MAX_ATTEMPTS', 'RETRY_BASE_SECONDS', 'RETRY_MAX_WAIT_SECONDS'],
   };
@@ -201,16 +202,19 @@ describe('Lambda functions', () => {
 });
 
 describe('least privilege', () => {
-  it('lets the register function start executions of this state machine only', () => {
+  it.each(['RegisterApplePurchase', 'TransferApplePurchase'])('lets %s start executions of this state machine only', (id) => {
     const [machineId] = only('AWS::StepFunctions::StateMachine');
-    const states = statementsOf('RegisterApplePurchase').filter((statement) =>
-      actions(statement).some((action) => action.startsWith('states:')),
-    );
+    const states = statementsOf(id).filter((statement) => actions(statement).some((action) => action.startsWith('states:')));
     expect(states).toEqual([{ Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: machineId } }]);
+  });
+
+  it.each(['GetSynchronization', 'GetOpenApi', ...WORKFLOW_FUNCTIONS.map((entry) => entry.id)])('%s cannot start executions', (id) => {
+    expect(statementsOf(id).flatMap(actions).filter((action) => action.startsWith('states:'))).toEqual([]);
   });
 
   it.each([
     ['RegisterApplePurchase', true, true],
+    ['TransferApplePurchase', true, true],
     ['GetSynchronization', true, false],
     ['GetOpenApi', false, false],
     ...WORKFLOW_FUNCTIONS.map((entry) => [entry.id, true, true] as const),
@@ -223,6 +227,7 @@ describe('least privilege', () => {
   it.each([
     ['VerifyPurchase', true],
     ['RegisterApplePurchase', true],
+    ['TransferApplePurchase', true],
     ['GetSynchronization', true],
     ['GetOpenApi', false],
     ['MarkRetrying', false],

@@ -462,7 +462,7 @@ describe('sync show', () => {
     status: 'processing',
     correlationId: 'order-42',
     requestHash: 'a'.repeat(64),
-    lockKey: 'apple#txn#2000000123',
+    lockKeys: ['apple#txn#2000000123'],
     client: {},
     attempts: 1,
     createdAt: '2025-05-01T10:00:00.000Z',

@@ -1,5 +1,5 @@
 import type { AppleFacts, AppleVerification } from '../../lambdas/domain/apple-purchase';
-import { decideAppleRegister, type PurchaseRecord } from '../../lambdas/domain/ownership';
+import { decideApplePurchase, type PurchaseRecord } from '../../lambdas/domain/ownership';
 
 const NOW = new Date('2026-11-23T10:00:00.000Z');
 const FUTURE = '2026-12-23T10:00:00.000Z';
@@ -40,9 +40,9 @@ function record(overrides: Partial<PurchaseRecord> = {}): PurchaseRecord {
   };
 }
 
-const base = { publisherId: 1, customerId: 101, policy: 'keep' as const, offerId: 'S1' as string | undefined, now: NOW };
+const base = { kind: 'register' as const, publisherId: 1, customerId: 101, policy: 'keep' as const, offerId: 'S1' as string | undefined, now: NOW };
 
-describe('decideAppleRegister', () => {
+describe('decideApplePurchase, register', () => {
   it.each([
     ['store gave up (no verification)', undefined, undefined, 'SYNCHRONIZATION_FAILED', false],
     ['unknown transaction', { outcome: 'not_found' } as AppleVerification, undefined, 'TRANSACTION_ID_NOT_FOUND', false],
@@ -58,20 +58,20 @@ describe('decideAppleRegister', () => {
     ['owned by another customer (keep)', verified(), record({ ownerCustomerId: 999 }), 'PURCHASE_OWNED_BY_ANOTHER_CUSTOMER', false],
     ['already owned by this customer', verified(), record(), 'PURCHASE_SYNCHRONIZED', true],
   ])('%s → %s', (_name, verification, existing, result, access) => {
-    const decision = decideAppleRegister({ ...base, verification, existing });
+    const decision = decideApplePurchase({ ...base, verification, existing });
     expect(decision.result).toBe(result);
     expect(decision.accessGranted).toBe(access);
     expect(decision.offerId).toBe(access ? 'S1' : undefined);
   });
 
   it('reports OFFER_NOT_MAPPED for a verified, active product without an offer', () => {
-    const decision = decideAppleRegister({ ...base, offerId: undefined, verification: verified(), existing: undefined });
+    const decision = decideApplePurchase({ ...base, offerId: undefined, verification: verified(), existing: undefined });
     expect(decision.result).toBe('OFFER_NOT_MAPPED');
     expect(decision.purchaseWrite).toBeUndefined();
   });
 
   it('creates the ownership record at version 1, fenced on absence, and grants the entitlement', () => {
-    const decision = decideAppleRegister({ ...base, verification: verified(), existing: undefined });
+    const decision = decideApplePurchase({ ...base, verification: verified(), existing: undefined });
     expect(decision.purchaseWrite?.expectedVersion).toBe(0);
     expect(decision.purchaseWrite?.next).toMatchObject({ ownerCustomerId: 101, ownershipVersion: 1, entitled: true, purchaseKey: '2000000000000001' });
     expect(decision.entitlementChanges).toEqual([{ customerId: 101, active: true, offerId: 'S1', expiresAt: FUTURE }]);
@@ -79,7 +79,7 @@ describe('decideAppleRegister', () => {
   });
 
   it('writes nothing and keeps the version when nothing changed', () => {
-    const decision = decideAppleRegister({ ...base, verification: verified(), existing: record() });
+    const decision = decideApplePurchase({ ...base, verification: verified(), existing: record() });
     expect(decision.purchaseWrite).toBeUndefined();
     expect(decision.entitlementChanges).toEqual([]);
     expect(decision.ownershipVersion).toBe(3);
@@ -87,25 +87,25 @@ describe('decideAppleRegister', () => {
 
   it('bumps the version by one when a renewal extends the expiry', () => {
     const renewed = '2027-01-23T10:00:00.000Z';
-    const decision = decideAppleRegister({ ...base, verification: verified({ expiresAt: renewed }), existing: record() });
+    const decision = decideApplePurchase({ ...base, verification: verified({ expiresAt: renewed }), existing: record() });
     expect(decision.purchaseWrite).toMatchObject({ expectedVersion: 3, next: { ownershipVersion: 4, expiresAt: renewed } });
   });
 
   it('revokes the owner entitlement when the store reports a refund, whoever registers', () => {
-    const decision = decideAppleRegister({ ...base, customerId: 555, verification: verified({ revokedAt: PAST }), existing: record() });
+    const decision = decideApplePurchase({ ...base, customerId: 555, verification: verified({ revokedAt: PAST }), existing: record() });
     expect(decision.result).toBe('PURCHASE_REVOKED');
     expect(decision.purchaseWrite?.next).toMatchObject({ ownerCustomerId: 101, entitled: false, state: 'revoked', ownershipVersion: 4 });
     expect(decision.entitlementChanges).toEqual([{ customerId: 101, active: false, offerId: 'S1', expiresAt: FUTURE }]);
   });
 
   it('leaves the owner untouched under the keep policy', () => {
-    const decision = decideAppleRegister({ ...base, customerId: 102, verification: verified(), existing: record() });
+    const decision = decideApplePurchase({ ...base, customerId: 102, verification: verified(), existing: record() });
     expect(decision.purchaseWrite).toBeUndefined();
     expect(decision.previousCustomerId).toBeUndefined();
   });
 
   it('moves ownership under the transfer policy and revokes the previous owner', () => {
-    const decision = decideAppleRegister({ ...base, customerId: 102, policy: 'transfer', verification: verified(), existing: record() });
+    const decision = decideApplePurchase({ ...base, customerId: 102, policy: 'transfer', verification: verified(), existing: record() });
     expect(decision.result).toBe('PURCHASE_OWNERSHIP_TRANSFERRED');
     expect(decision.previousCustomerId).toBe(101);
     expect(decision.purchaseWrite).toMatchObject({ expectedVersion: 3, next: { ownerCustomerId: 102, ownershipVersion: 4 } });
@@ -113,5 +113,45 @@ describe('decideAppleRegister', () => {
       { customerId: 102, active: true, offerId: 'S1', expiresAt: FUTURE },
       { customerId: 101, active: false, offerId: 'S1', expiresAt: null },
     ]);
+  });
+});
+
+describe('decideApplePurchase, transfer', () => {
+  const transfer = { ...base, kind: 'transfer' as const, customerId: 102 };
+
+  it.each([
+    ['store gave up', undefined, record(), 'SYNCHRONIZATION_FAILED'],
+    ['Apple does not know the transaction', { outcome: 'not_found' } as AppleVerification, record(), 'TRANSACTION_ID_NOT_FOUND'],
+    ['never synchronized here', verified(), undefined, 'PURCHASE_NOT_FOUND'],
+    ['expired', verified({ subscriptionStatus: 2, expiresAt: PAST }), record(), 'PURCHASE_NOT_ACTIVE'],
+    ['refunded', verified({ revokedAt: PAST }), record(), 'PURCHASE_NOT_ACTIVE'],
+    ['target already owns it', verified(), record({ ownerCustomerId: 102 }), 'PURCHASE_OWNERSHIP_UNCHANGED'],
+  ])('%s → %s', (_name, verification, existing, result) => {
+    const decision = decideApplePurchase({ ...transfer, verification, existing });
+    expect(decision.result).toBe(result);
+    expect(decision.previousCustomerId).toBeUndefined();
+    expect(decision.accessGranted).toBe(result === 'PURCHASE_OWNERSHIP_UNCHANGED');
+  });
+
+  it('moves an active purchase: new owner entitled, previous owner revoked, version + 1, fenced on the read version', () => {
+    const decision = decideApplePurchase({ ...transfer, verification: verified(), existing: record() });
+    expect(decision).toMatchObject({
+      result: 'PURCHASE_OWNERSHIP_TRANSFERRED',
+      accessGranted: true,
+      offerId: 'S1',
+      previousCustomerId: 101,
+      ownershipVersion: 4,
+      purchaseWrite: { expectedVersion: 3, next: { ownerCustomerId: 102, ownershipVersion: 4, entitled: true } },
+    });
+    expect(decision.entitlementChanges).toEqual([
+      { customerId: 102, active: true, offerId: 'S1', expiresAt: FUTURE },
+      { customerId: 101, active: false, offerId: 'S1', expiresAt: null },
+    ]);
+  });
+
+  it('a refunded purchase does not move but its owner loses the entitlement', () => {
+    const decision = decideApplePurchase({ ...transfer, verification: verified({ revokedAt: PAST }), existing: record() });
+    expect(decision.purchaseWrite?.next).toMatchObject({ ownerCustomerId: 101, entitled: false, state: 'revoked' });
+    expect(decision.entitlementChanges).toEqual([{ customerId: 101, active: false, offerId: 'S1', expiresAt: FUTURE }]);
   });
 });

@@ -1,7 +1,8 @@
 import { hashPublisherToken } from '../../lambdas/domain/authenticate';
 import type { Publisher } from '../../lambdas/domain/publisher';
 import type { Synchronization } from '../../lambdas/domain/synchronization';
-import { makeRegisterApplePurchaseHandler } from '../../lambdas/handlers/register-apple-purchase';
+import type { SyncKind } from '../../lambdas/domain/results';
+import { makeApplePurchaseHandler } from '../../lambdas/shared/apple-purchase-handler';
 import type { AcceptOutcome, AcceptRequest, SynchronizationRepository } from '../../lambdas/ports/synchronization-repository';
 import type { SyncExecutionInput } from '../../lambdas/schemas/workflow';
 import { createLogger } from '../../lambdas/shared/logger';
@@ -18,7 +19,7 @@ const publisher: Publisher = {
   ownershipPolicy: 'keep',
 };
 
-function setup(overrides: { outcome?: AcceptOutcome; publisher?: Publisher; startFails?: boolean } = {}) {
+function setup(overrides: { outcome?: AcceptOutcome; publisher?: Publisher; startFails?: boolean; kind?: SyncKind; original?: string } = {}) {
   const accepted: AcceptRequest[] = [];
   const started: SyncExecutionInput[] = [];
   const abandoned: Synchronization[] = [];
@@ -28,17 +29,18 @@ function setup(overrides: { outcome?: AcceptOutcome; publisher?: Publisher; star
       return overrides.outcome ?? { outcome: 'accepted' };
     },
     abandon: async (sync: Synchronization) => void abandoned.push(sync),
+    findOriginalTransactionId: async () => overrides.original,
   } as unknown as SynchronizationRepository;
-  const handler = makeRegisterApplePurchaseHandler({
+  const handler = makeApplePurchaseHandler(overrides.kind ?? 'register', {
     publishers: {
       getPublisher: async (id: number) => (id === 7 ? (overrides.publisher ?? publisher) : undefined),
       customerExists: async () => true,
       getOfferId: async () => undefined,
     },
-    customerTokens: { verify: async (_p, token) => (token === 'a.b.c' ? { customerId: 42, publisherId: 7 } : undefined) },
+    customerTokens: { verify: async (_p: Publisher, token: string) => (token === 'a.b.c' ? { customerId: 42, publisherId: 7 } : undefined) },
     syncs,
     workflow: {
-      start: async (input) => {
+      start: async (input: SyncExecutionInput) => {
         if (overrides.startFails) throw new Error('boom');
         started.push(input);
       },
@@ -51,7 +53,7 @@ function setup(overrides: { outcome?: AcceptOutcome; publisher?: Publisher; star
   });
   const call = async (headers: Record<string, string>, body: unknown = { cleengCustomerId: 42, transactionId: '123', ipAddress: '1.2.3.4' }) => {
     const result = await handler(
-      apiEvent({ path: '/storekit2/purchases', headers, body: typeof body === 'string' ? body : JSON.stringify(body) }),
+      apiEvent({ path: overrides.kind === 'transfer' ? '/storekit2/purchases/transfers' : '/storekit2/purchases', headers, body: typeof body === 'string' ? body : JSON.stringify(body) }),
       testContext,
     );
     return { status: result.statusCode, body: JSON.parse(result.body ?? '{}') as Record<string, unknown>, headers: result.headers ?? {} };
@@ -68,7 +70,7 @@ describe('POST /storekit2/purchases handler', () => {
     expect(res.status).toBe(202);
     expect(res.body).toEqual({ synchronizationId: '11111111-2222-4333-8444-555555555555' });
     expect(accepted[0]?.leaseExpiresAt).toBe(Date.parse('2026-11-23T10:00:00Z') + 7800 * 1000);
-    expect(accepted[0]?.sync.lockKey).toBe('apple#txn#123');
+    expect(accepted[0]?.sync.lockKeys).toEqual(['apple#txn#123']);
     expect(started[0]).toMatchObject({ synchronizationId: res.body.synchronizationId, publisherId: 7, customerId: 42, transactionId: '123' });
   });
 
@@ -157,5 +159,51 @@ describe('POST /storekit2/purchases handler', () => {
     expect([res.status, res.body.code]).toEqual([503, 'S0002']);
     expect(abandoned).toHaveLength(1);
     expect(JSON.stringify(res.body)).not.toContain('boom');
+  });
+
+  it('also locks the subscription when the transaction was seen before', async () => {
+    const { call, accepted } = setup({ original: '100' });
+    await call(JSON_TOKEN);
+    expect(accepted[0]?.sync.lockKeys).toEqual(['apple#txn#123', 'apple#sub#100']);
+  });
+});
+
+describe('POST /storekit2/purchases/transfers handler', () => {
+  it('always generates the synchronizationId, echoes a UUID Correlation-Id and starts a transfer', async () => {
+    const { call, started } = setup({ kind: 'transfer' });
+    const correlationId = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
+    const res = await call({ ...JSON_TOKEN, 'correlation-id': correlationId });
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ synchronizationId: '11111111-2222-4333-8444-555555555555', correlationId });
+    expect(started[0]).toMatchObject({ kind: 'transfer', customerId: 42 });
+  });
+
+  it('refuses transfers while the publisher migration is in progress: 422 SK2C0005', async () => {
+    const { call, started } = setup({ kind: 'transfer', publisher: { ...publisher, storeKit: { activated: true, migrationInProgress: true } } });
+    const res = await call(JSON_TOKEN);
+    expect([res.status, res.body.code]).toEqual([422, 'SK2C0005']);
+    expect(started).toHaveLength(0);
+  });
+
+  it('lets registers through during a migration', async () => {
+    const { call } = setup({ publisher: { ...publisher, storeKit: { activated: true, migrationInProgress: true } } });
+    expect((await call(JSON_TOKEN)).status).toBe(202);
+  });
+
+  it.each([
+    ['apple#txn#123', 'SK2C0103'],
+    ['apple#sub#100', 'SK2C0104'],
+  ])('a held lock %s answers 409 %s', async (lockKey, code) => {
+    const { call } = setup({ kind: 'transfer', outcome: { outcome: 'locked', lockKey } });
+    const res = await call(JSON_TOKEN);
+    expect([res.status, res.body.code]).toEqual([409, code]);
+    expect(res.headers['retry-after']).toBe('5');
+  });
+
+  it('lets a customer JWT transfer only to itself', async () => {
+    const { call } = setup({ kind: 'transfer' });
+    const jwtHeaders = { 'content-type': 'application/json', 'x-publisher-id': '7', authorization: 'Bearer a.b.c' };
+    expect((await call(jwtHeaders, { cleengCustomerId: 42, transactionId: '1' })).status).toBe(202);
+    expect((await call(jwtHeaders, { cleengCustomerId: 41, transactionId: '1' })).body.code).toBe('AUTH0003');
   });
 });

@@ -8,31 +8,36 @@ import type { WorkflowStarter } from '../ports/workflow';
 import { mayActFor, type Caller } from './authenticate';
 import { ApiError } from './errors';
 import type { Publisher } from './publisher';
+import type { SyncKind } from './results';
 import type { ClientMetadata, Synchronization } from './synchronization';
 
 
-export interface RegisterDeps {
+export interface AcceptDeps {
   syncs: SynchronizationRepository;
   workflow: WorkflowStarter;
   clock: Clock;
   logger: Logger;
-  /** Lease of the purchase lock, longer than the workflow can run. */
+  /** Lease of the purchase locks, longer than the workflow can run. */
   leaseSeconds: number;
   retryAfterSeconds: number;
   newId?: () => string;
 }
 
-export interface AppleRegisterCommand {
+export interface ApplePurchaseCommand {
+  kind: SyncKind;
   caller: Caller;
   publisher: Publisher;
   correlationId?: string;
   client: ClientMetadata;
+  /** Register: the buyer. Transfer: the new owner. */
   body: { cleengCustomerId: number; transactionId: string; ipAddress?: string };
 }
 
-/** Contract §4: a UUID Correlation-Id of a register becomes its synchronizationId. */
-export function synchronizationIdFor(correlationId: string | undefined, newId: () => string): string {
-  return correlationId !== undefined && UUID_PATTERN.test(correlationId) ? correlationId.toLowerCase() : newId();
+/** Contract §4: a UUID Correlation-Id of a register becomes its synchronizationId; transfers always get a new one. */
+export function synchronizationIdFor(kind: SyncKind, correlationId: string | undefined, newId: () => string): string {
+  return kind === 'register' && correlationId !== undefined && UUID_PATTERN.test(correlationId)
+    ? correlationId.toLowerCase()
+    : newId();
 }
 
 /** What the caller asked for, so a replay can be told from a reused Correlation-Id. */
@@ -40,6 +45,12 @@ export function requestHash(parts: Record<string, unknown>): string {
   const canonical = JSON.stringify(Object.keys(parts).sort().map((key) => [key, parts[key]]));
   return createHash('sha256').update(canonical).digest('hex');
 }
+
+/** Lock names: one per transaction, one per subscription (Apple's originalTransactionId). */
+export const appleLocks = {
+  transaction: (transactionId: string) => `apple#txn#${transactionId}`,
+  subscription: (originalTransactionId: string) => `apple#sub#${originalTransactionId}`,
+};
 
 /** The workflow's input: what the Tasks need of the record, and the retry counter at zero. */
 export function executionInput(sync: Synchronization): SyncExecutionInput {
@@ -54,38 +65,50 @@ export function executionInput(sync: Synchronization): SyncExecutionInput {
   };
 }
 
+/** Which code a held lock answers: a register is simply locked; a transfer says what is busy. */
+function lockedError(kind: SyncKind, lockKey: string | undefined, retryAfterSeconds: number): ApiError {
+  const code = kind === 'register' ? 'SK2C0101' : lockKey?.startsWith('apple#sub#') ? 'SK2C0104' : 'SK2C0103';
+  return new ApiError(code, { retryAfterSeconds });
+}
+
 /**
- * Accepts an Apple register: checks who may act, claims the per-transaction lock and records the
- * synchronization in one write, then starts the workflow. Answers the synchronizationId at once.
+ * Accepts an Apple register or transfer: checks who may act, claims the transaction's lock (and
+ * the subscription's, when this service has seen the purchase) and records the synchronization in
+ * one write, then starts the workflow. Answers the synchronization at once.
  */
-export async function registerApplePurchase(deps: RegisterDeps, command: AppleRegisterCommand) {
-  const { caller, publisher, body, correlationId } = command;
+export async function acceptApplePurchase(deps: AcceptDeps, command: ApplePurchaseCommand) {
+  const { kind, caller, publisher, body, correlationId } = command;
   if (!mayActFor(caller, body.cleengCustomerId)) throw new ApiError('AUTH0003');
   if (caller.kind === 'publisher' && body.ipAddress === undefined) {
     throw new ApiError('REQ0001', {}, 'ipAddress is required when calling with X-Publisher-Token.');
   }
   if (!publisher.storeKit.activated || !publisher.apple) throw new ApiError('SK2C0004');
+  if (kind === 'transfer' && publisher.storeKit.migrationInProgress) throw new ApiError('SK2C0005');
 
   const now = deps.clock.now();
-  const synchronizationId = synchronizationIdFor(correlationId, deps.newId ?? randomUUID);
+  const synchronizationId = synchronizationIdFor(kind, correlationId, deps.newId ?? randomUUID);
   const hash = requestHash({
-    route: 'apple-register',
+    route: `apple-${kind}`,
     publisherId: publisher.publisherId,
     cleengCustomerId: body.cleengCustomerId,
     transactionId: body.transactionId,
     ipAddress: body.ipAddress ?? null,
   });
+  const originalTransactionId = await deps.syncs.findOriginalTransactionId(publisher.publisherId, body.transactionId);
   const sync: Synchronization = {
     synchronizationId,
     publisherId: publisher.publisherId,
     store: 'apple',
-    kind: 'register',
+    kind,
     customerId: body.cleengCustomerId,
     transactionId: body.transactionId,
     status: 'processing',
     ...(correlationId !== undefined ? { correlationId } : {}),
     requestHash: hash,
-    lockKey: `apple#txn#${body.transactionId}`,
+    lockKeys: [
+      appleLocks.transaction(body.transactionId),
+      ...(originalTransactionId !== undefined ? [appleLocks.subscription(originalTransactionId)] : []),
+    ],
     client: command.client,
     attempts: 0,
     createdAt: now.toISOString(),
@@ -104,7 +127,7 @@ export async function registerApplePurchase(deps: RegisterDeps, command: AppleRe
     case 'customer_missing':
       throw new ApiError('SK2C0100');
     case 'locked':
-      throw new ApiError('SK2C0101', { retryAfterSeconds: deps.retryAfterSeconds });
+      throw lockedError(kind, accepted.lockKey, deps.retryAfterSeconds);
     case 'accepted':
       break;
   }
@@ -120,6 +143,7 @@ export async function registerApplePurchase(deps: RegisterDeps, command: AppleRe
   }
   deps.logger.info('synchronization accepted', {
     synchronizationId,
+    kind,
     publisherId: publisher.publisherId,
     transactionId: body.transactionId,
     ...command.client,

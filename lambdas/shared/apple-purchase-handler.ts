@@ -1,0 +1,70 @@
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { JoseCustomerTokenVerifier } from '../adapters/jose-customer-token-verifier';
+import { SfnWorkflowStarter } from '../adapters/sfn-workflow-starter';
+import { acceptApplePurchase, type AcceptDeps } from '../domain/accept-purchase';
+import { authenticate } from '../domain/authenticate';
+import type { SyncKind } from '../domain/results';
+import { systemClock } from '../ports/clock';
+import type { CustomerTokenVerifier } from '../ports/credential-verifier';
+import type { PublisherRepository } from '../ports/publisher-repository';
+import { AppleRegisterBody, AppleTransferBody } from '../schemas/api';
+import { LOCK_LEASE_SECONDS } from './catalog';
+import { required } from './config';
+import { apiErrors, json, parseHeaders, parseJsonBody, type ApiEvent, type ApiResult } from './http';
+import { createRuntime } from './runtime';
+
+export interface ApplePurchaseHandlerDeps extends AcceptDeps {
+  publishers: PublisherRepository;
+  customerTokens: CustomerTokenVerifier;
+}
+
+/**
+ * `POST /storekit2/purchases` (register) and `POST /storekit2/purchases/transfers` (transfer):
+ * parse, authenticate, accept (locks + record + workflow), answer 202.
+ */
+export function makeApplePurchaseHandler(kind: SyncKind, deps: ApplePurchaseHandlerDeps) {
+  const bodySchema = kind === 'register' ? AppleRegisterBody : AppleTransferBody;
+  return middy<ApiEvent, ApiResult, Error, Context>()
+    .use(apiErrors(deps.logger))
+    .handler(async (event) => {
+      const headers = parseHeaders(event);
+      const { caller, publisher } = await authenticate(deps, {
+        publisherId: headers['x-publisher-id'],
+        ...(headers.authorization !== undefined ? { authorization: headers.authorization } : {}),
+        ...(headers['x-publisher-token'] !== undefined ? { publisherToken: headers['x-publisher-token'] } : {}),
+      });
+      const body = parseJsonBody(event, bodySchema);
+      const correlationId = headers['correlation-id'];
+      const sync = await acceptApplePurchase(deps, {
+        kind,
+        caller,
+        publisher,
+        ...(correlationId !== undefined ? { correlationId } : {}),
+        client: {
+          appVersion: headers['x-app-version'],
+          deviceId: headers['x-device-id'],
+          deviceType: headers['x-device-type'],
+          userAction: headers['x-user-action'],
+        },
+        body,
+      });
+      return json(202, {
+        synchronizationId: sync.synchronizationId,
+        ...(sync.correlationId !== undefined ? { correlationId: sync.correlationId } : {}),
+      });
+    });
+}
+
+/** The deployed wiring: DynamoDB, Step Functions and the customer-token verifier from configuration. */
+export function defaultApplePurchaseDeps(service: string): ApplePurchaseHandlerDeps {
+  const runtime = createRuntime(service);
+  return {
+    ...runtime,
+    customerTokens: new JoseCustomerTokenVerifier(runtime.secrets),
+    workflow: new SfnWorkflowStarter(required(runtime.config, 'STATE_MACHINE_ARN')),
+    clock: systemClock,
+    leaseSeconds: LOCK_LEASE_SECONDS,
+    retryAfterSeconds: runtime.config.LOCK_RETRY_AFTER_SECONDS,
+  };
+}
