@@ -1,0 +1,73 @@
+import type { PurchaseState } from './apple-purchase';
+
+/**
+ * `subscriptionState` of a SubscriptionPurchaseV2, as Google documents it:
+ * https://developers.google.com/android-publisher/api-ref/rest/v3/purchases.subscriptionsv2#SubscriptionState
+ * Google has no "revoked" state: a refunded-and-revoked subscription (Play Console refund with
+ * revoke, or `subscriptionsv2.revoke`) reads as SUBSCRIPTION_STATE_EXPIRED from then on. Google
+ * may add values; an unknown one is treated as not entitled.
+ */
+export const GOOGLE_SUBSCRIPTION_STATES = [
+  'SUBSCRIPTION_STATE_UNSPECIFIED',
+  'SUBSCRIPTION_STATE_PENDING',
+  'SUBSCRIPTION_STATE_ACTIVE',
+  'SUBSCRIPTION_STATE_PAUSED',
+  'SUBSCRIPTION_STATE_IN_GRACE_PERIOD',
+  'SUBSCRIPTION_STATE_ON_HOLD',
+  'SUBSCRIPTION_STATE_CANCELED',
+  'SUBSCRIPTION_STATE_EXPIRED',
+  'SUBSCRIPTION_STATE_PENDING_PURCHASE_CANCELED',
+] as const;
+
+export type GoogleSubscriptionState = (typeof GOOGLE_SUBSCRIPTION_STATES)[number];
+
+/**
+ * What `purchases.subscriptionsv2.get` tells us about a purchase token, reduced to the line item
+ * the service cares about (the one matching the expected product, else the first).
+ */
+export interface GoogleFacts {
+  packageName: string;
+  purchaseToken: string;
+  /** The line item's product id (Google's subscription id, e.g. `premium_monthly`). */
+  productId: string;
+  /** Google's state string; kept as sent so a new value is logged rather than lost. */
+  subscriptionState: string;
+  /** The line item's `expiryTime` (ISO 8601); null when Google sent none (e.g. pending). */
+  expiresAt: string | null;
+  /** `acknowledgementState` is ACKNOWLEDGEMENT_STATE_ACKNOWLEDGED. Unacknowledged purchases are refunded by Google after three days. */
+  acknowledged: boolean;
+  /** The purchase this one replaces (upgrade, downgrade, re-signup). */
+  linkedPurchaseToken?: string;
+  /** Google sent `testPurchase` (license tester or simulator purchase). */
+  testPurchase: boolean;
+}
+
+/** Outcome of asking Google; retryable failures are thrown instead (StoreUnavailableError). */
+export type GoogleVerification =
+  | { outcome: 'verified'; facts: GoogleFacts }
+  | { outcome: 'not_found' }
+  /** Package name or product id does not match what the caller expected. */
+  | { outcome: 'invalid'; reason: string };
+
+/**
+ * Whether the subscription grants access now, following Google's guidance on entitlement:
+ * https://developers.google.com/android-publisher/api-ref/rest/v3/purchases.subscriptionsv2#SubscriptionState
+ * - ACTIVE and IN_GRACE_PERIOD (payment being retried, user keeps access) are entitled.
+ * - CANCELED means auto-renew was turned off: entitled until `expiryTime`, expired after.
+ * - PENDING, ON_HOLD, PAUSED, EXPIRED, PENDING_PURCHASE_CANCELED and unknown values are not.
+ * 'revoked' is never answered from Google's state alone (see GOOGLE_SUBSCRIPTION_STATES); it
+ * stays in the return type shared with Apple.
+ */
+export function googlePurchaseState(facts: GoogleFacts, now: Date): PurchaseState {
+  switch (facts.subscriptionState) {
+    case 'SUBSCRIPTION_STATE_ACTIVE':
+    case 'SUBSCRIPTION_STATE_IN_GRACE_PERIOD':
+      return 'active';
+    case 'SUBSCRIPTION_STATE_CANCELED': {
+      const expiresAt = facts.expiresAt === null ? Number.NaN : Date.parse(facts.expiresAt);
+      return expiresAt > now.getTime() ? 'active' : 'expired';
+    }
+    default:
+      return 'expired';
+  }
+}
