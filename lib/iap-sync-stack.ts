@@ -109,8 +109,8 @@ export class IapSyncStack extends Stack {
         environment: { ...common, ...workflowExtras[entry.id] },
       });
       table.grantReadWriteData(fn);
-      // The publisher's App Store Server API key is read from Secrets Manager.
-      if (entry.id === 'VerifyPurchase') fn.addToRolePolicy(readSecrets);
+      // Publishers' App Store Connect keys and Google service accounts are read from Secrets Manager.
+      if (entry.readsSecrets) fn.addToRolePolicy(readSecrets);
       workflowFunctions.set(entry.id, fn);
     }
 

@@ -5,6 +5,7 @@ import { SignJWT } from 'jose';
 import type { DynamoDbPublisherRepository } from '../lambdas/adapters/dynamodb-publisher-repository';
 import { hashPublisherToken } from '../lambdas/domain/authenticate';
 import type { Publisher } from '../lambdas/domain/publisher';
+import { GOOGLE_SERVICE_ACCOUNT_FILE } from './simulator/google-simulator';
 
 /** The demo tenant of `npm start` (shared/local-runtime.md). */
 export const DEMO = {
@@ -71,6 +72,7 @@ export async function seedDemo(
       privateKeyRef: `file:${APPLE_KEY_FILE}`,
       environments: ['Production', 'Sandbox'],
     },
+    google: { profiles: [{ packageName: DEMO.packageName, serviceAccountRef: `file:${GOOGLE_SERVICE_ACCOUNT_FILE}` }] },
     ownershipPolicy: 'keep',
   };
   const created = await publishers.createPublisherIfAbsent(publisher);

@@ -19,6 +19,7 @@ import { lambdaContext, type LambdaEntry } from './lambda-context';
 import { APPLE_KEY_FILE, DEMO, seedDemo } from './seed';
 import { createAppleSimulator } from './simulator/apple-simulator';
 import { FaultInjector, handleFaultRoutes } from './simulator/faults';
+import { createGoogleSimulator, GOOGLE_SERVICE_ACCOUNT_FILE } from './simulator/google-simulator';
 import { readBody } from './simulator/http-json';
 import { AwsJsonError, LocalStepFunctions, type TaskImplementation } from './step-functions';
 
@@ -67,6 +68,10 @@ export interface LocalStack {
   faults: FaultInjector;
   dynamodb: DynamoDbLocal;
   stop(): Promise<void>;
+}
+
+function writeIfChanged(path: string, content: string): void {
+  if (!existsSync(path) || readFileSync(path, 'utf8') !== content) writeFileSync(path, content, { mode: 0o600 });
 }
 
 function loadEntry(entry: string): LambdaEntry {
@@ -133,9 +138,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const faults = new FaultInjector();
     const apple = await createAppleSimulator({ dataDir, inMemory: options.inMemory, defaultBundleId: DEMO.bundleId }, faults);
     print(`simulator    App Store Server API simulator at ${url}/__simulator/apple`);
-    // The demo publisher's App Store Connect key is the simulator's (written there unless in memory).
-    const appleKeyPath = join(secretsDir, APPLE_KEY_FILE);
-    if (!existsSync(appleKeyPath)) writeFileSync(appleKeyPath, apple.apiKey.privateKeyPem, { mode: 0o600 });
+    const google = await createGoogleSimulator({ dataDir, inMemory: options.inMemory, defaultPackageName: DEMO.packageName }, faults);
+    print(`simulator    Play Developer API simulator at ${url}/__simulator/google`);
+    // The demo publisher's store credentials are the simulators' (an in-memory run makes new ones,
+    // so the copies under secrets/ are rewritten whenever they differ).
+    writeIfChanged(join(secretsDir, APPLE_KEY_FILE), apple.apiKey.privateKeyPem);
+    writeIfChanged(join(secretsDir, GOOGLE_SERVICE_ACCOUNT_FILE), google.serviceAccountJson);
 
     // Configuration of the handlers: only endpoints, base URLs and trusted roots differ from AWS.
     Object.assign(process.env, {
@@ -151,6 +159,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       APPLE_API_BASE_URL_SANDBOX: `${url}/__simulator/apple/sandbox`,
       APPLE_ROOT_CERTIFICATES: apple.rootCertificateDer.toString('base64'),
       APPLE_ONLINE_CHECKS: 'false',
+      GOOGLE_API_ROOT_URL: google.apiRootUrl(url),
+      GOOGLE_OAUTH_TOKEN_URL: google.tokenUrl(url),
       LOCAL_SECRETS_DIR: secretsDir,
       LOG_LEVEL: options.logLevel ?? 'info',
       ...(options.retry
@@ -229,6 +239,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         if (path.startsWith('/__simulator/')) {
           if (await handleFaultRoutes(req, res, requestUrl, faults)) return;
           if (await apple.handle(req, res, requestUrl)) return;
+          if (await google.handle(req, res, requestUrl)) return;
           return sendError(res, 'REQ0008');
         }
         if (path === '/__local/events' && req.method === 'GET') {

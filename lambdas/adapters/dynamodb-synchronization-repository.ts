@@ -60,7 +60,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     private readonly nowMs: () => number = Date.now,
   ) {}
 
-  async accept({ sync, leaseExpiresAt, ipAddress }: AcceptRequest): Promise<AcceptOutcome> {
+  async accept({ sync, leaseExpiresAt, ipAddress, claimKey }: AcceptRequest): Promise<AcceptOutcome> {
     const now = this.nowMs();
     const customerKey = keys.customer(sync.publisherId, sync.customerId);
     const customerItem: TransactItem =
@@ -102,6 +102,19 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
           },
         }),
       ),
+      // Last, so the lock reasons keep their positions: [sync, customer, ...locks, claim].
+      ...(claimKey !== undefined
+        ? [
+            {
+              Put: {
+                TableName: this.tableName,
+                Item: { ...keys.lock(sync.publisherId, claimKey), type: 'claim', owner: sync.synchronizationId },
+                ConditionExpression: 'attribute_not_exists(pk)',
+                ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+              },
+            } satisfies TransactItem,
+          ]
+        : []),
     ];
     try {
       await callAws('accept synchronization', () => this.db.send(new TransactWriteCommand({ TransactItems: items })));
@@ -109,23 +122,25 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (!reasons) throw error;
-      const [syncReason, customerReason, ...lockReasons] = reasons;
+      const [syncReason, customerReason, ...rest] = reasons;
+      const lockReasons = rest.slice(0, sync.lockKeys.length);
+      const claimReason = claimKey !== undefined ? rest[sync.lockKeys.length] : undefined;
       if (syncReason?.Code === 'ConditionalCheckFailed') {
         const existing = await this.get(sync.synchronizationId);
         if (existing) return { outcome: 'exists', existing };
       }
       if (customerReason?.Code === 'ConditionalCheckFailed') return { outcome: 'customer_missing' };
+      if (claimKey !== undefined && (claimReason?.Code === 'ConditionalCheckFailed' || claimReason?.Code === 'TransactionConflict')) {
+        const owner = await this.ownerOf(sync.publisherId, claimKey, claimReason.Item);
+        if (owner !== undefined) return { outcome: 'claimed', synchronizationId: owner };
+      }
       // A conflict means another request is claiming the same lock right now: it is, in effect, held.
       const heldAt = lockReasons.findIndex((r) => r.Code === 'ConditionalCheckFailed' || r.Code === 'TransactionConflict');
       const held = lockReasons[heldAt];
-      if (held) {
-        const holder = held.Item;
-        return {
-          outcome: 'locked',
-          lockKey: sync.lockKeys[heldAt],
-          ...(typeof holder?.owner === 'string' ? { holder: holder.owner } : {}),
-          ...(typeof holder?.leaseExpiresAt === 'number' ? { leaseExpiresAt: holder.leaseExpiresAt } : {}),
-        };
+      const heldKey = sync.lockKeys[heldAt];
+      if (held && heldKey !== undefined) {
+        const holder = await this.ownerOf(sync.publisherId, heldKey, held.Item);
+        return { outcome: 'locked', lockKey: heldKey, ...(holder !== undefined ? { holder } : {}) };
       }
       if (syncReason?.Code === 'TransactionConflict') {
         // The same synchronizationId is being accepted concurrently (a replayed Correlation-Id).
@@ -133,6 +148,18 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
       }
       throw error;
     }
+  }
+
+  /**
+   * Who holds a lock or claim: from the cancellation reason when DynamoDB returned the item
+   * (ReturnValuesOnConditionCheckFailure), else read back; undefined when it is already gone.
+   */
+  private async ownerOf(publisherId: number, lockKey: string, returned: Record<string, unknown> | undefined): Promise<string | undefined> {
+    if (typeof returned?.owner === 'string') return returned.owner;
+    const out = await callAws('read lock', () =>
+      this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.lock(publisherId, lockKey), ConsistentRead: true })),
+    );
+    return typeof out.Item?.owner === 'string' ? out.Item.owner : undefined;
   }
 
   async abandon(sync: Synchronization): Promise<void> {
@@ -245,7 +272,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     };
   }
 
-  private async writeFinal({ sync, purchaseWrite, entitlementChanges, transactionLinks }: FinalizeRequest, releaseLock: boolean) {
+  private async writeFinal({ sync, purchaseWrite, entitlementChanges, transactionLinks, releaseClaim }: FinalizeRequest, releaseLock: boolean) {
     const items: TransactItem[] = [
       {
         Put: {
@@ -260,6 +287,9 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     // A lock already gone (TTL) is fine; one taken by someone else is not ours to delete.
     if (releaseLock) {
       for (const lockKey of sync.lockKeys) items.push(this.releaseLock(sync, lockKey, 'attribute_not_exists(pk) OR #owner = :owner'));
+    }
+    if (releaseClaim && sync.claimKey !== undefined) {
+      items.push({ Delete: { TableName: this.tableName, Key: keys.lock(sync.publisherId, sync.claimKey) } });
     }
     for (const link of transactionLinks ?? []) {
       items.push({

@@ -65,6 +65,20 @@ export function executionInput(sync: Synchronization): SyncExecutionInput {
   };
 }
 
+/** Starts the workflow of an accepted synchronization; when that fails, undoes the accept (503 S0002). */
+async function startWorkflow(deps: AcceptDeps, sync: Synchronization): Promise<void> {
+  try {
+    await deps.workflow.start(executionInput(sync));
+  } catch (error) {
+    // Not accepted after all: undo, so the client's retry is not locked out.
+    deps.logger.error('workflow start failed; synchronization abandoned', { synchronizationId: sync.synchronizationId, error });
+    await deps.syncs.abandon(sync).catch((undoError: unknown) =>
+      deps.logger.error('abandon failed; the lease will expire', { synchronizationId: sync.synchronizationId, error: undoError }),
+    );
+    throw new ApiError('S0002');
+  }
+}
+
 /** Which code a held lock answers: a register is simply locked; a transfer says what is busy. */
 function lockedError(kind: SyncKind, lockKey: string | undefined, retryAfterSeconds: number): ApiError {
   const code = kind === 'register' ? 'SK2C0101' : lockKey?.startsWith('apple#sub#') ? 'SK2C0104' : 'SK2C0103';
@@ -131,16 +145,7 @@ export async function acceptApplePurchase(deps: AcceptDeps, command: ApplePurcha
     case 'accepted':
       break;
   }
-  try {
-    await deps.workflow.start(executionInput(sync));
-  } catch (error) {
-    // Not accepted after all: undo, so the client's retry is not locked out.
-    deps.logger.error('workflow start failed; synchronization abandoned', { synchronizationId, error });
-    await deps.syncs.abandon(sync).catch((undoError: unknown) =>
-      deps.logger.error('abandon failed; the lease will expire', { synchronizationId, error: undoError }),
-    );
-    throw new ApiError('S0002');
-  }
+  await startWorkflow(deps, sync);
   deps.logger.info('synchronization accepted', {
     synchronizationId,
     kind,
@@ -148,5 +153,99 @@ export async function acceptApplePurchase(deps: AcceptDeps, command: ApplePurcha
     transactionId: body.transactionId,
     ...command.client,
   });
+  return sync;
+}
+
+export interface GooglePurchaseCommand {
+  kind: SyncKind;
+  caller: Caller;
+  publisher: Publisher;
+  correlationId?: string;
+  client: ClientMetadata;
+  body: {
+    cleengCustomerId: number;
+    purchaseToken: string;
+    packageName: string;
+    productType: string;
+    productId?: string;
+    ipAddress?: string;
+  };
+}
+
+/** Purchase tokens are up to 4096 characters: keys use their SHA-256. */
+export function tokenKey(purchaseToken: string): string {
+  return createHash('sha256').update(purchaseToken).digest('hex');
+}
+
+/**
+ * Accepts a Google Play register or transfer. A register claims the purchase token for good: a
+ * later register of the same token answers the first synchronization (409 GPLAY0300 with its id);
+ * a lease lock on the token keeps transfers and registers of one purchase from running together.
+ */
+export async function acceptGooglePurchase(deps: AcceptDeps, command: GooglePurchaseCommand) {
+  const { kind, caller, publisher, body, correlationId } = command;
+  if (!mayActFor(caller, body.cleengCustomerId)) throw new ApiError('AUTH0003');
+  if (caller.kind === 'publisher' && body.ipAddress === undefined) {
+    throw new ApiError('REQ0001', {}, 'ipAddress is required when calling with X-Publisher-Token.');
+  }
+  if (body.productType !== 'subscription') throw new ApiError('GPLAY0004');
+  if (!publisher.google?.profiles.some((profile) => profile.packageName === body.packageName)) throw new ApiError('GPLAY0200');
+
+  const now = deps.clock.now();
+  const synchronizationId = synchronizationIdFor(kind, correlationId, deps.newId ?? randomUUID);
+  const token = tokenKey(body.purchaseToken);
+  const hash = requestHash({
+    route: `google-${kind}`,
+    publisherId: publisher.publisherId,
+    cleengCustomerId: body.cleengCustomerId,
+    purchaseToken: token,
+    packageName: body.packageName,
+    productId: body.productId ?? null,
+    ipAddress: body.ipAddress ?? null,
+  });
+  const claimKey = kind === 'register' ? `google#claim#${token}` : undefined;
+  const sync: Synchronization = {
+    synchronizationId,
+    publisherId: publisher.publisherId,
+    store: 'google',
+    kind,
+    customerId: body.cleengCustomerId,
+    purchaseToken: body.purchaseToken,
+    packageName: body.packageName,
+    ...(body.productId !== undefined ? { productId: body.productId } : {}),
+    status: 'processing',
+    ...(correlationId !== undefined ? { correlationId } : {}),
+    requestHash: hash,
+    lockKeys: [`google#token#${token}`],
+    ...(claimKey !== undefined ? { claimKey } : {}),
+    client: command.client,
+    attempts: 0,
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+  };
+  const accepted = await deps.syncs.accept({
+    sync,
+    leaseExpiresAt: now.getTime() + deps.leaseSeconds * 1000,
+    ...(claimKey !== undefined ? { claimKey } : {}),
+    ...(body.ipAddress !== undefined ? { ipAddress: body.ipAddress } : {}),
+  });
+  switch (accepted.outcome) {
+    case 'exists':
+      if (accepted.existing.requestHash !== hash) throw new ApiError('REQ0007');
+      return accepted.existing;
+    case 'customer_missing':
+      throw new ApiError('GPLAY0100');
+    case 'claimed':
+      throw new ApiError('GPLAY0300', { synchronizationId: accepted.synchronizationId });
+    case 'locked':
+      throw new ApiError('GPLAY0300', {
+        retryAfterSeconds: deps.retryAfterSeconds,
+        ...(accepted.holder !== undefined ? { synchronizationId: accepted.holder } : {}),
+      });
+    case 'accepted':
+      break;
+  }
+  await startWorkflow(deps, sync);
+  deps.logger.info('synchronization accepted', { synchronizationId, kind, store: 'google', publisherId: publisher.publisherId, ...command.client });
   return sync;
 }

@@ -2,9 +2,9 @@ import type { PublisherRepository } from '../ports/publisher-repository';
 import type { SynchronizationRepository } from '../ports/synchronization-repository';
 import type { Clock } from '../ports/clock';
 import { toDetail, type SyncResultDetail } from '../schemas/events';
-import type { AppleVerification } from './apple-purchase';
 import { SynchronizationMissingError } from './errors';
-import { decideApplePurchase } from './ownership';
+import { decidePurchase, type PurchaseDecision, type StoreVerdict } from './ownership';
+import type { Synchronization } from './synchronization';
 
 export interface FinalizeDeps {
   publishers: PublisherRepository;
@@ -12,33 +12,58 @@ export interface FinalizeDeps {
   clock: Clock;
 }
 
+export interface FinalizeOutcome {
+  event: SyncResultDetail;
+  /** Google: the purchase is entitled and not yet acknowledged; the workflow acknowledges it next. */
+  acknowledge: boolean;
+}
+
+/** Contract §8: Apple fills transactionId/originalTransactionId, Google purchaseToken/packageName. */
+function storeFields(sync: Synchronization, decision: PurchaseDecision) {
+  if (sync.store === 'google') {
+    return { transactionId: null, originalTransactionId: null, purchaseToken: sync.purchaseToken ?? null, packageName: sync.packageName ?? null };
+  }
+  return {
+    transactionId: sync.transactionId ?? null,
+    originalTransactionId: decision.facts?.purchaseKey ?? null,
+    purchaseToken: null,
+    packageName: null,
+  };
+}
+
 /**
- * Workflow step (registers and transfers alike): decides result and ownership, then writes everything in one transaction and
- * answers the event to publish. Idempotent: a repeated call after success answers the stored event.
- * `verification` undefined means the workflow gave up (SYNCHRONIZATION_FAILED).
+ * Workflow step (both stores, registers and transfers): decides result and ownership, then writes
+ * everything in one transaction and answers the event to publish. Idempotent: a repeated call after
+ * success answers the stored event. `verdict` undefined means the workflow gave up
+ * (SYNCHRONIZATION_FAILED).
  */
 export async function finalizeSynchronization(
   deps: FinalizeDeps,
-  input: { synchronizationId: string; verification?: AppleVerification },
-): Promise<SyncResultDetail> {
+  input: { synchronizationId: string; verdict?: StoreVerdict },
+): Promise<FinalizeOutcome> {
   const sync = await deps.syncs.get(input.synchronizationId);
   if (!sync) throw new SynchronizationMissingError(`no synchronization ${input.synchronizationId}`);
-  if (sync.status === 'finalized' && sync.eventDetail) return sync.eventDetail as unknown as SyncResultDetail;
+  if (sync.status === 'finalized' && sync.eventDetail) {
+    return { event: sync.eventDetail as unknown as SyncResultDetail, acknowledge: false };
+  }
 
   const now = deps.clock.now();
-  const { verification } = input;
-  const facts = verification?.outcome === 'verified' ? verification.facts : undefined;
-  const [publisher, offerId, existing] = await Promise.all([
+  const { verdict } = input;
+  const facts = verdict?.outcome === 'verified' ? verdict.facts : undefined;
+  // Google transfers decide on the record this service keeps: it is keyed by the purchase token.
+  const purchaseKey = facts?.purchaseKey ?? (verdict?.outcome === 'from_record' ? sync.purchaseToken : undefined);
+  const [publisher, existing] = await Promise.all([
     deps.publishers.getPublisher(sync.publisherId),
-    facts ? deps.publishers.getOfferId(sync.publisherId, 'apple', facts.productId) : Promise.resolve(undefined),
-    facts ? deps.syncs.getPurchase(sync.publisherId, 'apple', facts.originalTransactionId) : Promise.resolve(undefined),
+    purchaseKey !== undefined ? deps.syncs.getPurchase(sync.publisherId, sync.store, purchaseKey) : Promise.resolve(undefined),
   ]);
-  const decision = decideApplePurchase({
+  const productId = facts?.productId ?? existing?.productId;
+  const offerId = productId !== undefined ? await deps.publishers.getOfferId(sync.publisherId, sync.store, productId) : undefined;
+  const decision = decidePurchase({
     kind: sync.kind,
     publisherId: sync.publisherId,
     customerId: sync.customerId,
     policy: publisher?.ownershipPolicy ?? 'keep',
-    verification,
+    verdict,
     offerId,
     existing,
     now,
@@ -54,10 +79,7 @@ export async function finalizeSynchronization(
     ...(decision.offerId !== undefined ? { offerId: decision.offerId } : {}),
     cleengCustomerId: sync.customerId,
     ...(decision.previousCustomerId !== undefined ? { previousCustomerId: decision.previousCustomerId } : {}),
-    transactionId: sync.transactionId ?? null,
-    originalTransactionId: decision.facts?.originalTransactionId ?? null,
-    purchaseToken: null,
-    packageName: null,
+    ...storeFields(sync, decision),
     productId: decision.facts?.productId ?? null,
     expiresAt: decision.facts?.expiresAt ?? null,
     ...(sync.correlationId !== undefined ? { correlationId: sync.correlationId } : {}),
@@ -77,19 +99,24 @@ export async function finalizeSynchronization(
     },
     ...(decision.purchaseWrite ? { purchaseWrite: decision.purchaseWrite } : {}),
     entitlementChanges: decision.entitlementChanges,
-    // Remember which subscription these transactions belong to: later requests lock it too.
-    ...(facts
+    // Remember which subscription Apple transactions belong to: later requests lock it too.
+    ...(facts?.store === 'apple'
       ? {
-          transactionLinks: [...new Set([sync.transactionId ?? facts.transactionId, facts.transactionId])].map((transactionId) => ({
-            transactionId,
-            originalTransactionId: facts.originalTransactionId,
-          })),
+          transactionLinks: [...new Set([sync.transactionId ?? facts.purchaseKey, facts.lastTransactionId ?? facts.purchaseKey])].map(
+            (transactionId) => ({ transactionId, originalTransactionId: facts.purchaseKey }),
+          ),
         }
       : {}),
+    // A Google purchase that could not be synchronized may be registered again (see README).
+    ...(sync.store === 'google' && sync.kind === 'register' && decision.result === 'SYNCHRONIZATION_FAILED' ? { releaseClaim: true } : {}),
   });
-  if (written) return detail;
-  // Another attempt finalized first: answer what it wrote, so the event is the one on record.
-  const winner = await deps.syncs.get(input.synchronizationId);
-  if (!winner?.eventDetail) throw new SynchronizationMissingError('finalized without an event detail');
-  return winner.eventDetail as unknown as SyncResultDetail;
+  if (!written) {
+    // Another attempt finalized first: answer what it wrote, so the event is the one on record.
+    const winner = await deps.syncs.get(input.synchronizationId);
+    if (!winner?.eventDetail) throw new SynchronizationMissingError('finalized without an event detail');
+    return { event: winner.eventDetail as unknown as SyncResultDetail, acknowledge: false };
+  }
+  // Acknowledge only once the entitlement is saved, and only what Google says is unacknowledged.
+  const entitledNow = decision.purchaseWrite ? decision.purchaseWrite.next.entitled : (existing?.entitled ?? false);
+  return { event: detail, acknowledge: facts?.needsAcknowledgement === true && entitledNow };
 }

@@ -1,3 +1,4 @@
+import type { StoreVerdict } from './ownership';
 import type { PurchaseState } from './apple-purchase';
 
 /**
@@ -70,4 +71,23 @@ export function googlePurchaseState(facts: GoogleFacts, now: Date): PurchaseStat
     default:
       return 'expired';
   }
+}
+
+/** Google's answer as a verdict for the ownership decision; the purchase token is the purchase key. */
+export function googleVerdict(verification: GoogleVerification | undefined, now: Date): StoreVerdict | undefined {
+  if (verification === undefined) return undefined;
+  if (verification.outcome === 'not_found') return { outcome: 'not_found', result: 'PURCHASE_TOKEN_NOT_FOUND' };
+  if (verification.outcome === 'invalid') return { outcome: 'invalid' };
+  const { facts } = verification;
+  return {
+    outcome: 'verified',
+    facts: {
+      store: 'google',
+      purchaseKey: facts.purchaseToken,
+      productId: facts.productId,
+      state: googlePurchaseState(facts, now),
+      expiresAt: facts.expiresAt,
+      needsAcknowledgement: !facts.acknowledged,
+    },
+  };
 }

@@ -41,7 +41,51 @@ export interface PurchaseDecision {
   entitlementChanges: EntitlementChange[];
   /** Version the event reports: the written one, or the unchanged current one (0 when no record exists). */
   ownershipVersion: number;
-  facts?: { transactionId: string; originalTransactionId: string; productId: string; expiresAt: string | null };
+  /** What the store said, for the event: the purchase key, product and expiry. */
+  facts?: PurchaseFacts;
+}
+
+/** A verified purchase, whatever the store: the facts the ownership decision needs. */
+export interface PurchaseFacts {
+  store: Store;
+  /** Apple: originalTransactionId; Google: purchaseToken. */
+  purchaseKey: string;
+  productId: string;
+  state: PurchaseState;
+  expiresAt: string | null;
+  environment?: AppleEnvironment;
+  /** Apple: the latest transaction of the subscription. */
+  lastTransactionId?: string;
+  /** Google: not yet acknowledged (Google refunds it after three days unless we acknowledge). */
+  needsAcknowledgement?: boolean;
+}
+
+/** The store's verdict, normalized; `undefined` means the workflow gave up (SYNCHRONIZATION_FAILED). */
+export type StoreVerdict =
+  | { outcome: 'verified'; facts: PurchaseFacts }
+  | { outcome: 'not_found'; result: 'TRANSACTION_ID_NOT_FOUND' | 'PURCHASE_TOKEN_NOT_FOUND' }
+  | { outcome: 'invalid' }
+  /** Google transfers do not ask Google: the record this service keeps is the truth. */
+  | { outcome: 'from_record' };
+
+/** Apple's verification as a verdict: the latest renewal's state decides. */
+export function appleVerdict(verification: AppleVerification | undefined, now: Date): StoreVerdict | undefined {
+  if (verification === undefined) return undefined;
+  if (verification.outcome === 'not_found') return { outcome: 'not_found', result: 'TRANSACTION_ID_NOT_FOUND' };
+  if (verification.outcome === 'invalid') return { outcome: 'invalid' };
+  const { facts } = verification;
+  return {
+    outcome: 'verified',
+    facts: {
+      store: 'apple',
+      purchaseKey: facts.originalTransactionId,
+      productId: facts.productId,
+      state: applePurchaseState(facts, now),
+      expiresAt: facts.expiresAt,
+      environment: facts.environment,
+      lastTransactionId: facts.transactionId,
+    },
+  };
 }
 
 export interface DecisionInput {
@@ -50,7 +94,7 @@ export interface DecisionInput {
   publisherId: number;
   customerId: number;
   policy: OwnershipPolicy;
-  verification: AppleVerification | undefined;
+  verdict: StoreVerdict | undefined;
   /** Offer mapped to the verified product, looked up by the caller. */
   offerId: string | undefined;
   existing: PurchaseRecord | undefined;
@@ -98,41 +142,49 @@ function resultFor(
   return { result: 'PURCHASE_OWNED_BY_ANOTHER_CUSTOMER', moves: false };
 }
 
-/**
- * Decides the result of an Apple register or transfer and the writes it implies. Pure: the caller
- * reads the current record, the offer mapping and the store's answer, and writes what this returns
- * in one transaction fenced on the version it read. Whatever the result, the record follows the
- * store's truth: a refund or expiry revokes its owner's entitlement whoever asked.
- */
-export function decideApplePurchase(input: DecisionInput): PurchaseDecision {
-  const { verification, existing, now } = input;
-  if (verification === undefined) return failed('SYNCHRONIZATION_FAILED', existing);
-  if (verification.outcome === 'not_found') return failed('TRANSACTION_ID_NOT_FOUND', existing);
-  if (verification.outcome === 'invalid') return failed('VERIFICATION_FAILED', existing);
-
-  const { facts } = verification;
-  const state = applePurchaseState(facts, now);
-  const mappedOffer = input.offerId ?? null;
-  const factSummary = {
-    transactionId: facts.transactionId,
-    originalTransactionId: facts.originalTransactionId,
-    productId: facts.productId,
-    expiresAt: facts.expiresAt,
+/** The record's own facts, its state re-read against the clock (an expiry may have passed since). */
+function factsFromRecord(record: PurchaseRecord, now: Date): PurchaseFacts {
+  const lapsed = record.expiresAt !== null && Date.parse(record.expiresAt) <= now.getTime();
+  return {
+    store: record.store,
+    purchaseKey: record.purchaseKey,
+    productId: record.productId,
+    state: record.state === 'active' && lapsed ? 'expired' : record.state,
+    expiresAt: record.expiresAt,
+    ...(record.environment ? { environment: record.environment } : {}),
+    ...(record.lastTransactionId ? { lastTransactionId: record.lastTransactionId } : {}),
   };
+}
+
+/**
+ * Decides the result of a register or transfer and the writes it implies. Pure: the caller reads
+ * the current record, the offer mapping and the store's answer, and writes what this returns in one
+ * transaction fenced on the version it read. Whatever the result, the record follows the store's
+ * truth: a refund or expiry revokes its owner's entitlement whoever asked.
+ */
+export function decidePurchase(input: DecisionInput): PurchaseDecision {
+  const { verdict, existing, now } = input;
+  if (verdict === undefined) return failed('SYNCHRONIZATION_FAILED', existing);
+  if (verdict.outcome === 'not_found') return failed(verdict.result, existing);
+  if (verdict.outcome === 'invalid') return failed('VERIFICATION_FAILED', existing);
+  if (verdict.outcome === 'from_record' && existing === undefined) return failed('PURCHASE_NOT_FOUND', existing);
+  const facts = verdict.outcome === 'verified' ? verdict.facts : factsFromRecord(existing as PurchaseRecord, now);
+  const { state } = facts;
+  const mappedOffer = input.offerId ?? null;
   const { result, moves } = resultFor(input, state, mappedOffer !== null);
   const previousCustomerId = moves ? existing?.ownerCustomerId : undefined;
   const owner = moves || existing === undefined ? input.customerId : existing.ownerCustomerId;
 
   // Nothing to own: an inactive or unmapped purchase seen for the first time creates no record.
   if (existing === undefined && result !== 'PURCHASE_SYNCHRONIZED') {
-    return { ...failed(result, existing), facts: factSummary };
+    return { ...failed(result, existing), facts };
   }
 
   const entitled = state === 'active' && mappedOffer !== null;
   const next: PurchaseRecord = {
     publisherId: input.publisherId,
-    store: 'apple',
-    purchaseKey: facts.originalTransactionId,
+    store: facts.store,
+    purchaseKey: facts.purchaseKey,
     ownerCustomerId: owner,
     ownershipVersion: (existing?.ownershipVersion ?? 0) + 1,
     productId: facts.productId,
@@ -140,8 +192,8 @@ export function decideApplePurchase(input: DecisionInput): PurchaseDecision {
     state,
     entitled,
     expiresAt: facts.expiresAt,
-    environment: facts.environment,
-    lastTransactionId: facts.transactionId,
+    ...(facts.environment ? { environment: facts.environment } : {}),
+    ...(facts.lastTransactionId ? { lastTransactionId: facts.lastTransactionId } : {}),
     updatedAt: now.toISOString(),
   };
   const changed = existing === undefined || !sameEntitlement(existing, next);
@@ -161,6 +213,12 @@ export function decideApplePurchase(input: DecisionInput): PurchaseDecision {
     ...(changed ? { purchaseWrite: { next, expectedVersion: existing?.ownershipVersion ?? 0 } } : {}),
     entitlementChanges,
     ownershipVersion: changed ? next.ownershipVersion : (existing?.ownershipVersion ?? 0),
-    facts: factSummary,
+    facts,
   };
+}
+
+/** Apple's register or transfer: the verification becomes a verdict, then the common decision. */
+export function decideApplePurchase(input: Omit<DecisionInput, 'verdict'> & { verification: AppleVerification | undefined }): PurchaseDecision {
+  const { verification, ...rest } = input;
+  return decidePurchase({ ...rest, verdict: appleVerdict(verification, input.now) });
 }

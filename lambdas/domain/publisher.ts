@@ -21,6 +21,13 @@ export interface JwtSettings {
   audience?: string;
 }
 
+/** A Google Play Billing configuration profile, selected by the request's package name. */
+export interface GoogleProfileConfig {
+  packageName: string;
+  /** Service account JSON: `file:` locally, a Secrets Manager ARN when deployed. */
+  serviceAccountRef: string;
+}
+
 export type OwnershipPolicy = 'keep' | 'transfer';
 
 export interface Publisher {
@@ -31,6 +38,7 @@ export interface Publisher {
   jwt: JwtSettings;
   storeKit: { activated: boolean; migrationInProgress: boolean };
   apple?: AppleConfig;
+  google?: { profiles: GoogleProfileConfig[] };
   ownershipPolicy: OwnershipPolicy;
 }
 

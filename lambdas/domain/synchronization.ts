@@ -18,6 +18,8 @@ export interface Synchronization {
   transactionId?: string;
   purchaseToken?: string;
   packageName?: string;
+  /** Google: the product the caller said it bought; must match what Google answers. */
+  productId?: string;
   status: SyncStatus;
   result?: SyncResult;
   accessGranted?: boolean;
@@ -27,6 +29,8 @@ export interface Synchronization {
   requestHash: string;
   /** The locks this synchronization holds until it finalizes (transaction, and subscription when known). */
   lockKeys: string[];
+  /** Google registers: the permanent claim on the purchase token this synchronization made. */
+  claimKey?: string;
   client: ClientMetadata;
   attempts: number;
   createdAt: string;

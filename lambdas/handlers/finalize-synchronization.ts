@@ -5,14 +5,18 @@ import { FinalizeTaskInput } from '../schemas/workflow';
 import type { Logger } from '../shared/logger';
 import { createRuntime, lazyHandler } from '../shared/runtime';
 
-/** Tasks `FinalizeSynchronization` and `FinalizeFailure`: one transaction, then the event to publish. */
+/**
+ * Tasks `FinalizeSynchronization` and `FinalizeFailure`: one transaction, then the event to publish
+ * and, for a Google purchase to acknowledge, `acknowledge` (the workflow's AcknowledgeNeeded choice).
+ */
 export function makeFinalizeHandler(deps: FinalizeDeps & { logger: Logger }) {
-  return async (event: unknown): Promise<{ event: SyncResultDetail }> => {
+  return async (event: unknown): Promise<{ event: SyncResultDetail; acknowledge?: { synchronizationId: string } }> => {
     const input = FinalizeTaskInput.parse(event);
-    const detail = await finalizeSynchronization(deps, {
+    const outcome = await finalizeSynchronization(deps, {
       synchronizationId: input.synchronizationId,
-      ...('verification' in input ? { verification: input.verification } : {}),
+      ...('verification' in input ? { verdict: input.verification } : {}),
     });
+    const detail = outcome.event;
     deps.logger.info('synchronization finalized', {
       synchronizationId: detail.synchronizationId,
       publisherId: detail.broadcasterId,
@@ -20,7 +24,7 @@ export function makeFinalizeHandler(deps: FinalizeDeps & { logger: Logger }) {
       accessGranted: detail.accessGranted,
       ownershipVersion: detail.ownershipVersion,
     });
-    return { event: detail };
+    return { event: detail, ...(outcome.acknowledge ? { acknowledge: { synchronizationId: detail.synchronizationId } } : {}) };
   };
 }
 

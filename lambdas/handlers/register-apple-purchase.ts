@@ -1,5 +1,5 @@
-import { defaultApplePurchaseDeps, makeApplePurchaseHandler } from '../shared/apple-purchase-handler';
+import { defaultPurchaseDeps, makePurchaseHandler } from '../shared/purchase-handler';
 import { lazyHandler } from '../shared/runtime';
 
 /** `POST /storekit2/purchases`: register an Apple purchase and start its synchronization. */
-export const handler = lazyHandler(() => makeApplePurchaseHandler('register', defaultApplePurchaseDeps('register-apple-purchase')));
+export const handler = lazyHandler(() => makePurchaseHandler('apple', 'register', defaultPurchaseDeps('register-apple-purchase')));

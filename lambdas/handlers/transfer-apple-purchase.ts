@@ -1,5 +1,5 @@
-import { defaultApplePurchaseDeps, makeApplePurchaseHandler } from '../shared/apple-purchase-handler';
+import { defaultPurchaseDeps, makePurchaseHandler } from '../shared/purchase-handler';
 import { lazyHandler } from '../shared/runtime';
 
 /** `POST /storekit2/purchases/transfers`: move an active Apple purchase to another customer. */
-export const handler = lazyHandler(() => makeApplePurchaseHandler('transfer', defaultApplePurchaseDeps('transfer-apple-purchase')));
+export const handler = lazyHandler(() => makePurchaseHandler('apple', 'transfer', defaultPurchaseDeps('transfer-apple-purchase')));

@@ -8,11 +8,18 @@ export type AcceptOutcome =
   /** A synchronization with this id exists already (idempotent replay or a reused Correlation-Id). */
   | { outcome: 'exists'; existing: Synchronization }
   | { outcome: 'customer_missing' }
+  /** The claim is held by this synchronization (Google: the token was registered before). */
+  | { outcome: 'claimed'; synchronizationId: string }
   /** Another synchronization holds `lockKey` until `leaseExpiresAt`. */
   | { outcome: 'locked'; lockKey?: string; holder?: string; leaseExpiresAt?: number };
 
 export interface AcceptRequest {
   sync: Synchronization;
+  /**
+   * Google registers: a permanent claim on the purchase token (not a lease), so a later register of
+   * the same token answers the first synchronization (409 GPLAY0300).
+   */
+  claimKey?: string;
   leaseExpiresAt: number;
   /** Recorded on the customer as last-activity address when given. */
   ipAddress?: string;
@@ -27,6 +34,8 @@ export interface TransactionLink {
 export interface FinalizeRequest {
   sync: Synchronization;
   transactionLinks?: TransactionLink[];
+  /** Delete the synchronization's claim (`claimKey`) so the purchase may be registered again. */
+  releaseClaim?: boolean;
   purchaseWrite?: { next: PurchaseRecord; expectedVersion: number };
   entitlementChanges: EntitlementChange[];
 }

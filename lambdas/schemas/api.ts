@@ -37,6 +37,25 @@ export type AppleRegisterBody = z.infer<typeof AppleRegisterBody>;
 
 export const AppleTransferBody = AppleRegisterBody.meta({ id: 'AppleTransferBody' });
 
+/** `POST /google-play/purchases` and `/google-play/purchases/transfers` (contract §3). */
+export const GoogleRegisterBody = z
+  .strictObject({
+    cleengCustomerId: positiveInt32,
+    purchaseToken: z.string().min(1).max(4096).regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and . _ : -'),
+    packageName: z
+      .string()
+      .max(255)
+      .regex(/^[a-zA-Z][\w]*(\.[a-zA-Z][\w]*)+$/, 'an Android application id'),
+    // Any string: a value other than `subscription` is 400 GPLAY0004, not a schema error.
+    productType: z.string().min(1).max(64),
+    productId: z.string().min(1).max(200).optional(),
+    ipAddress: ipv4.optional(),
+  })
+  .meta({ id: 'GoogleRegisterBody' });
+export type GoogleRegisterBody = z.infer<typeof GoogleRegisterBody>;
+
+export const GoogleTransferBody = GoogleRegisterBody.meta({ id: 'GoogleTransferBody' });
+
 /** Headers after API Gateway lower-cases their names (payload format 2.0). */
 export const RequestHeaders = z.object({
   'x-publisher-id': z

@@ -18,29 +18,28 @@ export const SyncExecutionInput = z.object({
 });
 export type SyncExecutionInput = z.infer<typeof SyncExecutionInput>;
 
-const AppleFactsSchema = z.object({
-  environment: z.enum(['Production', 'Sandbox']),
-  transactionId: z.string(),
-  originalTransactionId: z.string(),
+const PurchaseFactsSchema = z.object({
+  store: z.enum(STORES),
+  purchaseKey: z.string().min(1),
   productId: z.string(),
-  type: z.enum(['Auto-Renewable Subscription', 'Non-Consumable', 'Consumable', 'Non-Renewing Subscription']),
+  state: z.enum(['active', 'expired', 'revoked']),
   expiresAt: z.string().nullable(),
-  revokedAt: z.string().nullable(),
-  subscriptionStatus: z.number().int().optional(),
+  environment: z.enum(['Production', 'Sandbox']).optional(),
+  lastTransactionId: z.string().optional(),
+  needsAcknowledgement: z.boolean().optional(),
 });
 
-export const VerificationOutput = z.discriminatedUnion('outcome', [
-  z.object({ outcome: z.literal('verified'), facts: AppleFactsSchema }),
-  z.object({ outcome: z.literal('not_found') }),
-  z.object({ outcome: z.literal('invalid'), reason: z.string() }),
+/** The store's verdict (lambdas/domain/ownership.ts StoreVerdict), as VerifyPurchase answers it. */
+export const VerdictOutput = z.discriminatedUnion('outcome', [
+  z.object({ outcome: z.literal('verified'), facts: PurchaseFactsSchema }),
+  z.object({ outcome: z.literal('not_found'), result: z.enum(['TRANSACTION_ID_NOT_FOUND', 'PURCHASE_TOKEN_NOT_FOUND']) }),
+  z.object({ outcome: z.literal('invalid') }),
+  z.object({ outcome: z.literal('from_record') }),
 ]);
-export type VerificationOutput = z.infer<typeof VerificationOutput>;
+export type VerdictOutput = z.infer<typeof VerdictOutput>;
 
-export const VerifyTaskInput = z.object({
-  synchronizationId: uuid(),
-  publisherId: positiveInt32,
-  transactionId: z.string(),
-});
+/** VerifyPurchase reads what it needs (transaction id, purchase token) from the record itself. */
+export const VerifyTaskInput = z.object({ synchronizationId: uuid() });
 
 export const MarkRetryingInput = z.object({
   synchronizationId: uuid(),
@@ -55,7 +54,10 @@ export const MarkRetryingOutput = z.object({
 export type MarkRetryingOutput = z.infer<typeof MarkRetryingOutput>;
 
 export const FinalizeTaskInput = z.union([
-  z.object({ synchronizationId: uuid(), verification: VerificationOutput }),
+  z.object({ synchronizationId: uuid(), verification: VerdictOutput }),
   z.object({ synchronizationId: uuid(), failed: z.literal(true) }),
 ]);
 export type FinalizeTaskInput = z.infer<typeof FinalizeTaskInput>;
+
+/** AcknowledgePurchase (Google): which synchronization's purchase to acknowledge, after its entitlement is saved. */
+export const AcknowledgeTaskInput = z.object({ synchronizationId: uuid() });

@@ -22,6 +22,8 @@ export interface WorkflowFunction {
   substitution: string;
   /** Lambda timeout; below the Task state's TimeoutSeconds. */
   timeoutSeconds: number;
+  /** Reads publishers' store credentials (App Store Connect key, Google service account). */
+  readsSecrets: boolean;
 }
 
 export const API_FUNCTIONS: ApiFunction[] = [
@@ -38,9 +40,24 @@ export const API_FUNCTIONS: ApiFunction[] = [
     access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
   },
   {
+    id: 'RegisterGooglePurchase',
+    entry: 'lambdas/handlers/register-google-purchase.ts',
+    routes: ['POST /google-play/purchases'],
+    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
+  },
+  {
+    id: 'TransferGooglePurchase',
+    entry: 'lambdas/handlers/transfer-google-purchase.ts',
+    routes: ['POST /google-play/purchases/transfers'],
+    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
+  },
+  {
     id: 'GetSynchronization',
     entry: 'lambdas/handlers/get-synchronization.ts',
-    routes: ['GET /storekit2/purchases/synchronizations/{synchronizationId}'],
+    routes: [
+      'GET /storekit2/purchases/synchronizations/{synchronizationId}',
+      'GET /google-play/purchases/synchronizations/{synchronizationId}',
+    ],
     access: { table: 'read', startsWorkflow: false, readsSecrets: true },
   },
   {
@@ -52,13 +69,21 @@ export const API_FUNCTIONS: ApiFunction[] = [
 ];
 
 export const WORKFLOW_FUNCTIONS: WorkflowFunction[] = [
-  { id: 'VerifyPurchase', entry: 'lambdas/handlers/verify-purchase.ts', substitution: 'VerifyPurchaseFunctionArn', timeoutSeconds: 50 },
-  { id: 'MarkRetrying', entry: 'lambdas/handlers/mark-synchronization-retrying.ts', substitution: 'MarkRetryingFunctionArn', timeoutSeconds: 15 },
+  { id: 'VerifyPurchase', entry: 'lambdas/handlers/verify-purchase.ts', substitution: 'VerifyPurchaseFunctionArn', timeoutSeconds: 50, readsSecrets: true },
+  { id: 'MarkRetrying', entry: 'lambdas/handlers/mark-synchronization-retrying.ts', substitution: 'MarkRetryingFunctionArn', timeoutSeconds: 15, readsSecrets: false },
+  {
+    id: 'AcknowledgePurchase',
+    entry: 'lambdas/handlers/acknowledge-purchase.ts',
+    substitution: 'AcknowledgePurchaseFunctionArn',
+    timeoutSeconds: 25,
+    readsSecrets: true,
+  },
   {
     id: 'FinalizeSynchronization',
     entry: 'lambdas/handlers/finalize-synchronization.ts',
     substitution: 'FinalizeSynchronizationFunctionArn',
     timeoutSeconds: 25,
+    readsSecrets: false,
   },
 ];
 

@@ -15,6 +15,10 @@ const EnvSchema = z.object({
   /** OCSP revocation checks of Apple's chain; off only where Apple's OCSP responder cannot be reached (local). */
   APPLE_ONLINE_CHECKS: z.enum(['true', 'false']).default('true'),
   APPLE_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(60000).default(10000),
+  /** Google Play Developer API root and OAuth token endpoint; Google's by default, the simulator's locally. */
+  GOOGLE_API_ROOT_URL: z.url().optional(),
+  GOOGLE_OAUTH_TOKEN_URL: z.url().optional(),
+  GOOGLE_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(60000).default(10000),
   /** Store retry budget: attempts, first wait and longest wait (8 attempts over ~32 min by default). */
   RETRY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
   RETRY_BASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(15),

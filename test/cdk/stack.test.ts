@@ -158,6 +158,8 @@ describe('Lambda functions', () => {
   const extraEnvironment: Record<string, string[]> = {
     RegisterApplePurchase: ['STATE_MACHINE_ARN'],
     TransferApplePurchase: ['STATE_MACHINE_ARN'],
+    RegisterGooglePurchase: ['STATE_MACHINE_ARN'],
+    TransferGooglePurchase: ['STATE_MACHINE_ARN'],
     VerifyPurchase: ['APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
     MarkRetrying: ['RETRY_MAX_ATTEMPTS', 'RETRY_BASE_SECONDS', 'RETRY_MAX_WAIT_SECONDS'],
   };
@@ -202,7 +204,7 @@ describe('Lambda functions', () => {
 });
 
 describe('least privilege', () => {
-  it.each(['RegisterApplePurchase', 'TransferApplePurchase'])('lets %s start executions of this state machine only', (id) => {
+  it.each(['RegisterApplePurchase', 'TransferApplePurchase', 'RegisterGooglePurchase', 'TransferGooglePurchase'])('lets %s start executions of this state machine only', (id) => {
     const [machineId] = only('AWS::StepFunctions::StateMachine');
     const states = statementsOf(id).filter((statement) => actions(statement).some((action) => action.startsWith('states:')));
     expect(states).toEqual([{ Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: machineId } }]);
@@ -215,6 +217,8 @@ describe('least privilege', () => {
   it.each([
     ['RegisterApplePurchase', true, true],
     ['TransferApplePurchase', true, true],
+    ['RegisterGooglePurchase', true, true],
+    ['TransferGooglePurchase', true, true],
     ['GetSynchronization', true, false],
     ['GetOpenApi', false, false],
     ...WORKFLOW_FUNCTIONS.map((entry) => [entry.id, true, true] as const),
@@ -226,8 +230,11 @@ describe('least privilege', () => {
 
   it.each([
     ['VerifyPurchase', true],
+    ['AcknowledgePurchase', true],
     ['RegisterApplePurchase', true],
     ['TransferApplePurchase', true],
+    ['RegisterGooglePurchase', true],
+    ['TransferGooglePurchase', true],
     ['GetSynchronization', true],
     ['GetOpenApi', false],
     ['MarkRetrying', false],

@@ -2,7 +2,7 @@ import { hashPublisherToken } from '../../lambdas/domain/authenticate';
 import type { Publisher } from '../../lambdas/domain/publisher';
 import type { Synchronization } from '../../lambdas/domain/synchronization';
 import type { SyncKind } from '../../lambdas/domain/results';
-import { makeApplePurchaseHandler } from '../../lambdas/shared/apple-purchase-handler';
+import { makePurchaseHandler } from '../../lambdas/shared/purchase-handler';
 import type { AcceptOutcome, AcceptRequest, SynchronizationRepository } from '../../lambdas/ports/synchronization-repository';
 import type { SyncExecutionInput } from '../../lambdas/schemas/workflow';
 import { createLogger } from '../../lambdas/shared/logger';
@@ -31,7 +31,7 @@ function setup(overrides: { outcome?: AcceptOutcome; publisher?: Publisher; star
     abandon: async (sync: Synchronization) => void abandoned.push(sync),
     findOriginalTransactionId: async () => overrides.original,
   } as unknown as SynchronizationRepository;
-  const handler = makeApplePurchaseHandler(overrides.kind ?? 'register', {
+  const handler = makePurchaseHandler('apple', overrides.kind ?? 'register', {
     publishers: {
       getPublisher: async (id: number) => (id === 7 ? (overrides.publisher ?? publisher) : undefined),
       customerExists: async () => true,

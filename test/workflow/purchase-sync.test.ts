@@ -27,11 +27,12 @@ interface Script {
   verify?: (call: number) => unknown;
   finalize?: (input: Record<string, unknown>, call: number) => unknown;
   publish?: (call: number) => unknown;
+  acknowledge?: (call: number) => unknown;
 }
 
 /** Runs the real ASL with scripted Task implementations and records what each Task received. */
 async function run(script: Script) {
-  const calls: Record<string, unknown[]> = { VerifyPurchase: [], MarkRetrying: [], FinalizeSynchronization: [], Publish: [] };
+  const calls: Record<string, unknown[]> = { VerifyPurchase: [], MarkRetrying: [], FinalizeSynchronization: [], AcknowledgePurchase: [], Publish: [] };
   const count = (name: string) => calls[name]?.length ?? 0;
   const tasks: Record<string, TaskImplementation> = {
     [arn('VerifyPurchase')]: async (input) => {
@@ -49,6 +50,10 @@ async function run(script: Script) {
         input as Record<string, unknown>,
         count('FinalizeSynchronization'),
       );
+    },
+    [arn('AcknowledgePurchase')]: async (input) => {
+      calls.AcknowledgePurchase?.push(input);
+      return (script.acknowledge ?? (() => ({ acknowledged: true })))(count('AcknowledgePurchase'));
     },
     'arn:aws:states:::events:putEvents': async (input) => {
       calls.Publish?.push(input);
@@ -74,12 +79,13 @@ function failing(name: string) {
 }
 
 describe('statemachines/purchase-sync.asl.json', () => {
-  it('happy path: verify, finalize, publish in 4 states (budget: 6 transitions)', async () => {
+  it('happy path: verify, finalize, publish in 5 states (budget: 6 transitions)', async () => {
     const verification = { outcome: 'verified', facts: { productId: 'p' } };
     const result = await run({ verify: () => verification });
     expect(result.status).toBe('SUCCEEDED');
-    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'PublishResult', 'Done']);
-    expect(result.calls.VerifyPurchase).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: 1, transactionId: INPUT.transactionId }]);
+    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'PublishResult', 'Done']);
+    expect(result.calls.VerifyPurchase).toEqual([{ synchronizationId: INPUT.synchronizationId }]);
+    expect(result.calls.AcknowledgePurchase).toEqual([]);
     expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, verification }]);
     expect(result.calls.Publish).toEqual([
       { Entries: [{ Source: 'iap-sync', DetailType: 'inappPurchaseSyncResult', EventBusName: 'bus', Detail: { synchronizationId: INPUT.synchronizationId } }] },
@@ -152,5 +158,26 @@ describe('statemachines/purchase-sync.asl.json', () => {
     expect(result.status).toBe('FAILED');
     expect(result.error).toBe('PublishFailed');
     expect(result.calls.Publish).toHaveLength(9);
+  });
+
+  it('a Google purchase to acknowledge: acknowledged after finalize, before publishing (6 states)', async () => {
+    const result = await run({
+      verify: () => ({ outcome: 'verified', facts: {} }),
+      finalize: () => ({ event: { synchronizationId: INPUT.synchronizationId }, acknowledge: { synchronizationId: INPUT.synchronizationId } }),
+    });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'AcknowledgePurchase', 'PublishResult', 'Done']);
+    expect(result.calls.AcknowledgePurchase).toEqual([{ synchronizationId: INPUT.synchronizationId }]);
+  });
+
+  it('an acknowledgement that keeps failing does not hold back the event', async () => {
+    const result = await run({
+      verify: () => ({ outcome: 'verified', facts: {} }),
+      finalize: () => ({ event: { synchronizationId: INPUT.synchronizationId }, acknowledge: { synchronizationId: INPUT.synchronizationId } }),
+      acknowledge: failing('StoreUnavailableError'),
+    });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.calls.AcknowledgePurchase).toHaveLength(11);
+    expect(result.calls.Publish).toHaveLength(1);
   });
 });

@@ -2,29 +2,29 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { JoseCustomerTokenVerifier } from '../adapters/jose-customer-token-verifier';
 import { SfnWorkflowStarter } from '../adapters/sfn-workflow-starter';
-import { acceptApplePurchase, type AcceptDeps } from '../domain/accept-purchase';
+import { acceptApplePurchase, acceptGooglePurchase, type AcceptDeps } from '../domain/accept-purchase';
 import { authenticate } from '../domain/authenticate';
-import type { SyncKind } from '../domain/results';
+import type { Store, SyncKind } from '../domain/results';
 import { systemClock } from '../ports/clock';
 import type { CustomerTokenVerifier } from '../ports/credential-verifier';
 import type { PublisherRepository } from '../ports/publisher-repository';
-import { AppleRegisterBody, AppleTransferBody } from '../schemas/api';
+import { AppleRegisterBody, AppleTransferBody, GoogleRegisterBody, GoogleTransferBody } from '../schemas/api';
 import { LOCK_LEASE_SECONDS } from './catalog';
 import { required } from './config';
 import { apiErrors, json, parseHeaders, parseJsonBody, type ApiEvent, type ApiResult } from './http';
 import { createRuntime } from './runtime';
 
-export interface ApplePurchaseHandlerDeps extends AcceptDeps {
+export interface PurchaseHandlerDeps extends AcceptDeps {
   publishers: PublisherRepository;
   customerTokens: CustomerTokenVerifier;
 }
 
 /**
- * `POST /storekit2/purchases` (register) and `POST /storekit2/purchases/transfers` (transfer):
- * parse, authenticate, accept (locks + record + workflow), answer 202.
+ * The register and transfer routes of both stores (`POST /storekit2/purchases`, `…/transfers`,
+ * `POST /google-play/purchases`, `…/transfers`): parse, authenticate, accept (locks + record +
+ * workflow), answer 202.
  */
-export function makeApplePurchaseHandler(kind: SyncKind, deps: ApplePurchaseHandlerDeps) {
-  const bodySchema = kind === 'register' ? AppleRegisterBody : AppleTransferBody;
+export function makePurchaseHandler(store: Store, kind: SyncKind, deps: PurchaseHandlerDeps) {
   return middy<ApiEvent, ApiResult, Error, Context>()
     .use(apiErrors(deps.logger))
     .handler(async (event) => {
@@ -34,9 +34,8 @@ export function makeApplePurchaseHandler(kind: SyncKind, deps: ApplePurchaseHand
         ...(headers.authorization !== undefined ? { authorization: headers.authorization } : {}),
         ...(headers['x-publisher-token'] !== undefined ? { publisherToken: headers['x-publisher-token'] } : {}),
       });
-      const body = parseJsonBody(event, bodySchema);
       const correlationId = headers['correlation-id'];
-      const sync = await acceptApplePurchase(deps, {
+      const common = {
         kind,
         caller,
         publisher,
@@ -47,8 +46,11 @@ export function makeApplePurchaseHandler(kind: SyncKind, deps: ApplePurchaseHand
           deviceType: headers['x-device-type'],
           userAction: headers['x-user-action'],
         },
-        body,
-      });
+      };
+      const sync =
+        store === 'apple'
+          ? await acceptApplePurchase(deps, { ...common, body: parseJsonBody(event, kind === 'register' ? AppleRegisterBody : AppleTransferBody) })
+          : await acceptGooglePurchase(deps, { ...common, body: parseJsonBody(event, kind === 'register' ? GoogleRegisterBody : GoogleTransferBody) });
       return json(202, {
         synchronizationId: sync.synchronizationId,
         ...(sync.correlationId !== undefined ? { correlationId: sync.correlationId } : {}),
@@ -57,7 +59,7 @@ export function makeApplePurchaseHandler(kind: SyncKind, deps: ApplePurchaseHand
 }
 
 /** The deployed wiring: DynamoDB, Step Functions and the customer-token verifier from configuration. */
-export function defaultApplePurchaseDeps(service: string): ApplePurchaseHandlerDeps {
+export function defaultPurchaseDeps(service: string): PurchaseHandlerDeps {
   const runtime = createRuntime(service);
   return {
     ...runtime,
