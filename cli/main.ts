@@ -8,6 +8,8 @@ import {
   CommandError,
   UsageError,
   appleConfigure,
+  googleConfigure,
+  parseGoogleConfigure,
   customerAdd,
   jwtIssue,
   offerMap,
@@ -115,6 +117,21 @@ export const COMMANDS: CommandSpec[] = [
     },
     validate: (args) => parseAppleConfigure(args),
     run: (target, args) => appleConfigure(target, args),
+  },
+  {
+    name: 'google configure',
+    summary: "add or replace a publisher's Google Play Billing profile (package name + service account)",
+    options: {
+      publisher: { type: 'string', value: 'N', description: 'publisher id', required: true },
+      'package-name': { type: 'string', value: 'P', description: 'Android application id', required: true },
+      'service-account-file': {
+        type: 'string',
+        value: 'PATH.json',
+        description: "service account key, stored as a secret; default: the current one, or locally the simulator's",
+      },
+    },
+    validate: (args) => parseGoogleConfigure(args),
+    run: (target, args) => googleConfigure(target, args),
   },
   {
     name: 'jwt issue',

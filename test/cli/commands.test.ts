@@ -18,6 +18,7 @@ import {
   CommandError,
   UsageError,
   appleConfigure,
+  googleConfigure,
   customerAdd,
   jwtIssue,
   offerMap,
@@ -250,6 +251,38 @@ describe('customer add and offer map', () => {
     const offer = 'O'.repeat(64);
     await offerMap(target, { publisher: '7', store: 'google', product: 'p64', offer });
     expect(await publishers.getOfferId(7, 'google', 'p64')).toBe(offer);
+  });
+});
+
+describe('google configure', () => {
+  const serviceAccount = () =>
+    JSON.stringify({
+      type: 'service_account',
+      client_email: 'play@acme.iam.gserviceaccount.com',
+      private_key: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    });
+
+  it('stores the service account as a secret and adds the profile for the package', async () => {
+    const json = serviceAccount();
+    const file = writeTemp('play.json', json);
+    const result = await googleConfigure(target, { publisher: '7', 'package-name': 'com.acme.tv', 'service-account-file': file });
+    const profile = { packageName: 'com.acme.tv', serviceAccountRef: 'file:google-service-account-7-com.acme.tv' };
+    expect(result).toEqual({ publisherId: 7, google: { profiles: [profile] } });
+    expect((await storedPublisher(7)).google).toEqual({ profiles: [profile] });
+    expect(readFileSync(path.join(dataDir, 'secrets', 'google-service-account-7-com.acme.tv'), 'utf8')).toBe(json);
+    expect(JSON.stringify(await rawPublisherItem(7))).not.toContain('PRIVATE KEY');
+  });
+
+  it.each([
+    ['not JSON', 'nope', CommandError],
+    ['JSON without a key', JSON.stringify({ client_email: 'a@b' }), CommandError],
+  ])('refuses a service account file that is %s', async (_name, content, type) => {
+    const file = writeTemp('bad.json', content);
+    await expect(googleConfigure(target, { publisher: '7', 'package-name': 'com.acme.tv', 'service-account-file': file })).rejects.toBeInstanceOf(type);
+  });
+
+  it.each(['acme', '1com.acme', 'com..acme'])('refuses the package name %s', async (packageName) => {
+    await expect(googleConfigure(target, { publisher: '7', 'package-name': packageName })).rejects.toBeInstanceOf(UsageError);
   });
 });
 
@@ -623,9 +656,9 @@ describe('the command line', () => {
     const child = spawnSync(process.execPath, ['cli/bin.cjs', '--help'], { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 30_000 });
     expect(child.status).toBe(0);
     expect(child.stderr).toBe('');
-    for (const command of ['publisher create', 'publisher list', 'customer add', 'offer map', 'apple configure', 'jwt issue', 'sync show']) {
+    for (const command of ['publisher create', 'publisher list', 'customer add', 'offer map', 'apple configure', 'google configure', 'jwt issue', 'sync show']) {
       expect(child.stdout).toContain(`  ${command}`);
     }
-    expect(COMMANDS).toHaveLength(7);
+    expect(COMMANDS).toHaveLength(8);
   });
 });
