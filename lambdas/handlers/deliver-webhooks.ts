@@ -1,0 +1,110 @@
+import type { SQSBatchItemFailure, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { createDocumentClient } from '../adapters/dynamodb-client';
+import { DynamoDbDeliveryLog, DynamoDbWebhookEndpointRepository } from '../adapters/dynamodb-webhook-repository';
+import { HttpWebhookSender } from '../adapters/http-webhook-sender';
+import { ReferenceSecretStore } from '../adapters/secret-store';
+import { processDeliveryMessage, type DeliverWebhooksDeps } from '../domain/deliver-webhooks';
+import { ConfigurationError } from '../domain/errors';
+import { MAX_RETRY_DELAY_SECONDS, RETRY_SCHEDULE_SECONDS, scaleSeconds } from '../domain/webhook-delivery';
+import { systemClock, type Clock } from '../ports/clock';
+import type { SecretStore } from '../ports/secret-store';
+import type { DeadLetterQueue, DeliveryQueue, WebhookSender } from '../ports/webhooks';
+import { loadConfig, required } from '../shared/config';
+import { createLogger, type Logger } from '../shared/logger';
+import { lazyHandler } from '../shared/runtime';
+
+/**
+ * The webhook delivery Lambda, fed by the SQS queue the `inappPurchaseSyncResult` rule targets
+ * (and by its own scheduled attempts). Reports partial batch failures: only the records that threw
+ * come back (ReportBatchItemFailures on the event source mapping).
+ */
+export function makeDeliverWebhooksHandler(deps: DeliverWebhooksDeps) {
+  return async (event: SQSEvent): Promise<SQSBatchResponse> => {
+    // Concurrently: one slow receiver (15 s) must not hold back the rest of the batch.
+    const settled = await Promise.allSettled(
+      event.Records.map(async (record) => processDeliveryMessage(deps, JSON.parse(record.body) as unknown)),
+    );
+    const batchItemFailures: SQSBatchItemFailure[] = [];
+    for (const [index, result] of settled.entries()) {
+      const record = event.Records[index];
+      if (result.status === 'fulfilled' || record === undefined) continue;
+      deps.logger.error('webhook message failed; the queue will deliver it again', { messageId: record.messageId, error: result.reason });
+      batchItemFailures.push({ itemIdentifier: record.messageId });
+    }
+    return { batchItemFailures };
+  };
+}
+
+/** Settings of the delivery that only this function reads. */
+const WebhookEnv = z.object({
+  /** `true` only in local mode, where receivers run on 127.0.0.1; deployed stacks refuse private addresses. */
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: z.enum(['true', 'false']).default('false'),
+  /** Multiplies the retry schedule (0.001 turns 10 h into 36 s); 1 when deployed. */
+  WEBHOOK_SCHEDULE_SCALE: z.coerce.number().min(0).max(1).default(1),
+});
+
+export interface DeliveryDepsOptions {
+  db: DynamoDBDocumentClient;
+  tableName: string;
+  secrets: SecretStore;
+  logger: Logger;
+  queue: DeliveryQueue;
+  deadLetters: DeadLetterQueue;
+  /** True only in local mode (receivers on 127.0.0.1). */
+  allowPrivateNetworks: boolean;
+  /** Multiplies the retry schedule and the Retry-After ceiling; default 1. */
+  scale?: number;
+  /** Default: HttpWebhookSender with `allowPrivateNetworks`. */
+  sender?: WebhookSender;
+  clock?: Clock;
+}
+
+/** The delivery's ports over DynamoDB, HTTP and the given queues: one composition for Lambda and `npm start`. */
+export function createDeliveryDeps(options: DeliveryDepsOptions): DeliverWebhooksDeps {
+  const clock = options.clock ?? systemClock;
+  const scale = options.scale ?? 1;
+  return {
+    endpoints: new DynamoDbWebhookEndpointRepository(options.db, options.tableName),
+    log: new DynamoDbDeliveryLog(options.db, options.tableName, () => clock.now().getTime()),
+    queue: options.queue,
+    deadLetters: options.deadLetters,
+    sender: options.sender ?? new HttpWebhookSender({ allowPrivateNetworks: options.allowPrivateNetworks }),
+    secrets: options.secrets,
+    clock,
+    logger: options.logger,
+    scheduleSeconds: scale === 1 ? RETRY_SCHEDULE_SECONDS : scaleSeconds(RETRY_SCHEDULE_SECONDS, scale),
+    maxRetryDelaySeconds: MAX_RETRY_DELAY_SECONDS * scale,
+  };
+}
+
+/**
+ * TODO(CDK wiring): the SQS adapters of DeliveryQueue (SendMessage with DelaySeconds, rounded up to
+ * whole seconds, at most 900) and DeadLetterQueue (the delivery dead-letter queue) need
+ * @aws-sdk/client-sqs, which is not a dependency yet.
+ */
+export function createQueueAdapters(_env: NodeJS.ProcessEnv): { queue: DeliveryQueue; deadLetters: DeadLetterQueue } {
+  throw new ConfigurationError('SQS adapters arrive with the CDK wiring');
+}
+
+export const handler = lazyHandler(() => {
+  const config = loadConfig();
+  const webhookEnv = WebhookEnv.parse(process.env);
+  const logger = createLogger('deliver-webhooks', config.LOG_LEVEL);
+  const deliver = makeDeliverWebhooksHandler(
+    createDeliveryDeps({
+      db: createDocumentClient(),
+      tableName: required(config, 'TABLE_NAME'),
+      secrets: new ReferenceSecretStore({
+        ...(config.LOCAL_SECRETS_DIR ? { localDir: config.LOCAL_SECRETS_DIR } : {}),
+        cacheSeconds: config.SECRET_CACHE_SECONDS,
+      }),
+      logger,
+      ...createQueueAdapters(process.env),
+      allowPrivateNetworks: webhookEnv.WEBHOOK_ALLOW_PRIVATE_NETWORKS === 'true',
+      scale: webhookEnv.WEBHOOK_SCHEDULE_SCALE,
+    }),
+  );
+  return (event: SQSEvent, _context: unknown) => deliver(event);
+});
