@@ -24,6 +24,20 @@ import {
   syncShow,
   type Args,
 } from './commands';
+import {
+  parseWebhookAdd,
+  parseWebhookDeliveries,
+  parseWebhookEndpoint,
+  parseWebhookList,
+  parseWebhookReplay,
+  webhookAdd,
+  webhookDeliveries,
+  webhookDisable,
+  webhookEnable,
+  webhookList,
+  webhookReplay,
+  webhookRotateSecret,
+} from './webhook-commands';
 import { DEFAULT_DATA_DIR, resolveTarget, type StackTarget, type TargetOptions } from './stack-target';
 
 interface OptionSpec {
@@ -154,6 +168,77 @@ export const COMMANDS: CommandSpec[] = [
     },
     validate: (args, positionals) => parseSyncShow(positionals[0], args),
     run: (target, args, positionals) => syncShow(target, positionals[0], args),
+  },
+  {
+    name: 'webhook add',
+    summary: 'register a webhook endpoint; prints its signing secret once',
+    options: {
+      publisher: { type: 'string', value: 'N', description: 'publisher id', required: true },
+      url: { type: 'string', value: 'URL', description: 'receiver URL (https and a public address on deployed stacks)', required: true },
+      topics: { type: 'string', value: 'LIST', description: 'default inappPurchaseSyncResult' },
+    },
+    validate: (args) => parseWebhookAdd(args),
+    run: (target, args) => webhookAdd(target, args),
+  },
+  {
+    name: 'webhook list',
+    summary: "list a publisher's webhook endpoints",
+    options: { publisher: { type: 'string', value: 'N', description: 'publisher id', required: true } },
+    validate: (args) => parseWebhookList(args),
+    run: (target, args) => webhookList(target, args),
+  },
+  {
+    name: 'webhook disable',
+    summary: 'stop delivering to an endpoint',
+    options: {
+      publisher: { type: 'string', value: 'N', description: 'publisher id', required: true },
+      endpoint: { type: 'string', value: 'E', description: 'endpoint id (from webhook add or list)', required: true },
+    },
+    validate: (args) => parseWebhookEndpoint(args),
+    run: (target, args) => webhookDisable(target, args),
+  },
+  {
+    name: 'webhook enable',
+    summary: 'deliver to an endpoint again',
+    options: {
+      publisher: { type: 'string', value: 'N', description: 'publisher id', required: true },
+      endpoint: { type: 'string', value: 'E', description: 'endpoint id (from webhook add or list)', required: true },
+    },
+    validate: (args) => parseWebhookEndpoint(args),
+    run: (target, args) => webhookEnable(target, args),
+  },
+  {
+    name: 'webhook rotate-secret',
+    summary: 'new signing secret (printed once); the old one keeps signing for 24 h',
+    options: {
+      publisher: { type: 'string', value: 'N', description: 'publisher id', required: true },
+      endpoint: { type: 'string', value: 'E', description: 'endpoint id (from webhook add or list)', required: true },
+    },
+    validate: (args) => parseWebhookEndpoint(args),
+    run: (target, args) => webhookRotateSecret(target, args),
+  },
+  {
+    name: 'webhook deliveries',
+    summary: 'the delivery log: status, latency and error of every attempt',
+    options: {
+      publisher: { type: 'string', value: 'N', description: 'publisher id', required: true },
+      since: { type: 'string', value: 'ISO', description: 'only attempts since this time' },
+      limit: { type: 'string', value: 'N', description: 'at most N attempts (default 50)' },
+    },
+    validate: (args) => parseWebhookDeliveries(args),
+    run: (target, args) => webhookDeliveries(target, args),
+  },
+  {
+    name: 'webhook replay',
+    positional: '[<webhook-id>]',
+    summary: 're-send a delivery (same webhook-id) from the dead letters or the log, or all since a time',
+    options: {
+      publisher: { type: 'string', value: 'N', description: 'publisher id (with --since)' },
+      since: { type: 'string', value: 'ISO', description: 'replay every delivery since this time' },
+      limit: { type: 'string', value: 'N', description: 'at most N deliveries' },
+    },
+    validate: (args, positionals) => parseWebhookReplay(positionals[0], args),
+    run: (target, args, positionals) => webhookReplay(target, positionals[0], args),
   },
 ];
 

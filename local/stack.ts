@@ -19,6 +19,8 @@ import { lambdaContext, type LambdaEntry } from './lambda-context';
 import { APPLE_KEY_FILE, DEMO, seedDemo } from './seed';
 import { createAppleSimulator } from './simulator/apple-simulator';
 import { FaultInjector, handleFaultRoutes } from './simulator/faults';
+import { createLocalWebhookDelivery, handleLocalWebhookRoutes, type LocalWebhookDelivery } from './webhook-queue';
+import { createLogger } from '../lambdas/shared/logger';
 import { createGoogleSimulator, GOOGLE_SERVICE_ACCOUNT_FILE } from './simulator/google-simulator';
 import { readBody } from './simulator/http-json';
 import { AwsJsonError, LocalStepFunctions, type TaskImplementation } from './step-functions';
@@ -45,6 +47,8 @@ export interface LocalStackOptions {
   /** One line per component as it starts. */
   print?: (line: string) => void;
   extraRules?: LocalRule[];
+  /** Multiplies the webhook retry schedule (tests: 0.0001); default 1, the contract's 5 s … 10 h. */
+  webhookScheduleScale?: number;
 }
 
 export interface LocalJson {
@@ -67,6 +71,7 @@ export interface LocalStack {
   stepFunctions: LocalStepFunctions;
   faults: FaultInjector;
   dynamodb: DynamoDbLocal;
+  webhooks: LocalWebhookDelivery;
   stop(): Promise<void>;
 }
 
@@ -172,7 +177,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         : {}),
     });
 
-    const busRules: LocalRule[] = [...(options.extraRules ?? [])];
+    // Webhook delivery: the same rule pattern and delivery handler as the deployed stack, fed by an in-process queue.
+    const webhooks = createLocalWebhookDelivery({
+      db: createDocumentClient(dynamodb.client),
+      tableName: LOCAL_TABLE_NAME,
+      secretsDir,
+      ...(options.webhookScheduleScale !== undefined ? { scale: options.webhookScheduleScale } : {}),
+      ...(options.inMemory ? {} : { deadLetterFile: join(dataDir, 'webhook-dead-letters.json') }),
+      logger: createLogger('deliver-webhooks', options.logLevel ?? 'info'),
+    });
+    const busRules: LocalRule[] = [webhooks.rule, ...(options.extraRules ?? [])];
     const bus = new LocalEventBus({
       busName: LOCAL_BUS_NAME,
       rules: busRules,
@@ -242,6 +256,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           if (await google.handle(req, res, requestUrl)) return;
           return sendError(res, 'REQ0008');
         }
+        if (await handleLocalWebhookRoutes(req, res, requestUrl, webhooks)) return;
         if (path === '/__local/events' && req.method === 'GET') {
           const id = requestUrl.searchParams.get('synchronizationId');
           const list = bus.events.filter((event) => !id || event.detail.synchronizationId === id);
@@ -297,11 +312,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       stepFunctions: sfn,
       faults,
       dynamodb: ddb,
+      webhooks,
       stop: async () => {
         if (stopped) return;
         stopped = true;
         sfn.abortAll();
         await sfn.drain();
+        await webhooks.stop();
         await new Promise<void>((r) => {
           server.close(() => r());
           server.closeAllConnections();
