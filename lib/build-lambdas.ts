@@ -2,7 +2,7 @@ import { readFileSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build, type BuildOptions } from 'esbuild';
-import { API_FUNCTIONS, WORKFLOW_FUNCTIONS } from '../lambdas/shared/catalog';
+import { API_FUNCTIONS, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from '../lambdas/shared/catalog';
 import { LAMBDA_BUNDLING, PROJECT_ROOT } from './constructs/lambda-function';
 
 /** Size of one function's bundle. */
@@ -47,12 +47,12 @@ function esbuildOptions(entry: string, outfile: string): BuildOptions {
 }
 
 /**
- * Bundles every catalog function (API_FUNCTIONS and WORKFLOW_FUNCTIONS) and returns the bundle
+ * Bundles every catalog function (API_FUNCTIONS, WORKFLOW_FUNCTIONS and WEBHOOK_FUNCTION) and returns the bundle
  * sizes in catalog order. Rejects, after trying them all, if any bundle fails.
  */
 export async function buildLambdas(options: BuildLambdasOptions = {}): Promise<BundleSize[]> {
   const outDir = options.outDir ?? path.join(PROJECT_ROOT, 'dist', 'lambdas');
-  const entries = [...API_FUNCTIONS, ...WORKFLOW_FUNCTIONS].map(({ id, entry }) => ({ id, entry }));
+  const entries = [...API_FUNCTIONS, ...WORKFLOW_FUNCTIONS, WEBHOOK_FUNCTION].map(({ id, entry }) => ({ id, entry }));
   const results = await Promise.allSettled(
     entries.map(async ({ id, entry }): Promise<BundleSize> => {
       const outfile = path.join(outDir, id, 'index.js');

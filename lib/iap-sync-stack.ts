@@ -11,6 +11,8 @@ import { SyncEventBus } from './constructs/event-bus';
 import { SyncHttpApi } from './constructs/http-api';
 import { createLambdaFunction } from './constructs/lambda-function';
 import { SyncWorkflow } from './constructs/sync-workflow';
+import { WebhookDelivery } from './constructs/webhook-delivery';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
 
 /** Store retry budget handed to MarkRetrying (RETRY_* variables). */
 export interface RetryBudget {
@@ -47,6 +49,8 @@ export interface IapSyncStackProps extends StackProps {
    * @default true
    */
   appleOnlineChecks?: boolean;
+  /** Receives alarms (webhook dead letters) when given. */
+  alarmTopic?: ITopic;
   /** HTTP API stage throttling. @default { burstLimit: 200, rateLimit: 100 } */
   throttle?: { burstLimit: number; rateLimit: number };
 }
@@ -137,6 +141,8 @@ export class IapSyncStack extends Stack {
       if (access.readsSecrets) fn.addToRolePolicy(readSecrets);
       apiFunctions.set(entry.id, fn);
     }
+
+    new WebhookDelivery(this, 'Webhooks', { bus: events.bus, table, readSecrets, logLevel: LOG_LEVEL, ...(props.alarmTopic ? { alarmTopic: props.alarmTopic } : {}) });
 
     const http = new SyncHttpApi(this, 'Http', {
       apiName: `iap-sync-${props.stage}`,

@@ -5,6 +5,7 @@ import { createDocumentClient } from '../adapters/dynamodb-client';
 import { DynamoDbDeliveryLog, DynamoDbWebhookEndpointRepository } from '../adapters/dynamodb-webhook-repository';
 import { HttpWebhookSender } from '../adapters/http-webhook-sender';
 import { ReferenceSecretStore } from '../adapters/secret-store';
+import { DynamoDbDeadLetterQueue, SqsDeliveryQueue } from '../adapters/sqs-delivery-queue';
 import { processDeliveryMessage, type DeliverWebhooksDeps } from '../domain/deliver-webhooks';
 import { ConfigurationError } from '../domain/errors';
 import { MAX_RETRY_DELAY_SECONDS, RETRY_SCHEDULE_SECONDS, scaleSeconds } from '../domain/webhook-delivery';
@@ -80,28 +81,35 @@ export function createDeliveryDeps(options: DeliveryDepsOptions): DeliverWebhook
 }
 
 /**
- * TODO(CDK wiring): the SQS adapters of DeliveryQueue (SendMessage with DelaySeconds, rounded up to
- * whole seconds, at most 900) and DeadLetterQueue (the delivery dead-letter queue) need
- * @aws-sdk/client-sqs, which is not a dependency yet.
+ * Deployed queues: attempts go back to the delivery queue with a delay (SQS caps it at 900 s; the
+ * use case hops longer waits); exhausted deliveries are kept in the table for replay and signalled
+ * on the dead-letter queue the stack alarms on.
  */
-export function createQueueAdapters(_env: NodeJS.ProcessEnv): { queue: DeliveryQueue; deadLetters: DeadLetterQueue } {
-  throw new ConfigurationError('SQS adapters arrive with the CDK wiring');
+export function createQueueAdapters(env: NodeJS.ProcessEnv, db: DynamoDBDocumentClient, tableName: string): { queue: DeliveryQueue; deadLetters: DeadLetterQueue } {
+  const queueUrl = env.WEBHOOK_QUEUE_URL;
+  if (!queueUrl) throw new ConfigurationError('WEBHOOK_QUEUE_URL is not configured');
+  return {
+    queue: new SqsDeliveryQueue(queueUrl),
+    deadLetters: new DynamoDbDeadLetterQueue(db, tableName, env.WEBHOOK_DEAD_LETTER_QUEUE_URL),
+  };
 }
 
 export const handler = lazyHandler(() => {
   const config = loadConfig();
   const webhookEnv = WebhookEnv.parse(process.env);
   const logger = createLogger('deliver-webhooks', config.LOG_LEVEL);
+  const db = createDocumentClient();
+  const tableName = required(config, 'TABLE_NAME');
   const deliver = makeDeliverWebhooksHandler(
     createDeliveryDeps({
-      db: createDocumentClient(),
-      tableName: required(config, 'TABLE_NAME'),
+      db,
+      tableName,
       secrets: new ReferenceSecretStore({
         ...(config.LOCAL_SECRETS_DIR ? { localDir: config.LOCAL_SECRETS_DIR } : {}),
         cacheSeconds: config.SECRET_CACHE_SECONDS,
       }),
       logger,
-      ...createQueueAdapters(process.env),
+      ...createQueueAdapters(process.env, db, tableName),
       allowPrivateNetworks: webhookEnv.WEBHOOK_ALLOW_PRIVATE_NETWORKS === 'true',
       scale: webhookEnv.WEBHOOK_SCHEDULE_SCALE,
     }),

@@ -87,6 +87,14 @@ export const WORKFLOW_FUNCTIONS: WorkflowFunction[] = [
   },
 ];
 
+/** The webhook delivery function, fed by the SQS queue behind the bus rule. */
+export const WEBHOOK_FUNCTION = {
+  id: 'DeliverWebhooks',
+  entry: 'lambdas/handlers/deliver-webhooks.ts',
+  /** Several 15 s attempts of a batch run concurrently; SQS visibility is six times this. */
+  timeoutSeconds: 60,
+} as const;
+
 /** Placeholders of the ASL that are not function ARNs. */
 export const WORKFLOW_VALUE_SUBSTITUTIONS = ['EventBusName', 'EventSource', 'EventDetailType'] as const;
 

@@ -35,7 +35,7 @@ export class SyncEventBus extends Construct {
  * CDK renders back to JSON. Generic so a key added to the shared pattern is not silently dropped;
  * the CDK test compares the rendered pattern with the shared one.
  */
-function toCdkEventPattern(pattern: Readonly<Record<string, readonly string[]>>): EventPattern {
+export function toCdkEventPattern(pattern: Readonly<Record<string, readonly string[]>>): EventPattern {
   const cdkPattern: Record<string, string[]> = {};
   for (const [key, values] of Object.entries(pattern)) {
     cdkPattern[key.replace(/-([a-z])/g, (_match, letter: string) => letter.toUpperCase())] = [...values];

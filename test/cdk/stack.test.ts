@@ -4,7 +4,7 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { TABLE_DEFINITION } from '../../lambdas/adapters/dynamodb-table';
 import { SYNC_RESULT_EVENT_PATTERN } from '../../lambdas/schemas/events';
-import { API_FUNCTIONS, WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS } from '../../lambdas/shared/catalog';
+import { API_FUNCTIONS, WEBHOOK_FUNCTION, WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS } from '../../lambdas/shared/catalog';
 import { IapSyncStack, type IapSyncStackProps } from '../../lib/iap-sync-stack';
 
 // Two synths in the whole file (each bundles six functions with esbuild): one per workflow type.
@@ -154,6 +154,7 @@ describe('Lambda functions', () => {
   const catalog = [
     ...API_FUNCTIONS.map((entry) => ({ id: entry.id, memory: 256, timeout: 10 })),
     ...WORKFLOW_FUNCTIONS.map((entry) => ({ id: entry.id, memory: 512, timeout: entry.timeoutSeconds })),
+    { id: WEBHOOK_FUNCTION.id, memory: 512, timeout: WEBHOOK_FUNCTION.timeoutSeconds },
   ];
   const extraEnvironment: Record<string, string[]> = {
     RegisterApplePurchase: ['STATE_MACHINE_ARN'],
@@ -162,6 +163,7 @@ describe('Lambda functions', () => {
     TransferGooglePurchase: ['STATE_MACHINE_ARN'],
     VerifyPurchase: ['APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
     MarkRetrying: ['RETRY_MAX_ATTEMPTS', 'RETRY_BASE_SECONDS', 'RETRY_MAX_WAIT_SECONDS'],
+    DeliverWebhooks: ['WEBHOOK_QUEUE_URL', 'WEBHOOK_DEAD_LETTER_QUEUE_URL'],
   };
 
   it('are one per catalog entry', () => {
@@ -222,6 +224,7 @@ describe('least privilege', () => {
     ['GetSynchronization', true, false],
     ['GetOpenApi', false, false],
     ...WORKFLOW_FUNCTIONS.map((entry) => [entry.id, true, true] as const),
+    [WEBHOOK_FUNCTION.id, true, true],
   ] as const)('%s: reads the table %s, writes it %s', (id, reads, writes) => {
     const dynamo = statementsOf(id).flatMap(actions).filter((action) => action.startsWith('dynamodb:'));
     expect(dynamo.includes('dynamodb:GetItem')).toBe(reads);
@@ -237,6 +240,7 @@ describe('least privilege', () => {
     ['TransferGooglePurchase', true],
     ['GetSynchronization', true],
     ['GetOpenApi', false],
+    ['DeliverWebhooks', true],
     ['MarkRetrying', false],
     ['FinalizeSynchronization', false],
   ] as const)('%s: may read iap-sync/* secrets %s', (id, allowed) => {
@@ -247,6 +251,29 @@ describe('least privilege', () => {
     }
     expect(secrets).toHaveLength(1);
     expect(JSON.stringify(secrets[0]?.Resource)).toMatch(/:secretsmanager:.*:secret:iap-sync\/\*"/);
+  });
+});
+
+describe('webhook delivery', () => {
+  it('routes the shared event pattern from the bus to an encrypted queue, with a dead-letter queue for failed events', () => {
+    const rules = Object.values(template().findResources('AWS::Events::Rule')) as Resource[];
+    const rule = rules.find((candidate) => JSON.stringify(candidate.Properties.EventPattern) === JSON.stringify(SYNC_RESULT_EVENT_PATTERN));
+    expect(rule).toBeDefined();
+    const [target] = rule?.Properties.Targets as { Arn: unknown; DeadLetterConfig?: unknown }[];
+    expect(target?.DeadLetterConfig).toBeDefined();
+    const queues = Object.values(template().findResources('AWS::SQS::Queue')) as Resource[];
+    expect(queues).toHaveLength(3);
+    for (const queue of queues) expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
+  });
+
+  it('feeds the delivery function in batches with partial batch failure reporting', () => {
+    const [, mapping] = only('AWS::Lambda::EventSourceMapping');
+    expect(mapping.Properties).toMatchObject({ BatchSize: 10, FunctionResponseTypes: ['ReportBatchItemFailures'] });
+  });
+
+  it('alarms on both dead-letter queues at one message', () => {
+    const alarms = Object.values(template().findResources('AWS::CloudWatch::Alarm')) as Resource[];
+    expect(alarms.filter((alarm) => alarm.Properties.MetricName === 'ApproximateNumberOfMessagesVisible' && alarm.Properties.Threshold === 1)).toHaveLength(2);
   });
 });
 

@@ -1,0 +1,90 @@
+import { Duration } from 'aws-cdk-lib';
+import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Rule, type IEventBus } from 'aws-cdk-lib/aws-events';
+import { SqsQueue } from 'aws-cdk-lib/aws-events-targets';
+import type { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { SYNC_RESULT_EVENT_PATTERN } from '../../lambdas/schemas/events';
+import { WEBHOOK_FUNCTION } from '../../lambdas/shared/catalog';
+import { toCdkEventPattern } from './event-bus';
+import { createLambdaFunction } from './lambda-function';
+
+/** Props of {@link WebhookDelivery}. */
+export interface WebhookDeliveryProps {
+  bus: IEventBus;
+  table: ITable;
+  /** Lets the function read endpoints' signing secrets (iap-sync/*). */
+  readSecrets: PolicyStatement;
+  /** Receives the dead-letter alarms when given. */
+  alarmTopic?: ITopic;
+  logLevel: string;
+}
+
+/**
+ * inappPurchaseSyncResult → webhooks: a rule on the bus (the shared pattern) → an SQS queue (its own
+ * dead-letter queue for events that cannot be handled) → the delivery Lambda with partial batch
+ * responses; scheduled retries go back to the queue with a delay; exhausted deliveries are kept for
+ * replay and signalled on a second dead-letter queue. Both dead-letter queues alarm at one message.
+ */
+export class WebhookDelivery extends Construct {
+  readonly queue: Queue;
+  readonly eventDeadLetters: Queue;
+  readonly deliveryDeadLetters: Queue;
+  readonly fn: NodejsFunction;
+
+  constructor(scope: Construct, id: string, props: WebhookDeliveryProps) {
+    super(scope, id);
+    const secure = { encryption: QueueEncryption.SQS_MANAGED, enforceSSL: true };
+    this.eventDeadLetters = new Queue(this, 'EventDeadLetters', { ...secure, retentionPeriod: Duration.days(14) });
+    this.deliveryDeadLetters = new Queue(this, 'DeliveryDeadLetters', { ...secure, retentionPeriod: Duration.days(14) });
+    this.queue = new Queue(this, 'Deliveries', {
+      ...secure,
+      // SQS asks for six times the function timeout, so a slow batch is not delivered twice.
+      visibilityTimeout: Duration.seconds(WEBHOOK_FUNCTION.timeoutSeconds * 6),
+      retentionPeriod: Duration.days(4),
+      deadLetterQueue: { queue: this.eventDeadLetters, maxReceiveCount: 5 },
+    });
+    new Rule(this, 'SyncResultToWebhooks', {
+      eventBus: props.bus,
+      eventPattern: toCdkEventPattern(SYNC_RESULT_EVENT_PATTERN),
+      targets: [new SqsQueue(this.queue, { deadLetterQueue: this.eventDeadLetters, retryAttempts: 185, maxEventAge: Duration.hours(24) })],
+    });
+    this.fn = createLambdaFunction(scope, WEBHOOK_FUNCTION.id, {
+      entry: WEBHOOK_FUNCTION.entry,
+      kind: 'workflow',
+      timeout: Duration.seconds(WEBHOOK_FUNCTION.timeoutSeconds),
+      environment: {
+        TABLE_NAME: props.table.tableName,
+        LOG_LEVEL: props.logLevel,
+        WEBHOOK_QUEUE_URL: this.queue.queueUrl,
+        WEBHOOK_DEAD_LETTER_QUEUE_URL: this.deliveryDeadLetters.queueUrl,
+      },
+    });
+    this.fn.addEventSource(new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }));
+    props.table.grantReadWriteData(this.fn);
+    this.queue.grantSendMessages(this.fn);
+    this.deliveryDeadLetters.grantSendMessages(this.fn);
+    this.fn.addToRolePolicy(props.readSecrets);
+
+    for (const [name, queue] of [
+      ['EventDeadLettersAlarm', this.eventDeadLetters],
+      ['DeliveryDeadLettersAlarm', this.deliveryDeadLetters],
+    ] as const) {
+      const alarm = new Alarm(this, name, {
+        metric: queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+        alarmDescription: `${name}: webhook deliveries or events are waiting in a dead-letter queue (replay with iap-sync webhook replay)`,
+      });
+      if (props.alarmTopic) alarm.addAlarmAction(new SnsAction(props.alarmTopic));
+    }
+  }
+}
