@@ -20,6 +20,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -48,6 +49,8 @@ export interface StackTarget {
    * of `iap-sync/<stack>/<purpose>` when deployed. `purpose` is a file-name-safe word.
    */
   storeSecret(purpose: string, value: string): Promise<string>;
+  /** Deployed only: sends a message to the webhook delivery queue (replays run in the delivery Lambda). */
+  enqueueDelivery?(message: object): Promise<void>;
   /** Releases the SDK clients (lets the process exit). */
   close(): void;
 }
@@ -141,6 +144,7 @@ export interface DeployedIo {
   describeStackOutputs(stackName: string): Promise<Record<string, string>>;
   /** Creates (or, when it exists, updates) a secret named `name`; answers its ARN. */
   putSecret(name: string, value: string, description: string): Promise<string>;
+  sendMessage(queueUrl: string, body: string): Promise<void>;
   db: DynamoDBDocumentClient;
   close(): void;
 }
@@ -150,7 +154,11 @@ function awsIo(region: string | undefined): DeployedIo {
   const cloudFormation = new CloudFormationClient(config);
   const secrets = new SecretsManagerClient(config);
   const dynamodb = new DynamoDBClient(config);
+  const sqs = new SQSClient(config);
   return {
+    async sendMessage(queueUrl, body) {
+      await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
+    },
     async describeStackOutputs(stackName) {
       const out = await cloudFormation.send(new DescribeStacksCommand({ StackName: stackName }));
       const outputs: Record<string, string> = {};
@@ -177,6 +185,7 @@ function awsIo(region: string | undefined): DeployedIo {
       cloudFormation.destroy();
       secrets.destroy();
       dynamodb.destroy();
+      sqs.destroy();
     },
   };
 }
@@ -213,6 +222,9 @@ export async function deployedTarget(stackName: string, region?: string, io: Dep
       checkPurpose(purpose);
       return io.putSecret(`iap-sync/${stackName}/${purpose}`, value, `iap-sync ${stackName}: ${purpose}`);
     },
+    ...(outputs.WebhookQueueUrl
+      ? { enqueueDelivery: (message: object) => io.sendMessage(String(outputs.WebhookQueueUrl), JSON.stringify(message)) }
+      : {}),
     close: () => io.close(),
   };
 }

@@ -327,12 +327,17 @@ export async function webhookReplay(
   webhookId: string | undefined,
   args: Args,
   io: WebhookCommandIo = {},
-): Promise<{ replayed: ReplayReport[] }> {
+): Promise<{ replayed: ReplayReport[] } | { queued: object }> {
   const request = parseWebhookReplay(webhookId, args);
   if (target.kind !== 'local') {
-    throw new UsageError(
-      `webhook replay works only with the local stack for now: it runs in the process that owns the delivery queue, and ${target.description} has no replay entry point yet`,
-    );
+    // Deployed: the delivery Lambda replays (it has the network position and the secrets); we queue it.
+    if (!target.enqueueDelivery) throw new CommandError(`${target.description} has no WebhookQueueUrl output: deploy this version first`);
+    const message =
+      'webhookId' in request
+        ? { kind: 'replay', webhookId: request.webhookId }
+        : { kind: 'replay-since', publisherId: request.publisherId, since: request.since, limit: request.limit ?? 1000 };
+    await target.enqueueDelivery(message);
+    return { queued: message };
   }
   if (target.apiUrl === undefined) throw new CommandError(`${target.description} has no local.json with its API URL: is \`npm start\` running?`);
   const url = `${target.apiUrl}${LOCAL_WEBHOOK_ROUTES.replay}`;

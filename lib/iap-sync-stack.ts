@@ -142,7 +142,7 @@ export class IapSyncStack extends Stack {
       apiFunctions.set(entry.id, fn);
     }
 
-    new WebhookDelivery(this, 'Webhooks', { bus: events.bus, table, readSecrets, logLevel: LOG_LEVEL, ...(props.alarmTopic ? { alarmTopic: props.alarmTopic } : {}) });
+    const webhooks = new WebhookDelivery(this, 'Webhooks', { bus: events.bus, table, readSecrets, logLevel: LOG_LEVEL, ...(props.alarmTopic ? { alarmTopic: props.alarmTopic } : {}) });
 
     const http = new SyncHttpApi(this, 'Http', {
       apiName: `iap-sync-${props.stage}`,
@@ -154,6 +154,7 @@ export class IapSyncStack extends Stack {
     new CfnOutput(this, 'TableName', { value: table.tableName });
     new CfnOutput(this, 'EventBusName', { value: events.bus.eventBusName });
     new CfnOutput(this, 'StateMachineArn', { value: stateMachine.stateMachineArn });
+    new CfnOutput(this, 'WebhookQueueUrl', { value: webhooks.queue.queueUrl, description: 'Delivery queue (iap-sync webhook replay sends here)' });
   }
 }
 

@@ -110,7 +110,16 @@ const DeliverySchema = z.strictObject({
   notBefore: z.iso.datetime().optional(),
 });
 
-const AttemptMessageSchema = z.strictObject({ kind: z.literal('attempt'), delivery: DeliverySchema });
+const AttemptMessageSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('attempt'), delivery: DeliverySchema }),
+  z.strictObject({ kind: z.literal('replay'), webhookId: z.string().min(1).max(200) }),
+  z.strictObject({
+    kind: z.literal('replay-since'),
+    publisherId: z.number().int().min(1),
+    since: z.iso.datetime(),
+    limit: z.number().int().min(1).max(10_000),
+  }),
+]);
 
 /** The fields of an EventBridge envelope the delivery reads; the others are ignored. */
 const EventMessageSchema = z.object({
@@ -188,8 +197,22 @@ function firstRetryDelay(deps: DeliverWebhooksDeps): number {
 /** Processes one queue message (already JSON-parsed). Throws when the message must be retried. */
 export async function processDeliveryMessage(deps: DeliverWebhooksDeps, raw: unknown): Promise<AttemptReport[]> {
   const message = parseDeliveryMessage(raw);
-  if ('kind' in message) return [await attemptDelivery(deps, message.delivery)];
-  return fanOutEvent(deps, message);
+  if (!('kind' in message)) return fanOutEvent(deps, message);
+  switch (message.kind) {
+    case 'attempt':
+      return [await attemptDelivery(deps, message.delivery)];
+    case 'replay':
+      try {
+        return [(await replayDelivery(deps, message.webhookId)).report];
+      } catch (error) {
+        // An unknown id will not become known by retrying the message.
+        if (!(error instanceof DeliveryNotFoundError)) throw error;
+        deps.logger.warn('replay of an unknown webhook id ignored', { webhookId: message.webhookId });
+        return [];
+      }
+    case 'replay-since':
+      return (await replaySince(deps, message.publisherId, message.since, message.limit)).map((replayed) => replayed.report);
+  }
 }
 
 /**

@@ -63,7 +63,12 @@ export interface EventEnvelopeMessage {
 }
 
 /** What the delivery queue carries: a new event from the rule, or a scheduled attempt. */
-export type DeliveryMessage = EventEnvelopeMessage | { kind: 'attempt'; delivery: Delivery };
+/** A replay asked for by an operator (`iap-sync webhook replay` on a deployed stack): same webhook-id, fresh signature. */
+export type ReplayMessage =
+  | { kind: 'replay'; webhookId: string }
+  | { kind: 'replay-since'; publisherId: number; since: string; limit: number };
+
+export type DeliveryMessage = EventEnvelopeMessage | { kind: 'attempt'; delivery: Delivery } | ReplayMessage;
 
 /** What the use case decided after an attempt; `skipped` when the endpoint was gone or disabled. */
 export type AttemptAction = NextAttempt['action'];

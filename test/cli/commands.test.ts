@@ -435,6 +435,7 @@ describe('a deployed stack (AWS calls faked, data in DynamoDB Local)', () => {
   const secretsWritten: { name: string; value: string }[] = [];
   const io = (outputs: Record<string, string>): DeployedIo => ({
     describeStackOutputs: async (name) => (name === 'iap-sync-prod' ? outputs : Promise.reject(new Error('Stack does not exist'))),
+    sendMessage: async () => undefined,
     putSecret: async (name, value) => {
       secretsWritten.push({ name, value });
       return `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${name}-AbCdEf`;

@@ -145,13 +145,16 @@ describe('webhook add (local stack)', () => {
 
 describe('webhook add (deployed stack: AWS calls and DNS faked, data in DynamoDB Local)', () => {
   const secretsWritten: { name: string; value: string }[] = [];
+  const messagesSent: { queueUrl: string; body: string }[] = [];
   const io: DeployedIo = {
     describeStackOutputs: async () => ({
       TableName: LOCAL_TABLE_NAME,
       ApiUrl: 'https://abc.execute-api.eu-west-1.amazonaws.com/',
       EventBusName: 'iap-sync-prod',
       StateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:sync',
+      WebhookQueueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/deliveries',
     }),
+    sendMessage: async (queueUrl, body) => void messagesSent.push({ queueUrl, body }),
     putSecret: async (name, value) => {
       secretsWritten.push({ name, value });
       return `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${name}-AbCdEf`;
@@ -205,9 +208,13 @@ describe('webhook add (deployed stack: AWS calls and DNS faked, data in DynamoDB
     });
   });
 
-  it('refuses replay, which needs the delivery machinery in-process', async () => {
+  it('replay on a deployed stack queues a replay message for the delivery Lambda', async () => {
     const deployed = await deployedTarget('iap-sync-prod', 'eu-west-1', io);
-    await expect(webhookReplay(deployed, 'msg_abc', {})).rejects.toThrow(/only with the local stack/);
+    expect(await webhookReplay(deployed, 'msg_abc', {})).toEqual({ queued: { kind: 'replay', webhookId: 'msg_abc' } });
+    expect(messagesSent.at(-1)).toEqual({
+      queueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/deliveries',
+      body: JSON.stringify({ kind: 'replay', webhookId: 'msg_abc' }),
+    });
   });
 });
 
@@ -342,7 +349,9 @@ describe('webhook deliveries and replay', () => {
 
   it('replays a delivery from the log through the local stack: same webhook id, fresh valid signature', async () => {
     const before = received.length;
-    const { replayed } = await webhookReplay(target, webhookId, {});
+    const result = await webhookReplay(target, webhookId, {});
+    if (!('replayed' in result)) throw new Error('expected a local replay');
+    const { replayed } = result;
     await delivery.drain();
 
     expect(replayed).toEqual([
@@ -359,7 +368,9 @@ describe('webhook deliveries and replay', () => {
   it('replays everything since a time', async () => {
     const before = received.length;
     const since = new Date(Date.now() - 4 * 3600_000).toISOString();
-    const { replayed } = await webhookReplay(target, undefined, { publisher: String(publisherId), since });
+    const result = await webhookReplay(target, undefined, { publisher: String(publisherId), since });
+    if (!('replayed' in result)) throw new Error('expected a local replay');
+    const { replayed } = result;
     expect(replayed.map((entry) => [entry.webhookId, entry.report.outcome])).toEqual([[webhookId, 'done']]);
     expect(received.length - before).toBe(1);
   });

@@ -486,6 +486,23 @@ describe('an attempt', () => {
 });
 
 describe('replay', () => {
+  it('a replay message from the queue (deployed `webhook replay`) re-sends the dead letter', async () => {
+    const w = world();
+    const { url } = await addEndpoint(w, 'ep_q');
+    w.sender.script(url, { status: 500 });
+    await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_q', 8) });
+    const webhookId = deliveryTo('ep_q', 8).webhookId;
+    w.sender.script(url, { status: 200 });
+    const reports = await processDeliveryMessage(w.deps, { kind: 'replay', webhookId });
+    expect(reports).toMatchObject([{ webhookId, outcome: 'done', attempt: 1 }]);
+    expect(w.deadLetters.items.size).toBe(0);
+  });
+
+  it('a replay message for an unknown id is dropped, not retried forever', async () => {
+    const w = world();
+    await expect(processDeliveryMessage(w.deps, { kind: 'replay', webhookId: 'msg_unknown' })).resolves.toEqual([]);
+  });
+
   it('re-sends a dead letter with the same webhook id, a fresh signature and attempt 1, and removes it', async () => {
     const w = world();
     const { url, secret } = await addEndpoint(w, 'ep_down');
