@@ -60,14 +60,14 @@ const MAX_JWT_TTL_SECONDS = 30 * 24 * 3600;
 // ---------------------------------------------------------------------------------------------
 // Option helpers
 
-function optionalString(args: Args, name: string): string | undefined {
+export function optionalString(args: Args, name: string): string | undefined {
   const value = args[name];
   if (value === undefined) return undefined;
   if (typeof value !== 'string') throw new UsageError(`--${name} needs a value`);
   return value;
 }
 
-function requiredString(args: Args, name: string): string {
+export function requiredString(args: Args, name: string): string {
   const value = optionalString(args, name);
   if (value === undefined || value === '') throw new UsageError(`--${name} is required`);
   return value;

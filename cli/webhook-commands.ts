@@ -18,7 +18,7 @@ import {
 } from '../lambdas/ports/webhooks';
 import { LOCAL_WEBHOOK_ROUTES, type ReplayRequest } from '../local/webhook-queue';
 import type { ReplayReport } from '../lambdas/domain/deliver-webhooks';
-import { CommandError, UsageError, parsePositiveInt32, type Args } from './commands';
+import { CommandError, UsageError, optionalString, parsePositiveInt32, requiredString, type Args } from './commands';
 import type { StackTarget } from './stack-target';
 
 const MAX_URL_LENGTH = 2048;
@@ -39,20 +39,7 @@ export interface WebhookCommandIo {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Option helpers (the same rules as ./commands)
-
-function optionalString(args: Args, name: string): string | undefined {
-  const value = args[name];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new UsageError(`--${name} needs a value`);
-  return value;
-}
-
-function requiredString(args: Args, name: string): string {
-  const value = optionalString(args, name);
-  if (value === undefined || value === '') throw new UsageError(`--${name} is required`);
-  return value;
-}
+// Option helpers (optionalString and requiredString are ./commands')
 
 function publisherOption(args: Args): number {
   return parsePositiveInt32('--publisher', optionalString(args, 'publisher'));

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { AppleEnvironment } from '../../lambdas/domain/publisher';
 import { loadOrCreateApplePki, type AppleApiKey, type ApplePki } from './apple-pki';
 import type { FaultInjector, FaultStatus } from './faults';
-import { describeIssue, readJsonBody, readJsonFile, RequestBodyError, sendEmpty, sendJson, writeFileAtomically } from './http-json';
+import { describeIssue, readJsonBody, readJsonFile, serveUnder, writeFileAtomically } from './http-json';
 
 /** How the Apple simulator is set up. */
 export interface AppleSimulatorOptions {
@@ -120,24 +120,8 @@ export async function createAppleSimulator(options: AppleSimulatorOptions, fault
   };
 }
 
-async function handle(context: Context, req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
-  if (url.pathname !== PREFIX && !url.pathname.startsWith(`${PREFIX}/`)) return false;
-  const route = url.pathname.slice(PREFIX.length);
-  let result: Answer;
-  try {
-    result = await serve(context, req, route);
-  } catch (error) {
-    if (error instanceof RequestBodyError) {
-      result = { status: error.status, body: { error: error.message } };
-    } else {
-      // Local tool: the console is where the developer looks; the body stays free of internals.
-      process.stderr.write(`apple simulator failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      result = { status: 500, body: { error: 'simulator error' } };
-    }
-  }
-  if (result.body === undefined) sendEmpty(res, result.status);
-  else sendJson(res, result.status, result.body);
-  return true;
+function handle(context: Context, req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+  return serveUnder(PREFIX, 'apple simulator', req, res, url, (route) => serve(context, req, route));
 }
 
 async function serve(context: Context, req: IncomingMessage, route: string): Promise<Answer> {

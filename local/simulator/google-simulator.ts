@@ -13,8 +13,7 @@ import {
   readJsonFile,
   readOptionalFile,
   RequestBodyError,
-  sendEmpty,
-  sendJson,
+  serveUnder,
   writeFileAtomically,
 } from './http-json';
 
@@ -170,25 +169,8 @@ export async function createGoogleSimulator(options: GoogleSimulatorOptions, fau
   };
 }
 
-async function handle(context: Context, req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
-  if (url.pathname !== PREFIX && !url.pathname.startsWith(`${PREFIX}/`)) return false;
-  const route = url.pathname.slice(PREFIX.length);
-  let result: Answer;
-  try {
-    result = await serve(context, req, route);
-  } catch (error) {
-    if (error instanceof RequestBodyError) {
-      result = { status: error.status, body: { error: error.message } };
-    } else {
-      // Local tool: the console is where the developer looks; the body stays free of internals.
-      process.stderr.write(`google simulator failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      result = { status: 500, body: { error: 'simulator error' } };
-    }
-  }
-  for (const [name, value] of Object.entries(result.headers ?? {})) res.setHeader(name, value);
-  if (result.body === undefined) sendEmpty(res, result.status);
-  else sendJson(res, result.status, result.body);
-  return true;
+function handle(context: Context, req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+  return serveUnder(PREFIX, 'google simulator', req, res, url, (route) => serve(context, req, route));
 }
 
 async function serve(context: Context, req: IncomingMessage, route: string): Promise<Answer> {

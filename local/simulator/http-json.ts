@@ -112,3 +112,37 @@ export async function readOptionalFile(file: string): Promise<string | undefined
     throw error;
   }
 }
+
+/** A simulator route's answer: status, optional JSON body and headers. */
+export type SimulatorAnswer = { status: number; body?: unknown; headers?: Record<string, string> };
+
+/**
+ * Serves a simulator's requests under `prefix`: answers false for other paths, turns bad bodies
+ * into 400/413 and anything unexpected into a plain 500 (the stack trace goes to stderr, the
+ * developer's console, never into the body).
+ */
+export async function serveUnder(
+  prefix: string,
+  name: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  serve: (route: string) => Promise<SimulatorAnswer>,
+): Promise<boolean> {
+  if (url.pathname !== prefix && !url.pathname.startsWith(`${prefix}/`)) return false;
+  let result: SimulatorAnswer;
+  try {
+    result = await serve(url.pathname.slice(prefix.length));
+  } catch (error) {
+    if (error instanceof RequestBodyError) {
+      result = { status: error.status, body: { error: error.message } };
+    } else {
+      process.stderr.write(`${name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      result = { status: 500, body: { error: 'simulator error' } };
+    }
+  }
+  for (const [header, value] of Object.entries(result.headers ?? {})) res.setHeader(header, value);
+  if (result.body === undefined) sendEmpty(res, result.status);
+  else sendJson(res, result.status, result.body);
+  return true;
+}
