@@ -1,0 +1,167 @@
+import type { SynchronizationCounts } from './counts';
+import { round } from './stats';
+
+/**
+ * AWS list prices, US East (N. Virginia), first pricing tier, free tiers ignored.
+ * As published on the AWS pricing pages in 2025 (DynamoDB on-demand after its 1 November 2024
+ * reduction). The bench machine is offline, so they were NOT re-read on the day of a run:
+ * re-check https://aws.amazon.com/{lambda,api-gateway,step-functions,dynamodb,eventbridge}/pricing/
+ * before quoting a figure, and change PRICES_AS_OF with them.
+ */
+export const PRICES_AS_OF = '2025-06';
+export const PRICES = {
+  /** Lambda, Arm (Graviton2), duration, first 7.5 billion GB-s a month. */
+  lambdaArmPerGbSecond: 0.0000133334,
+  /** Lambda requests: $0.20 per million. */
+  lambdaPerRequest: 0.2 / 1e6,
+  /** API Gateway HTTP API: $1.00 per million requests (first 300 million; metered per 512 KB). */
+  httpApiPerRequest: 1.0 / 1e6,
+  /** Step Functions STANDARD: $0.025 per 1,000 state transitions (retries count as transitions). */
+  sfnStandardPerTransition: 0.025 / 1000,
+  /** Step Functions EXPRESS: $1.00 per million requests (executions started). */
+  sfnExpressPerRequest: 1.0 / 1e6,
+  /** Step Functions EXPRESS duration: $0.00001667 per GB-second (first 1,000 GB-hours), 100 ms rounding, 64 MB chunks. */
+  sfnExpressPerGbSecond: 0.00001667,
+  /** DynamoDB on-demand, Standard table class: $0.625 per million write request units. */
+  dynamodbPerWriteRequestUnit: 0.625 / 1e6,
+  /** DynamoDB on-demand, Standard table class: $0.125 per million read request units. */
+  dynamodbPerReadRequestUnit: 0.125 / 1e6,
+  /** EventBridge custom events: $1.00 per million (per 64 KB chunk; our events are ~1 KB). */
+  eventBridgePerCustomEvent: 1.0 / 1e6,
+} as const;
+
+/**
+ * Configuration the model assumes, each from the stack or stated:
+ * memory sizes from lib/constructs/lambda-function.ts; EXPRESS memory billed at the 64 MB minimum
+ * (a small definition, payloads of a few KB).
+ */
+export const ASSUMPTIONS = {
+  apiLambdaMemoryMb: 256,
+  workflowLambdaMemoryMb: 512,
+  expressMemoryMb: 64,
+  /** Status reads per synchronization: one poll, since the p99 to finalized is well under a typical first poll delay. */
+  statusPollsPerSynchronization: 1,
+} as const;
+
+/** Durations measured by the bench that the model bills. */
+export interface MeasuredDurations {
+  /** Where they come from (which run). */
+  source: string;
+  registerMs: number;
+  statusMs: number;
+  /** Per workflow function id: median Task state time. */
+  workflowFunctionMs: Record<string, number>;
+  executionMs: number;
+}
+
+export interface CostLine {
+  service: string;
+  item: string;
+  /** Quantity per synchronization, in the unit named by `unit`. */
+  quantity: number;
+  unit: string;
+  unitPriceUsd: number;
+  /** The list price as AWS states it. */
+  priceLabel: string;
+  usdPerMillion: number;
+}
+
+export interface CostModel {
+  pricesAsOf: string;
+  prices: typeof PRICES;
+  assumptions: typeof ASSUMPTIONS;
+  durations: MeasuredDurations;
+  standard: { lines: CostLine[]; totalUsdPerMillion: number };
+  express: { lines: CostLine[]; totalUsdPerMillion: number };
+  excluded: string[];
+}
+
+function priceLabel(unit: string, unitPriceUsd: number): string {
+  if (unit === 'GB-s') return `$${unitPriceUsd} per GB-s`;
+  if (unit === 'transitions') return `$${round(unitPriceUsd * 1000, 4)} per 1,000`;
+  return `$${round(unitPriceUsd * 1e6, 4)} per million`;
+}
+
+function line(service: string, item: string, quantity: number, unit: string, unitPriceUsd: number): CostLine {
+  return {
+    service,
+    item,
+    quantity: round(quantity, 6),
+    unit,
+    unitPriceUsd,
+    priceLabel: priceLabel(unit, unitPriceUsd),
+    usdPerMillion: round(quantity * unitPriceUsd * 1e6, 4),
+  };
+}
+
+/** Lambda bills duration rounded up to the millisecond. */
+const billedSeconds = (ms: number) => Math.ceil(ms) / 1000;
+
+/**
+ * US dollars per million synchronizations (happy path), itemised by service, for both workflow
+ * types, from the counted requests, transitions and invocations and the measured durations.
+ */
+export function costModel(counts: SynchronizationCounts, durations: MeasuredDurations): CostModel {
+  const polls = ASSUMPTIONS.statusPollsPerSynchronization;
+  const apiGb = ASSUMPTIONS.apiLambdaMemoryMb / 1024;
+  const workflowGb = ASSUMPTIONS.workflowLambdaMemoryMb / 1024;
+  const workflowInvocations = Object.values(counts.lambdaInvocations).reduce((a, b) => a + b, 0);
+  const workflowGbSeconds = Object.entries(counts.lambdaInvocations).reduce(
+    (total, [id, n]) => total + n * workflowGb * billedSeconds(durations.workflowFunctionMs[id] ?? 0),
+    0,
+  );
+  const apiGbSeconds = apiGb * (billedSeconds(durations.registerMs) + polls * billedSeconds(durations.statusMs));
+  const { accept, workflow, statusRead } = counts.dynamodb;
+  const readUnits = accept.readUnits + workflow.readUnits + polls * statusRead.readUnits;
+  const writeUnits = accept.writeUnits + workflow.writeUnits + polls * statusRead.writeUnits;
+
+  const common: CostLine[] = [
+    line('API Gateway', `HTTP API requests (1 register + ${polls} status)`, 1 + polls, 'requests', PRICES.httpApiPerRequest),
+    line('Lambda', `requests (API ${1 + polls}, workflow ${workflowInvocations})`, 1 + polls + workflowInvocations, 'requests', PRICES.lambdaPerRequest),
+    line('Lambda', `duration API ${ASSUMPTIONS.apiLambdaMemoryMb} MB (register ${durations.registerMs} ms, status ${durations.statusMs} ms)`, apiGbSeconds, 'GB-s', PRICES.lambdaArmPerGbSecond),
+    line(
+      'Lambda',
+      `duration workflow ${ASSUMPTIONS.workflowLambdaMemoryMb} MB (${Object.entries(counts.lambdaInvocations)
+        .map(([id, n]) => `${id} ${n}× ${durations.workflowFunctionMs[id] ?? 0} ms`)
+        .join(', ')})`,
+      workflowGbSeconds,
+      'GB-s',
+      PRICES.lambdaArmPerGbSecond,
+    ),
+    line('DynamoDB', `read request units (${polls} status read included)`, readUnits, 'RRU', PRICES.dynamodbPerReadRequestUnit),
+    line('DynamoDB', 'write request units', writeUnits, 'WRU', PRICES.dynamodbPerWriteRequestUnit),
+    line('EventBridge', 'custom events (PutEvents)', counts.eventBridgeEvents, 'events', PRICES.eventBridgePerCustomEvent),
+  ];
+  const expressBilledSeconds = (Math.ceil(durations.executionMs / 100) * 100) / 1000;
+  const standardLines = [
+    ...common,
+    line('Step Functions', 'STANDARD state transitions', counts.transitions.total, 'transitions', PRICES.sfnStandardPerTransition),
+  ];
+  const expressLines = [
+    ...common,
+    line('Step Functions', 'EXPRESS requests', 1, 'executions', PRICES.sfnExpressPerRequest),
+    line(
+      'Step Functions',
+      `EXPRESS duration (${durations.executionMs} ms → ${expressBilledSeconds * 1000} ms billed × ${ASSUMPTIONS.expressMemoryMb} MB)`,
+      expressBilledSeconds * (ASSUMPTIONS.expressMemoryMb / 1024),
+      'GB-s',
+      PRICES.sfnExpressPerGbSecond,
+    ),
+  ];
+  const total = (lines: CostLine[]) => round(lines.reduce((sum, l) => sum + l.usdPerMillion, 0), 2);
+  return {
+    pricesAsOf: PRICES_AS_OF,
+    prices: PRICES,
+    assumptions: ASSUMPTIONS,
+    durations,
+    standard: { lines: standardLines, totalUsdPerMillion: total(standardLines) },
+    express: { lines: expressLines, totalUsdPerMillion: total(expressLines) },
+    excluded: [
+      'CloudWatch Logs ingestion and storage (Lambda logs; EXPRESS logs every transition at level ALL, STANDARD only errors)',
+      'X-Ray traces (tracing is active on the functions and the state machine; billed per trace recorded, after sampling)',
+      'EventBridge archive (30 days) and rule target delivery; Secrets Manager reads (cached per container); KMS; data transfer; DynamoDB storage and backups',
+      'Free tiers, Savings Plans and volume tiers',
+      'Durations are local (this machine, in-process handlers), not Lambda arm64 at 256/512 MB, where CPU-bound work (JWS verification) runs on a fraction of a vCPU',
+    ],
+  };
+}

@@ -1,0 +1,263 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AcceptPathReport } from './accept-path';
+import type { BundlesReport } from './bundles';
+import type { CostModel } from './cost-model';
+import type { CountsReport, DynamoDbCounts } from './counts';
+import type { LatencyRun, SustainedRun } from './end-to-end';
+import type { LatencySummary } from './stats';
+
+/** Everything one `npm run bench` measured; saved as bench/results/latest.json. */
+export interface BenchReport {
+  startedAt: string;
+  durationSeconds: number;
+  machine: {
+    node: string;
+    platform: string;
+    cpus: number;
+    cpuModel: string;
+    totalMemoryMb: number;
+    /** os.loadavg() (1, 5, 15 min) before and after: the machine is shared, so read the figures with these. */
+    loadAverageAtStart: number[];
+    loadAverageAtEnd: number[];
+  };
+  options: Record<string, unknown>;
+  acceptPath: AcceptPathReport;
+  endToEnd: { instant: LatencyRun; slowApple: LatencyRun; sustained: SustainedRun };
+  counts: CountsReport;
+  bundles: BundlesReport;
+  cost: CostModel;
+  targets: Target[];
+}
+
+export interface Target {
+  name: string;
+  goal: string;
+  measured: string;
+  pass: boolean;
+  note?: string;
+}
+
+/** Bytes in a KB for the bundle target: 1,000 (the stricter reading of "400 KB"). */
+export const KB = 1000;
+export const TARGETS = {
+  acceptRatioAt16: 0.5,
+  registerToFinalizedP99Ms: 500,
+  happyPathTransitions: 6,
+  apiBundleBytes: 400 * KB,
+  coldInitMs: 150,
+  usdPerMillion: 25,
+} as const;
+
+/** A plain-text table; `align` per column, by default the first column left and the others right. */
+export function table(header: string[], rows: (string | number)[][], align: ('l' | 'r')[] = []): string {
+  const all = [header, ...rows.map((row) => row.map(String))];
+  const widths = header.map((_, c) => Math.max(...all.map((row) => (row[c] ?? '').length)));
+  const left = (c: number) => (align[c] ?? (c === 0 ? 'l' : 'r')) === 'l';
+  const format = (row: string[]) =>
+    row.map((cell, c) => (left(c) ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  ').trimEnd();
+  return [format(header), widths.map((w) => '-'.repeat(w)).join('  '), ...all.slice(1).map(format)].join('\n');
+}
+
+const ms = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '-');
+const kb = (bytes: number) => `${(bytes / KB).toFixed(0)} kB`;
+const usd = (value: number) => `$${value.toFixed(2)}`;
+const failures = (record: Record<string, number>) =>
+  Object.entries(record)
+    .map(([k, v]) => `${k}×${v}`)
+    .join(' ') || '0';
+const latencyCells = (s: LatencySummary) => [ms(s.p50), ms(s.p95), ms(s.p99)];
+const ops = (counts: DynamoDbCounts) =>
+  Object.entries(counts.requests)
+    .map(([op, n]) => `${op} ${Number(n.toFixed(2))}`)
+    .join(', ') || '-';
+
+/** The verdicts printed beside the figures. */
+export function evaluateTargets(report: Omit<BenchReport, 'targets'>): Target[] {
+  const at16 = report.acceptPath.levels.find((level) => level.concurrency === 16);
+  const happy = report.counts.scenarios[0];
+  const api = report.bundles.bundles.filter((b) => b.kind === 'api');
+  const biggest = api.reduce((max, b) => (b.bytes > max.bytes ? b : max), api[0] ?? { id: '-', bytes: Number.NaN });
+  const slowest = api.reduce((max, b) => (b.requireMs > max.requireMs ? b : max), api[0] ?? { id: '-', requireMs: Number.NaN });
+  const { standard, express } = report.cost;
+  const cheapest = Math.min(standard.totalUsdPerMillion, express.totalUsdPerMillion);
+  const p99 = report.endToEnd.instant.registerToFinalizedMs.p99;
+  return [
+    {
+      name: 'Accept throughput at concurrency 16 vs direct storage',
+      goal: `≥ ${TARGETS.acceptRatioAt16 * 100} %`,
+      measured: at16 ? `${(at16.ratio * 100).toFixed(0)} % (${at16.api.perSecond} vs ${at16.baseline.perSecond} req/s)` : 'not measured',
+      pass: at16 !== undefined && at16.ratio >= TARGETS.acceptRatioAt16,
+    },
+    {
+      name: 'Register → finalized p99, instant simulator',
+      goal: `≤ ${TARGETS.registerToFinalizedP99Ms} ms`,
+      measured: `${ms(p99)} ms (one at a time)`,
+      pass: p99 <= TARGETS.registerToFinalizedP99Ms,
+      note: `under sustained load (${report.endToEnd.sustained.concurrency} clients): p99 ${ms(report.endToEnd.sustained.registerToFinalizedMs.p99)} ms`,
+    },
+    {
+      name: 'Happy-path state transitions',
+      goal: `≤ ${TARGETS.happyPathTransitions}`,
+      measured: happy ? String(happy.transitions.total) : 'not measured',
+      pass: happy !== undefined && happy.transitions.total <= TARGETS.happyPathTransitions,
+    },
+    {
+      name: 'API handler bundles (largest, minified)',
+      goal: `≤ ${TARGETS.apiBundleBytes / KB} kB`,
+      measured: `${kb(biggest.bytes)} (${biggest.id})`,
+      pass: api.every((b) => b.bytes <= TARGETS.apiBundleBytes),
+    },
+    {
+      name: 'API cold initialisation (slowest median require)',
+      goal: `≤ ${TARGETS.coldInitMs} ms`,
+      measured: `${ms(slowest.requireMs)} ms (${slowest.id})`,
+      pass: api.every((b) => b.requireMs <= TARGETS.coldInitMs),
+    },
+    {
+      name: 'Cost per million synchronizations, cheapest workflow type',
+      goal: `≤ $${TARGETS.usdPerMillion}`,
+      measured: `${usd(cheapest)} (${cheapest === express.totalUsdPerMillion ? 'EXPRESS' : 'STANDARD'}; STANDARD ${usd(standard.totalUsdPerMillion)}, EXPRESS ${usd(express.totalUsdPerMillion)})`,
+      pass: cheapest <= TARGETS.usdPerMillion,
+      note:
+        'EXPRESS ends at 5 minutes and is at-least-once: the stack accepts it only with a retry budget under 300 s of waits (the default budget needs STANDARD), so the 2-hour outage guarantee is given up on EXPRESS.',
+    },
+  ];
+}
+
+/** The human-readable report. */
+export function formatReport(report: BenchReport): string {
+  const out: string[] = [];
+  const { acceptPath, endToEnd, counts, bundles, cost } = report;
+  out.push(
+    `iap-sync bench — ${report.startedAt} — Node ${report.machine.node}, ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.totalMemoryMb} MB — ${report.durationSeconds.toFixed(0)} s`,
+    `load average (1/5/15 min) at start ${report.machine.loadAverageAtStart.join(' / ')}, at end ${report.machine.loadAverageAtEnd.join(' / ')}`,
+  );
+
+  out.push('', '1. Accept path: POST /storekit2/purchases vs the same DynamoDB requests issued directly (same DynamoDB Local)');
+  out.push(
+    table(
+      ['concurrency', 'requests', 'API req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'non-202', 'direct req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'API/direct', 'drain ms', 'finalized'],
+      acceptPath.levels.map((l) => [
+        l.concurrency,
+        l.api.requests,
+        l.api.perSecond.toFixed(1),
+        ...latencyCells(l.api.latencyMs),
+        failures(l.api.failures),
+        l.baseline.perSecond.toFixed(1),
+        ...latencyCells(l.baseline.latencyMs),
+        `${(l.ratio * 100).toFixed(0)} %`,
+        l.workflowDrainMs,
+        `${l.workflowsFinalized}/${l.api.ok}`,
+      ]),
+    ),
+  );
+  for (const note of acceptPath.notes) out.push(`  · ${note}`);
+  out.push('  · drain ms: time after the level until every workflow it started had ended; finalized: of the 202s.');
+
+  out.push('', '2. Register → finalized (from the POST to FinalizeSynchronization returning, read from the execution history)');
+  const runRow = (label: string, run: LatencyRun) => [
+    label,
+    run.samples,
+    ...latencyCells(run.registerToFinalizedMs),
+    ...latencyCells(run.registerToPublishedMs),
+    run.notFinalized,
+  ];
+  out.push(
+    table(
+      ['run (one at a time)', 'samples', 'p50 ms', 'p95 ms', 'p99 ms', '→ event p50', 'p95', 'p99', 'not finalized'],
+      [runRow('instant simulator', endToEnd.instant), runRow(`Apple latency ${endToEnd.slowApple.appleLatencyMs} ms`, endToEnd.slowApple)],
+    ),
+  );
+  const appleCalls = counts.scenarios[0]?.appleApiCalls;
+  out.push(
+    `  · Simulator transactions are Production ones; each verification makes ${appleCalls ?? '?'} App Store Server API calls (counted, section 3), one after the other, so the store latency is paid ${appleCalls ?? '?'} times.`,
+  );
+  const s = endToEnd.sustained;
+  out.push(
+    '',
+    table(
+      ['sustained (instant simulator)', 'seconds', 'clients', 'finalized in window', 'finalized/s', 'p50 ms', 'p95 ms', 'p99 ms', 'non-202'],
+      [['closed loop', s.seconds, s.concurrency, s.finalizedInWindow, s.finalizedPerSecond.toFixed(1), ...latencyCells(s.registerToFinalizedMs), failures(s.nonAccepted)]],
+    ),
+  );
+  out.push(
+    `  · The issue asks 60 s; this run used ${s.seconds} s (--sustain-seconds). Each client registers, waits for its finalize, then registers again.`,
+  );
+  out.push(
+    `  · Resident memory of the bench process (the whole local stack but DynamoDB Local): max ${acceptPath.rss.benchMaxMb} MB during the accept path, ${s.rss.benchMaxMb} MB during the sustained run; DynamoDB Local's JVM: max ${s.rss.childProcessesMaxMb ?? acceptPath.rss.childProcessesMaxMb ?? '-'} MB.`,
+  );
+
+  out.push('', '3. Per synchronization, counted (one at a time, counting proxy in a separate process)');
+  for (const scenario of counts.scenarios) {
+    out.push(
+      table(
+        [scenario.scenario, 'per sync'],
+        [
+          ['samples (identical counts)', `${scenario.samples} (${scenario.identicalSamples ? 'yes' : 'no: means shown'})`],
+          ['state transitions', `${scenario.transitions.total} (${scenario.transitions.stateEntered} entered + ${scenario.transitions.retries} retries)`],
+          ['path', scenario.transitions.path.join(' → ')],
+          ['Lambda invocations (workflow)', Object.entries(scenario.lambdaInvocations).map(([id, n]) => `${id} ${n}`).join(', ')],
+          ['Lambda invocations (API)', `RegisterApplePurchase 1, GetSynchronization per status read`],
+          ['service integrations', Object.entries(scenario.serviceIntegrations).map(([id, n]) => `${id} ${n}`).join(', ')],
+          ['EventBridge events', scenario.eventBridgeEvents],
+          ['App Store Server API calls', scenario.appleApiCalls],
+          ['DynamoDB, accept path', `${ops(scenario.dynamodb.accept)} = ${scenario.dynamodb.accept.readUnits} RRU, ${scenario.dynamodb.accept.writeUnits} WRU`],
+          ['DynamoDB, workflow', `${ops(scenario.dynamodb.workflow)} = ${scenario.dynamodb.workflow.readUnits} RRU, ${scenario.dynamodb.workflow.writeUnits} WRU`],
+          ['DynamoDB, one status read', `${ops(scenario.dynamodb.statusRead)} = ${scenario.dynamodb.statusRead.readUnits} RRU`],
+          ['results', Object.entries(scenario.results).map(([r, n]) => `${r} ${n}`).join(', ')],
+        ],
+        ['l', 'l'],
+      ),
+      '',
+    );
+  }
+  out.push(`  · ${counts.method}`);
+
+  out.push('', '4. Lambda bundles and cold initialisation');
+  out.push(
+    table(
+      ['function', 'kind', 'minified', 'gzipped', 'require ms (src maps)', 'require ms (no maps)', 'process ms', 'first call ms'],
+      bundles.bundles.map((b) => [b.id, b.kind, kb(b.bytes), kb(b.gzipBytes), ms(b.requireMs), ms(b.requireMsNoSourceMaps), ms(b.processMs), b.firstCallMs !== undefined ? ms(b.firstCallMs) : '-']),
+    ),
+  );
+  out.push(`  · ${bundles.note}`);
+
+  out.push('', `5. Cost per million synchronizations (happy path), us-east-1 list prices as of ${cost.pricesAsOf}`);
+  out.push(`  Durations: ${cost.durations.source}`);
+  for (const [label, model] of [
+    ['STANDARD', cost.standard],
+    ['EXPRESS', cost.express],
+  ] as const) {
+    out.push(
+      '',
+      table(
+        [`${label}: service`, 'item', 'per sync', 'list price', '$ per million'],
+        [
+          ...model.lines.map((l) => [l.service, l.item, `${Number(l.quantity.toPrecision(4))} ${l.unit}`, l.priceLabel, l.usdPerMillion.toFixed(2)]),
+          ['Total', '', '', '', model.totalUsdPerMillion.toFixed(2)],
+        ],
+        ['l', 'l', 'r', 'l', 'r'],
+      ),
+    );
+  }
+  out.push('  Not included:');
+  for (const item of cost.excluded) out.push(`  · ${item}`);
+
+  out.push('', '6. Targets (issue 7)');
+  out.push(table(['target', 'goal', 'measured', 'verdict'], report.targets.map((t) => [t.name, t.goal, t.measured, t.pass ? 'PASS' : 'MISS']), ['l', 'l', 'l', 'l']));
+  for (const t of report.targets) if (t.note) out.push(`  · ${t.name}: ${t.note}`);
+  return out.join('\n');
+}
+
+/** Writes bench/results/latest.json and a dated copy, each through a .tmp file and a rename. */
+export function saveReport(report: BenchReport, dir: string): string[] {
+  mkdirSync(dir, { recursive: true });
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  const files = [join(dir, 'latest.json'), join(dir, `${report.startedAt.slice(0, 10)}.json`)];
+  for (const file of files) {
+    writeFileSync(`${file}.tmp`, json);
+    renameSync(`${file}.tmp`, file);
+  }
+  return files;
+}
