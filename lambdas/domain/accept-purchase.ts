@@ -65,6 +65,27 @@ export function executionInput(sync: Synchronization): SyncExecutionInput {
   };
 }
 
+/** Contract §3/§5: a JWT acts only for itself; a publisher token must pass its customer's address. */
+function checkCaller(caller: Caller, body: { cleengCustomerId: number; ipAddress?: string }): void {
+  if (!mayActFor(caller, body.cleengCustomerId)) throw new ApiError('AUTH0003');
+  if (caller.kind === 'publisher' && body.ipAddress === undefined) {
+    throw new ApiError('REQ0001', {}, 'ipAddress is required when calling with X-Publisher-Token.');
+  }
+}
+
+/** The parts of a new synchronization record that do not depend on the store. */
+function newRecordBase(command: { correlationId?: string; client: ClientMetadata }, requestHash: string, now: Date) {
+  return {
+    status: 'processing' as const,
+    ...(command.correlationId !== undefined ? { correlationId: command.correlationId } : {}),
+    requestHash,
+    client: command.client,
+    attempts: 0,
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+  };
+}
+
 /** Starts the workflow of an accepted synchronization; when that fails, undoes the accept (503 S0002). */
 async function startWorkflow(deps: AcceptDeps, sync: Synchronization): Promise<void> {
   try {
@@ -92,10 +113,7 @@ function lockedError(kind: SyncKind, lockKey: string | undefined, retryAfterSeco
  */
 export async function acceptApplePurchase(deps: AcceptDeps, command: ApplePurchaseCommand) {
   const { kind, caller, publisher, body, correlationId } = command;
-  if (!mayActFor(caller, body.cleengCustomerId)) throw new ApiError('AUTH0003');
-  if (caller.kind === 'publisher' && body.ipAddress === undefined) {
-    throw new ApiError('REQ0001', {}, 'ipAddress is required when calling with X-Publisher-Token.');
-  }
+  checkCaller(caller, body);
   if (!publisher.storeKit.activated || !publisher.apple) throw new ApiError('SK2C0004');
   if (kind === 'transfer' && publisher.storeKit.migrationInProgress) throw new ApiError('SK2C0005');
 
@@ -116,17 +134,11 @@ export async function acceptApplePurchase(deps: AcceptDeps, command: ApplePurcha
     kind,
     customerId: body.cleengCustomerId,
     transactionId: body.transactionId,
-    status: 'processing',
-    ...(correlationId !== undefined ? { correlationId } : {}),
-    requestHash: hash,
+    ...newRecordBase(command, hash, now),
     lockKeys: [
       appleLocks.transaction(body.transactionId),
       ...(originalTransactionId !== undefined ? [appleLocks.subscription(originalTransactionId)] : []),
     ],
-    client: command.client,
-    attempts: 0,
-    createdAt: now.toISOString(),
-    updatedAt: now.toISOString(),
   };
   const accepted = await deps.syncs.accept({
     sync,
@@ -184,10 +196,7 @@ export function tokenKey(purchaseToken: string): string {
  */
 export async function acceptGooglePurchase(deps: AcceptDeps, command: GooglePurchaseCommand) {
   const { kind, caller, publisher, body, correlationId } = command;
-  if (!mayActFor(caller, body.cleengCustomerId)) throw new ApiError('AUTH0003');
-  if (caller.kind === 'publisher' && body.ipAddress === undefined) {
-    throw new ApiError('REQ0001', {}, 'ipAddress is required when calling with X-Publisher-Token.');
-  }
+  checkCaller(caller, body);
   if (body.productType !== 'subscription') throw new ApiError('GPLAY0004');
   if (!publisher.google?.profiles.some((profile) => profile.packageName === body.packageName)) throw new ApiError('GPLAY0200');
 
@@ -213,15 +222,9 @@ export async function acceptGooglePurchase(deps: AcceptDeps, command: GooglePurc
     purchaseToken: body.purchaseToken,
     packageName: body.packageName,
     ...(body.productId !== undefined ? { productId: body.productId } : {}),
-    status: 'processing',
-    ...(correlationId !== undefined ? { correlationId } : {}),
-    requestHash: hash,
+    ...newRecordBase(command, hash, now),
     lockKeys: [`google#token#${token}`],
     ...(claimKey !== undefined ? { claimKey } : {}),
-    client: command.client,
-    attempts: 0,
-    createdAt: now.toISOString(),
-    updatedAt: now.toISOString(),
   };
   const accepted = await deps.syncs.accept({
     sync,

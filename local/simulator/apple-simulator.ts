@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { AppleEnvironment } from '../../lambdas/domain/publisher';
 import { loadOrCreateApplePki, type AppleApiKey, type ApplePki } from './apple-pki';
 import type { FaultInjector, FaultStatus } from './faults';
-import { describeIssue, readJsonBody, readJsonFile, serveUnder, writeFileAtomically } from './http-json';
+import { describeIssue, readJsonBody, readJsonFile, serialStateWriter, serveUnder } from './http-json';
 
 /** How the Apple simulator is set up. */
 export interface AppleSimulatorOptions {
@@ -291,12 +291,14 @@ function badRequest(error: string): Answer {
 
 /** Transactions in memory, mirrored to `<dataDir>/simulator/apple-transactions.json` after each change. */
 class TransactionStore {
-  private lastWrite: Promise<void> = Promise.resolve();
+  private readonly writeState: (state: unknown) => Promise<void>;
 
   private constructor(
     private readonly state: z.infer<typeof storedStateSchema>,
-    private readonly file: string | undefined,
-  ) {}
+    file: string | undefined,
+  ) {
+    this.writeState = serialStateWriter(file);
+  }
 
   static async open(options: AppleSimulatorOptions): Promise<TransactionStore> {
     const fresh = { nextId: FIRST_ID_BASE + randomInt(1_000_000_000), transactions: [] };
@@ -329,13 +331,9 @@ class TransactionStore {
     await this.save();
   }
 
-  /** Writes the whole state; writes are chained so an older snapshot never lands after a newer one. */
+  /** Writes the whole state (chained: an older snapshot never lands after a newer one). */
   async save(): Promise<void> {
-    const file = this.file;
-    if (file === undefined) return;
-    const text = JSON.stringify(this.state, null, 2);
-    const write = this.lastWrite.then(() => writeFileAtomically(file, text));
-    this.lastWrite = write.catch(() => undefined);
-    await write;
+    await this.writeState(this.state);
   }
+
 }

@@ -13,6 +13,7 @@ import {
   readJsonFile,
   readOptionalFile,
   RequestBodyError,
+  serialStateWriter,
   serveUnder,
   writeFileAtomically,
 } from './http-json';
@@ -419,13 +420,14 @@ function generateServiceAccount(): ServiceAccount {
 
 /** Subscriptions in memory, mirrored to `<dataDir>/simulator/google-subscriptions.json` after each change. */
 class SubscriptionStore {
-  private lastWrite: Promise<void> = Promise.resolve();
   private readonly byToken = new Map<string, SimulatedSubscription>();
+  private readonly writeState: (state: unknown) => Promise<void>;
 
   private constructor(
     private readonly state: z.infer<typeof storedSubscriptionsSchema>,
-    private readonly file: string | undefined,
+    file: string | undefined,
   ) {
+    this.writeState = serialStateWriter(file);
     for (const subscription of state.subscriptions) this.byToken.set(subscription.purchaseToken, subscription);
   }
 
@@ -446,13 +448,9 @@ class SubscriptionStore {
     await this.save();
   }
 
-  /** Writes the whole state; writes are chained so an older snapshot never lands after a newer one. */
+  /** Writes the whole state (chained: an older snapshot never lands after a newer one). */
   async save(): Promise<void> {
-    const file = this.file;
-    if (file === undefined) return;
-    const text = JSON.stringify(this.state, null, 2);
-    const write = this.lastWrite.then(() => writeFileAtomically(file, text));
-    this.lastWrite = write.catch(() => undefined);
-    await write;
+    await this.writeState(this.state);
   }
+
 }

@@ -146,3 +146,18 @@ export async function serveUnder(
   else sendJson(res, result.status, result.body);
   return true;
 }
+
+/**
+ * Saves snapshots of a simulator's state to `file` (nothing when undefined: in-memory runs), one
+ * write after another, so an older snapshot never lands after a newer one.
+ */
+export function serialStateWriter(file: string | undefined): (state: unknown) => Promise<void> {
+  let lastWrite: Promise<void> = Promise.resolve();
+  return async (state) => {
+    if (file === undefined) return;
+    const text = JSON.stringify(state, null, 2);
+    const write = lastWrite.then(() => writeFileAtomically(file, text));
+    lastWrite = write.catch(() => undefined);
+    await write;
+  };
+}
