@@ -44,7 +44,7 @@ export async function finalizeSynchronization(
   const sync = await deps.syncs.get(input.synchronizationId);
   if (!sync) throw new SynchronizationMissingError(`no synchronization ${input.synchronizationId}`);
   if (sync.status === 'finalized' && sync.eventDetail) {
-    return { event: sync.eventDetail as unknown as SyncResultDetail, acknowledge: false };
+    return { event: sync.eventDetail as unknown as SyncResultDetail, acknowledge: sync.acknowledge === true };
   }
 
   const now = deps.clock.now();
@@ -86,9 +86,13 @@ export async function finalizeSynchronization(
     ownershipVersion: decision.ownershipVersion,
     finalizedAt,
   });
+  // Acknowledge only once the entitlement is saved, and only what Google says is unacknowledged.
+  const entitledNow = decision.purchaseWrite ? decision.purchaseWrite.next.entitled : (existing?.entitled ?? false);
+  const acknowledge = facts?.needsAcknowledgement === true && entitledNow;
   const written = await deps.syncs.finalize({
     sync: {
       ...sync,
+      ...(acknowledge ? { acknowledge } : {}),
       status: 'finalized',
       result: decision.result,
       accessGranted: decision.accessGranted,
@@ -114,9 +118,7 @@ export async function finalizeSynchronization(
     // Another attempt finalized first: answer what it wrote, so the event is the one on record.
     const winner = await deps.syncs.get(input.synchronizationId);
     if (!winner?.eventDetail) throw new SynchronizationMissingError('finalized without an event detail');
-    return { event: winner.eventDetail as unknown as SyncResultDetail, acknowledge: false };
+    return { event: winner.eventDetail as unknown as SyncResultDetail, acknowledge: winner.acknowledge === true };
   }
-  // Acknowledge only once the entitlement is saved, and only what Google says is unacknowledged.
-  const entitledNow = decision.purchaseWrite ? decision.purchaseWrite.next.entitled : (existing?.entitled ?? false);
-  return { event: detail, acknowledge: facts?.needsAcknowledgement === true && entitledNow };
+  return { event: detail, acknowledge };
 }

@@ -36,6 +36,8 @@ export interface Synchronization {
   createdAt: string;
   updatedAt: string;
   finalizedAt?: string;
+  /** Google: the finalize asked for an acknowledgement (kept so a retried finalize asks again). */
+  acknowledge?: boolean;
   /** Kept so a retried finalize or publish re-sends the same event. */
   eventDetail?: Record<string, unknown>;
 }
