@@ -4,6 +4,9 @@ import { startLocalStack } from './stack';
 
 /** `npm start`: the whole pipeline on localhost (shared/local-runtime.md). */
 async function main(): Promise<void> {
+  // The AWS SDK warns at length that its 2027 releases will need Node 22; this project runs on 20.19+
+  // on purpose (Lambda runs nodejs22.x), and the warning would bury the start-up lines.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { values } = parseArgs({
     options: {
       port: { type: 'string' },

@@ -186,6 +186,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       ...(options.inMemory ? {} : { deadLetterFile: join(dataDir, 'webhook-dead-letters.json') }),
       logger: createLogger('deliver-webhooks', options.logLevel ?? 'info'),
     });
+    print(`webhooks     delivery queue in-process (retry schedule × ${options.webhookScheduleScale ?? 1})`);
     const busRules: LocalRule[] = [webhooks.rule, ...(options.extraRules ?? [])];
     const bus = new LocalEventBus({
       busName: LOCAL_BUS_NAME,
