@@ -177,6 +177,8 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
               },
             },
             ...sync.lockKeys.map((lockKey) => this.releaseLock(sync, lockKey, '#owner = :owner')),
+            // A Google register's claim goes too: the client's retry must not meet a 409 naming this undone id.
+            ...(sync.claimKey !== undefined ? [this.releaseLock(sync, sync.claimKey, '#owner = :owner')] : []),
           ],
         }),
       );

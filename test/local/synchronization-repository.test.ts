@@ -1,0 +1,66 @@
+import { createDocumentClient } from '../../lambdas/adapters/dynamodb-client';
+import { DynamoDbPublisherRepository } from '../../lambdas/adapters/dynamodb-publisher-repository';
+import { DynamoDbSynchronizationRepository } from '../../lambdas/adapters/dynamodb-synchronization-repository';
+import type { Synchronization } from '../../lambdas/domain/synchronization';
+import { startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local';
+
+const TABLE = 'sync-repository-test';
+let dynamodb: DynamoDbLocal;
+let syncs: DynamoDbSynchronizationRepository;
+
+beforeAll(async () => {
+  dynamodb = await startDynamoDbLocal({ tableName: TABLE });
+  const db = createDocumentClient(dynamodb.client);
+  syncs = new DynamoDbSynchronizationRepository(db, TABLE);
+  await new DynamoDbPublisherRepository(db, TABLE).putCustomer(1, 101);
+});
+afterAll(async () => dynamodb?.stop());
+
+const googleRegister = (synchronizationId: string): Synchronization => ({
+  synchronizationId,
+  publisherId: 1,
+  store: 'google',
+  kind: 'register',
+  customerId: 101,
+  purchaseToken: 'tok.en',
+  packageName: 'com.example.iapsync',
+  status: 'processing',
+  requestHash: 'h',
+  lockKeys: ['google#token#abc'],
+  claimKey: 'google#claim#abc',
+  client: {},
+  attempts: 0,
+  createdAt: '2026-11-23T10:00:00.000Z',
+  updatedAt: '2026-11-23T10:00:00.000Z',
+});
+
+describe('DynamoDB synchronization repository', () => {
+  it('claims a Google token once; abandoning an accept frees the lock, the claim and the record', async () => {
+    const leaseExpiresAt = Date.now() + 60_000;
+    const first = googleRegister('11111111-2222-4333-8444-000000000001');
+    expect(await syncs.accept({ sync: first, leaseExpiresAt, claimKey: first.claimKey })).toEqual({ outcome: 'accepted' });
+    const second = googleRegister('11111111-2222-4333-8444-000000000002');
+    // The claim is checked before the lock: the answer names the synchronization that holds the token.
+    expect(await syncs.accept({ sync: second, leaseExpiresAt, claimKey: second.claimKey })).toEqual({
+      outcome: 'claimed',
+      synchronizationId: first.synchronizationId,
+    });
+
+    await syncs.abandon(first);
+    expect(await syncs.get(first.synchronizationId)).toBeUndefined();
+    expect(await syncs.accept({ sync: second, leaseExpiresAt, claimKey: second.claimKey })).toEqual({ outcome: 'accepted' });
+  });
+
+  it('after finalize the lock is free but the claim answers with the first synchronization', async () => {
+    const leaseExpiresAt = Date.now() + 60_000;
+    const owner = googleRegister('11111111-2222-4333-8444-000000000002');
+    const finalized = { ...owner, status: 'finalized' as const, result: 'PURCHASE_SYNCHRONIZED' as const };
+    expect(await syncs.finalize({ sync: finalized, entitlementChanges: [] })).toBe(true);
+    expect(await syncs.finalize({ sync: finalized, entitlementChanges: [] })).toBe(false);
+    const late = googleRegister('11111111-2222-4333-8444-000000000003');
+    expect(await syncs.accept({ sync: late, leaseExpiresAt, claimKey: late.claimKey })).toEqual({
+      outcome: 'claimed',
+      synchronizationId: owner.synchronizationId,
+    });
+  });
+});
