@@ -23,6 +23,7 @@ import { createLocalWebhookDelivery, handleLocalWebhookRoutes, type LocalWebhook
 import { createLogger } from '../lambdas/shared/logger';
 import { createGoogleSimulator, GOOGLE_SERVICE_ACCOUNT_FILE } from './simulator/google-simulator';
 import { readBody } from './simulator/http-json';
+import { restartOpenSynchronizations } from './recover';
 import { AwsJsonError, LocalStepFunctions, type TaskImplementation } from './step-functions';
 
 export const PROJECT_ROOT = resolve(__dirname, '..');
@@ -283,6 +284,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       appAppleId: apple.appAppleId,
     });
     print(`seed         demo publisher ${DEMO.publisherId} ${seeded.created ? 'created' : 'already present'}`);
+    const restarted = await restartOpenSynchronizations(createDocumentClient(dynamodb.client), LOCAL_TABLE_NAME, sfn, LOCAL_STATE_MACHINE_ARN);
+    if (restarted.length > 0) print(`recovery     restarted ${restarted.length} unfinished synchronization(s)`);
 
     const localJson: LocalJson = {
       apiUrl: url,

@@ -43,4 +43,35 @@ describe('npm start on a data dir', () => {
       await second.stop(false);
     }
   });
+
+  it('finishes a synchronization that was still running when the process stopped', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iap-sync-crash-'));
+    try {
+      jest.resetModules();
+      const first = await startTestStack({ dataDir: dir, inMemory: false });
+      let id: string;
+      try {
+        const { transactionId } = await first.client.createTransaction();
+        // A slow Apple keeps the synchronization running when the process goes away.
+        await first.client.request('POST', '/__simulator/faults', { headers: { 'content-type': 'application/json' }, body: { store: 'apple', latencyMs: 5000 } });
+        const accepted = await first.client.register({ cleengCustomerId: 101, transactionId, ipAddress: '203.0.113.7' });
+        id = String(accepted.body.synchronizationId);
+        expect((await first.client.status(id)).body.status).toBe('processing');
+      } finally {
+        await first.stop(false);
+      }
+      jest.resetModules();
+      const second = await startTestStack({ dataDir: dir, inMemory: false });
+      try {
+        const { final } = await second.client.waitFinalized(id);
+        expect(final).toMatchObject({ status: 'finalized', result: 'PURCHASE_SYNCHRONIZED' });
+        await second.client.settled();
+        expect(second.client.eventsFor(id)).toHaveLength(1);
+      } finally {
+        await second.stop(false);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
