@@ -216,9 +216,3 @@ export function decidePurchase(input: DecisionInput): PurchaseDecision {
     facts,
   };
 }
-
-/** Apple's register or transfer: the verification becomes a verdict, then the common decision. */
-export function decideApplePurchase(input: Omit<DecisionInput, 'verdict'> & { verification: AppleVerification | undefined }): PurchaseDecision {
-  const { verification, ...rest } = input;
-  return decidePurchase({ ...rest, verdict: appleVerdict(verification, input.now) });
-}

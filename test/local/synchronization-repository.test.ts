@@ -1,8 +1,8 @@
 import { createDocumentClient } from '../../lambdas/adapters/dynamodb-client';
 import { DynamoDbPublisherRepository } from '../../lambdas/adapters/dynamodb-publisher-repository';
 import { DynamoDbSynchronizationRepository } from '../../lambdas/adapters/dynamodb-synchronization-repository';
-import type { Synchronization } from '../../lambdas/domain/synchronization';
 import { startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local';
+import { googleRegisterSync } from '../support/synchronizations';
 
 const TABLE = 'sync-repository-test';
 let dynamodb: DynamoDbLocal;
@@ -16,23 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => dynamodb?.stop());
 
-const googleRegister = (synchronizationId: string): Synchronization => ({
-  synchronizationId,
-  publisherId: 1,
-  store: 'google',
-  kind: 'register',
-  customerId: 101,
-  purchaseToken: 'tok.en',
-  packageName: 'com.example.iapsync',
-  status: 'processing',
-  requestHash: 'h',
-  lockKeys: ['google#token#abc'],
-  claimKey: 'google#claim#abc',
-  client: {},
-  attempts: 0,
-  createdAt: '2026-11-23T10:00:00.000Z',
-  updatedAt: '2026-11-23T10:00:00.000Z',
-});
+const googleRegister = googleRegisterSync;
 
 describe('DynamoDB synchronization repository', () => {
   it('claims a Google token once; abandoning an accept frees the lock, the claim and the record', async () => {

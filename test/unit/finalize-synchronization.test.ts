@@ -3,6 +3,7 @@ import type { StoreVerdict } from '../../lambdas/domain/ownership';
 import type { Synchronization } from '../../lambdas/domain/synchronization';
 import type { PublisherRepository } from '../../lambdas/ports/publisher-repository';
 import type { FinalizeRequest, SynchronizationRepository } from '../../lambdas/ports/synchronization-repository';
+import { googleRegisterSync } from '../support/synchronizations';
 
 const ID = '11111111-2222-4333-8444-555555555555';
 
@@ -27,23 +28,7 @@ function world(sync: Synchronization) {
   return { deps: { syncs, publishers, clock: { now: () => new Date('2026-11-23T10:00:00Z') } }, writes };
 }
 
-const googleSync: Synchronization = {
-  synchronizationId: ID,
-  publisherId: 1,
-  store: 'google',
-  kind: 'register',
-  customerId: 101,
-  purchaseToken: 'tok.en',
-  packageName: 'com.example.iapsync',
-  status: 'processing',
-  requestHash: 'h',
-  lockKeys: ['google#token#x'],
-  claimKey: 'google#claim#x',
-  client: {},
-  attempts: 0,
-  createdAt: '2026-11-23T09:59:59.000Z',
-  updatedAt: '2026-11-23T09:59:59.000Z',
-};
+const googleSync = googleRegisterSync(ID);
 
 const verified = (needsAcknowledgement: boolean, state: 'active' | 'expired' = 'active'): StoreVerdict => ({
   outcome: 'verified',

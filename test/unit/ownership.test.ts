@@ -1,5 +1,11 @@
 import type { AppleFacts, AppleVerification } from '../../lambdas/domain/apple-purchase';
-import { decideApplePurchase, type PurchaseRecord } from '../../lambdas/domain/ownership';
+import { appleVerdict, decidePurchase, type DecisionInput, type PurchaseRecord } from '../../lambdas/domain/ownership';
+
+/** What the workflow does for Apple: VerifyPurchase turns the verification into a verdict, Finalize decides. */
+function decideApplePurchase(input: Omit<DecisionInput, 'verdict'> & { verification: AppleVerification | undefined }) {
+  const { verification, ...rest } = input;
+  return decidePurchase({ ...rest, verdict: appleVerdict(verification, input.now) });
+}
 
 const NOW = new Date('2026-11-23T10:00:00.000Z');
 const FUTURE = '2026-12-23T10:00:00.000Z';
