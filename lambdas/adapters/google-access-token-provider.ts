@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { importPKCS8, SignJWT } from 'jose';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigurationError, StoreCredentialsError, StoreUnavailableError } from '../domain/errors';
 import type { AccessTokenProvider } from '../ports/google-verifier';
 

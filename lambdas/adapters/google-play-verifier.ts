@@ -1,5 +1,5 @@
 import { androidpublisher, type androidpublisher_v3, type MethodOptions } from '@googleapis/androidpublisher';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { GoogleFacts, GoogleVerification } from '../domain/google-purchase';
 import { StoreCredentialsError, StoreRejectedError, StoreUnavailableError } from '../domain/errors';
 import type { AccessTokenProvider, GooglePlayVerifier, GoogleProfile } from '../ports/google-verifier';

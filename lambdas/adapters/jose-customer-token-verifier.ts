@@ -1,5 +1,5 @@
 import { jwtVerify } from 'jose';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Publisher } from '../domain/publisher';
 import type { CustomerClaims, CustomerTokenVerifier } from '../ports/credential-verifier';
 import type { SecretStore } from '../ports/secret-store';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Clock } from '../ports/clock';
 import type { SecretStore } from '../ports/secret-store';
 import {

@@ -1,6 +1,6 @@
 import type { SQSBatchItemFailure, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
+import * as z from 'zod';
 import { createDocumentClient } from '../adapters/dynamodb-client';
 import { DynamoDbDeliveryLog, DynamoDbWebhookEndpointRepository } from '../adapters/dynamodb-webhook-repository';
 import { HttpWebhookSender } from '../adapters/http-webhook-sender';

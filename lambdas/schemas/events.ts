@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { STORES, SYNC_KINDS, SYNC_RESULTS } from '../domain/results';
 import { positiveInt32, uuid } from './api';
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Configuration read once from the environment. Deployed stacks and `npm start` differ only here:
