@@ -15,10 +15,12 @@ import {
   APPLE_ENVIRONMENTS,
   type AppleConfig,
   type AppleEnvironment,
+  type JwtSettings,
   type OwnershipPolicy,
   type Publisher,
 } from '../lambdas/domain/publisher';
 import { STORES, type Store } from '../lambdas/domain/results';
+import { jwksUrlProblem } from '../lambdas/ports/credential-verifier';
 import { toStatusView } from '../lambdas/domain/synchronization';
 import { GoogleRegisterBody, UUID_PATTERN } from '../lambdas/schemas/api';
 import { APPLE_KEY_FILE, JWT_SECRET_FILE, issueCustomerJwt } from '../local/seed';
@@ -490,6 +492,91 @@ export async function jwtIssue(target: StackTarget, args: Args): Promise<string>
   if (issuer !== undefined) jwt.setIssuer(issuer);
   if (audience !== undefined) jwt.setAudience(audience);
   return jwt.sign(new TextEncoder().encode(secret));
+}
+
+// ---------------------------------------------------------------------------------------------
+// jwt configure
+
+export interface JwtConfigureInput {
+  publisherId: number;
+  jwksUrl?: string;
+  removeJwksUrl: boolean;
+  issuer?: string;
+  clearIssuer: boolean;
+  audience?: string;
+  clearAudience: boolean;
+  disableHs256: boolean;
+}
+
+export interface JwtConfigured {
+  publisherId: number;
+  jwt: JwtSettings;
+}
+
+/** One of a pair of options that set and clear the same setting. */
+function exclusive(args: Args, set: string, clear: string): void {
+  if (args[set] !== undefined && args[clear] !== undefined) throw new UsageError(`--${set} and --${clear} cannot be combined`);
+}
+
+export function parseJwtConfigure(args: Args): JwtConfigureInput {
+  const publisherId = idOption(args, 'publisher');
+  exclusive(args, 'jwks-url', 'remove-jwks-url');
+  exclusive(args, 'issuer', 'clear-issuer');
+  exclusive(args, 'audience', 'clear-audience');
+  const jwksUrl = optionalString(args, 'jwks-url');
+  if (jwksUrl !== undefined) {
+    // The same rule the repository enforces, said here before anything is written.
+    const problem = jwksUrlProblem(jwksUrl);
+    if (problem !== undefined) throw new UsageError(`--jwks-url ${problem}, got ${JSON.stringify(jwksUrl)}`);
+  }
+  const issuer = optionalString(args, 'issuer');
+  const audience = optionalString(args, 'audience');
+  if (issuer !== undefined) boundedText('--issuer', issuer, MAX_JWT_CLAIM);
+  if (audience !== undefined) boundedText('--audience', audience, MAX_JWT_CLAIM);
+  const input: JwtConfigureInput = {
+    publisherId,
+    ...(jwksUrl !== undefined ? { jwksUrl } : {}),
+    removeJwksUrl: flag(args, 'remove-jwks-url'),
+    ...(issuer !== undefined ? { issuer } : {}),
+    clearIssuer: flag(args, 'clear-issuer'),
+    ...(audience !== undefined ? { audience } : {}),
+    clearAudience: flag(args, 'clear-audience'),
+    disableHs256: flag(args, 'disable-hs256'),
+  };
+  const changes =
+    jwksUrl !== undefined || issuer !== undefined || audience !== undefined || input.removeJwksUrl || input.clearIssuer || input.clearAudience || input.disableHs256;
+  if (!changes) {
+    throw new UsageError('Nothing to change: give --jwks-url, --issuer, --audience, --remove-jwks-url, --clear-issuer, --clear-audience or --disable-hs256');
+  }
+  return input;
+}
+
+/**
+ * Changes how a publisher's customer JWTs are verified (contract §5): a JWKS URL of RS256/ES256
+ * keys (https; http only on a loopback host), the required `iss`/`aud`, and whether the HS256
+ * secret made by `publisher create` is still accepted. Settings not named are kept. Disabling HS256
+ * only drops the reference: the secret stays where it was stored (a file locally, Secrets Manager
+ * when deployed) and no longer verifies anything.
+ */
+export async function jwtConfigure(target: StackTarget, args: Args): Promise<JwtConfigured> {
+  const input = parseJwtConfigure(args);
+  const publishers = publishersOf(target);
+  const publisher = await requirePublisher(target, publishers, input.publisherId);
+  const { hs256SecretRef, jwksUrl, issuer, audience } = publisher.jwt;
+  const next = {
+    hs256SecretRef: input.disableHs256 ? undefined : hs256SecretRef,
+    jwksUrl: input.removeJwksUrl ? undefined : (input.jwksUrl ?? jwksUrl),
+    issuer: input.clearIssuer ? undefined : (input.issuer ?? issuer),
+    audience: input.clearAudience ? undefined : (input.audience ?? audience),
+  };
+  const jwt: JwtSettings = {
+    ...(next.hs256SecretRef !== undefined ? { hs256SecretRef: next.hs256SecretRef } : {}),
+    ...(next.jwksUrl !== undefined ? { jwksUrl: next.jwksUrl } : {}),
+    ...(next.issuer !== undefined ? { issuer: next.issuer } : {}),
+    ...(next.audience !== undefined ? { audience: next.audience } : {}),
+  };
+  await publishers.putPublisher({ ...publisher, jwt });
+  return { publisherId: input.publisherId, jwt };
 }
 
 // ---------------------------------------------------------------------------------------------

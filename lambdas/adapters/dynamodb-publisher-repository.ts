@@ -1,9 +1,43 @@
 import { GetCommand, PutCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { Publisher } from '../domain/publisher';
+import { ConfigurationError } from '../domain/errors';
+import type { JwtSettings, Publisher } from '../domain/publisher';
 import type { Store } from '../domain/results';
+import { jwksUrlProblem } from '../ports/credential-verifier';
 import type { PublisherAdmin } from '../ports/publisher-repository';
 import { callAws } from '../shared/aws-errors';
 import { keys } from './dynamodb-table';
+
+function nonEmptyString(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/**
+ * The stored `jwt` map as the verifier may use it: only known string fields, and a JWKS URL only
+ * when it follows the rule (https, or http on loopback). A record written around this repository
+ * with a plain-http URL therefore fails closed (its RS256/ES256 tokens are refused, AUTH0002)
+ * instead of fetching keys over an unauthenticated channel.
+ */
+export function toJwtSettings(stored: unknown): JwtSettings {
+  const raw = typeof stored === 'object' && stored !== null ? (stored as Record<string, unknown>) : {};
+  const hs256SecretRef = nonEmptyString(raw.hs256SecretRef);
+  const jwksUrl = nonEmptyString(raw.jwksUrl);
+  const issuer = nonEmptyString(raw.issuer);
+  const audience = nonEmptyString(raw.audience);
+  return {
+    ...(hs256SecretRef !== undefined ? { hs256SecretRef } : {}),
+    ...(jwksUrl !== undefined && jwksUrlProblem(jwksUrl) === undefined ? { jwksUrl } : {}),
+    ...(issuer !== undefined ? { issuer } : {}),
+    ...(audience !== undefined ? { audience } : {}),
+  };
+}
+
+/** Configuration time: a publisher is never stored with a JWKS URL that breaks the rule. */
+function checkedForWrite(publisher: Publisher): Publisher {
+  const { jwksUrl } = publisher.jwt;
+  const problem = jwksUrl !== undefined ? jwksUrlProblem(jwksUrl) : undefined;
+  if (problem !== undefined) throw new ConfigurationError(`publisher ${publisher.publisherId}: the JWKS URL ${problem}`);
+  return { ...publisher, jwt: toJwtSettings(publisher.jwt) };
+}
 
 /** Publishers, customers and offer mappings in the iap-sync table. */
 export class DynamoDbPublisherRepository implements PublisherAdmin {
@@ -16,7 +50,9 @@ export class DynamoDbPublisherRepository implements PublisherAdmin {
     const out = await callAws('get publisher', () =>
       this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.publisher(publisherId) })),
     );
-    return out.Item ? (out.Item.publisher as Publisher) : undefined;
+    if (!out.Item) return undefined;
+    const stored = out.Item.publisher as Publisher;
+    return { ...stored, jwt: toJwtSettings(stored.jwt) };
   }
 
   async customerExists(publisherId: number, customerId: number): Promise<boolean> {
@@ -35,13 +71,15 @@ export class DynamoDbPublisherRepository implements PublisherAdmin {
     return typeof out.Item?.offerId === 'string' ? out.Item.offerId : undefined;
   }
 
-  async putPublisher(publisher: Publisher): Promise<void> {
+  async putPublisher(input: Publisher): Promise<void> {
+    const publisher = checkedForWrite(input);
     await this.db.send(
       new PutCommand({ TableName: this.tableName, Item: { ...keys.publisher(publisher.publisherId), type: 'publisher', publisher } }),
     );
   }
 
-  async createPublisherIfAbsent(publisher: Publisher): Promise<boolean> {
+  async createPublisherIfAbsent(input: Publisher): Promise<boolean> {
+    const publisher = checkedForWrite(input);
     try {
       await this.db.send(
         new PutCommand({

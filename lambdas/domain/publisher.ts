@@ -14,10 +14,18 @@ export interface AppleConfig {
   environments: AppleEnvironment[];
 }
 
+/**
+ * How customer JWTs of a publisher are verified (contract §5). A publisher may have both keys: the
+ * token's `alg` header picks one (HS256 → the secret; RS256/ES256 → the JWKS), never both.
+ */
 export interface JwtSettings {
   /** Reference to the HS256 secret (same reference scheme as keys). */
   hs256SecretRef?: string;
+  /** The publisher's JSON Web Key Set of RS256/ES256 keys: https, or http on a loopback host only. */
+  jwksUrl?: string;
+  /** Required `iss` when set. */
   issuer?: string;
+  /** Required `aud` (one of the token's audiences) when set. */
   audience?: string;
 }
 

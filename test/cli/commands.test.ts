@@ -660,6 +660,6 @@ describe('the command line', () => {
     for (const command of ['publisher create', 'publisher list', 'customer add', 'offer map', 'apple configure', 'google configure', 'jwt issue', 'sync show', 'webhook add', 'webhook replay']) {
       expect(child.stdout).toContain(`  ${command}`);
     }
-    expect(COMMANDS).toHaveLength(15);
+    expect(COMMANDS).toHaveLength(16);
   });
 });
