@@ -41,10 +41,22 @@ export async function finalizeSynchronization(
   deps: FinalizeDeps,
   input: { synchronizationId: string; verdict?: StoreVerdict },
 ): Promise<FinalizeOutcome> {
+  return (await finalizeAndReport(deps, input)).outcome;
+}
+
+/**
+ * `finalizeSynchronization`, also telling whether this call wrote the result: false when an earlier
+ * call (a workflow retry, a restarted execution) had finalized it and its event is answered again,
+ * so the handler counts each synchronization's result once.
+ */
+export async function finalizeAndReport(
+  deps: FinalizeDeps,
+  input: { synchronizationId: string; verdict?: StoreVerdict },
+): Promise<{ outcome: FinalizeOutcome; written: boolean }> {
   const sync = await deps.syncs.get(input.synchronizationId);
   if (!sync) throw new SynchronizationMissingError(`no synchronization ${input.synchronizationId}`);
   if (sync.status === 'finalized' && sync.eventDetail) {
-    return { event: sync.eventDetail as unknown as SyncResultDetail, acknowledge: sync.acknowledge === true };
+    return { outcome: { event: sync.eventDetail as unknown as SyncResultDetail, acknowledge: sync.acknowledge === true }, written: false };
   }
 
   const now = deps.clock.now();
@@ -118,7 +130,7 @@ export async function finalizeSynchronization(
     // Another attempt finalized first: answer what it wrote, so the event is the one on record.
     const winner = await deps.syncs.get(input.synchronizationId);
     if (!winner?.eventDetail) throw new SynchronizationMissingError('finalized without an event detail');
-    return { event: winner.eventDetail as unknown as SyncResultDetail, acknowledge: winner.acknowledge === true };
+    return { outcome: { event: winner.eventDetail as unknown as SyncResultDetail, acknowledge: winner.acknowledge === true }, written: false };
   }
-  return { event: detail, acknowledge };
+  return { outcome: { event: detail, acknowledge }, written: true };
 }

@@ -1,30 +1,32 @@
 import { acknowledgePurchase, type VerifyDeps } from '../domain/verify-purchase';
 import { AcknowledgeTaskInput } from '../schemas/workflow';
-import type { Logger } from '../shared/logger';
-import { createRuntime, lazyHandler } from '../shared/runtime';
+import { withKeys, type Logger } from '../shared/logger';
+import { createRuntime, instrument, lazyHandler } from '../shared/runtime';
 import { createStoreVerifiers } from '../shared/store-verifiers';
+import { createTracing } from '../shared/tracer';
 
 /**
  * Task `AcknowledgePurchase` (Google): runs after FinalizeSynchronization saved the entitlement.
  * Google refunds a subscription left unacknowledged for three days, so a failure here is logged as
- * an error after the workflow's retries.
+ * an error after the workflow's retries. The Google port it is given is measured (StoreLatency, StoreErrors).
  */
 export function makeAcknowledgePurchaseHandler(deps: Pick<VerifyDeps, 'publishers' | 'syncs' | 'google'> & { logger: Logger }) {
   return async (event: unknown): Promise<{ acknowledged: true }> => {
     const { synchronizationId } = AcknowledgeTaskInput.parse(event);
+    const logger = withKeys(deps.logger, { synchronizationId, store: 'google' });
     try {
       await acknowledgePurchase(deps, synchronizationId);
     } catch (error) {
-      deps.logger.error('acknowledgement failed', { synchronizationId, error });
+      logger.error('acknowledgement failed', { error });
       throw error;
     }
-    deps.logger.info('purchase acknowledged', { synchronizationId });
+    logger.info('purchase acknowledged');
     return { acknowledged: true };
   };
 }
 
 export const handler = lazyHandler(() => {
-  const runtime = createRuntime('acknowledge-purchase');
-  const acknowledge = makeAcknowledgePurchaseHandler({ ...runtime, google: createStoreVerifiers(runtime).google });
-  return (event: unknown) => acknowledge(event);
+  const tracing = createTracing();
+  const runtime = createRuntime('acknowledge-purchase', process.env, { captureClient: tracing.captureClient });
+  return tracing.wrap(instrument(runtime, makeAcknowledgePurchaseHandler({ ...runtime, google: createStoreVerifiers(runtime).google })));
 });

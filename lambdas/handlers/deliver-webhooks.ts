@@ -6,7 +6,7 @@ import { DynamoDbDeliveryLog, DynamoDbWebhookEndpointRepository } from '../adapt
 import { HttpWebhookSender } from '../adapters/http-webhook-sender';
 import { ReferenceSecretStore } from '../adapters/secret-store';
 import { DynamoDbDeadLetterQueue, SqsDeliveryQueue } from '../adapters/sqs-delivery-queue';
-import { processDeliveryMessage, type DeliverWebhooksDeps } from '../domain/deliver-webhooks';
+import { processDeliveryMessage, type AttemptReport, type DeliverWebhooksDeps } from '../domain/deliver-webhooks';
 import { ConfigurationError } from '../domain/errors';
 import { MAX_RETRY_DELAY_SECONDS, RETRY_SCHEDULE_SECONDS, scaleSeconds } from '../domain/webhook-delivery';
 import { systemClock, type Clock } from '../ports/clock';
@@ -14,14 +14,27 @@ import type { SecretStore } from '../ports/secret-store';
 import type { DeadLetterQueue, DeliveryQueue, WebhookSender } from '../ports/webhooks';
 import { loadConfig, required } from '../shared/config';
 import { createLogger, type Logger } from '../shared/logger';
-import { lazyHandler } from '../shared/runtime';
+import { createMetrics, noMetrics, type MetricsRecorder } from '../shared/metrics';
+import { instrument, lazyHandler } from '../shared/runtime';
+
+const ATTEMPT_OUTCOMES: Partial<Record<AttemptReport['outcome'], string>> = {
+  done: 'delivered',
+  retry: 'retry_scheduled',
+  'dead-letter': 'failed_permanently',
+  'disable-endpoint': 'endpoint_disabled',
+};
+
+/** WebhookAttempts' `outcome` of a report; undefined for deferred hops, skipped and re-queued deliveries, which were not attempts. */
+export function webhookAttemptOutcome(report: Pick<AttemptReport, 'outcome'>): string | undefined {
+  return ATTEMPT_OUTCOMES[report.outcome];
+}
 
 /**
  * The webhook delivery Lambda, fed by the SQS queue the `inappPurchaseSyncResult` rule targets
  * (and by its own scheduled attempts). Reports partial batch failures: only the records that threw
- * come back (ReportBatchItemFailures on the event source mapping).
+ * come back (ReportBatchItemFailures on the event source mapping). Counts WebhookAttempts by outcome.
  */
-export function makeDeliverWebhooksHandler(deps: DeliverWebhooksDeps) {
+export function makeDeliverWebhooksHandler(deps: DeliverWebhooksDeps, metrics: MetricsRecorder = noMetrics) {
   return async (event: SQSEvent): Promise<SQSBatchResponse> => {
     // Concurrently: one slow receiver (15 s) must not hold back the rest of the batch.
     const settled = await Promise.allSettled(
@@ -30,7 +43,14 @@ export function makeDeliverWebhooksHandler(deps: DeliverWebhooksDeps) {
     const batchItemFailures: SQSBatchItemFailure[] = [];
     for (const [index, result] of settled.entries()) {
       const record = event.Records[index];
-      if (result.status === 'fulfilled' || record === undefined) continue;
+      if (result.status === 'fulfilled') {
+        for (const report of result.value) {
+          const outcome = webhookAttemptOutcome(report);
+          if (outcome !== undefined) metrics.add('webhookAttempts', outcome);
+        }
+        continue;
+      }
+      if (record === undefined) continue;
       deps.logger.error('webhook message failed; the queue will deliver it again', { messageId: record.messageId, error: result.reason });
       batchItemFailures.push({ itemIdentifier: record.messageId });
     }
@@ -100,6 +120,7 @@ export const handler = lazyHandler(() => {
   const logger = createLogger('deliver-webhooks', config.LOG_LEVEL);
   const db = createDocumentClient();
   const tableName = required(config, 'TABLE_NAME');
+  const metrics = createMetrics();
   const deliver = makeDeliverWebhooksHandler(
     createDeliveryDeps({
       db,
@@ -113,6 +134,7 @@ export const handler = lazyHandler(() => {
       allowPrivateNetworks: webhookEnv.WEBHOOK_ALLOW_PRIVATE_NETWORKS === 'true',
       scale: webhookEnv.WEBHOOK_SCHEDULE_SCALE,
     }),
+    metrics,
   );
-  return (event: SQSEvent, _context: unknown) => deliver(event);
+  return instrument({ logger, metrics }, (event: SQSEvent, _context: unknown) => deliver(event));
 });

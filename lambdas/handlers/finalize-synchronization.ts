@@ -1,25 +1,32 @@
-import { finalizeSynchronization, type FinalizeDeps } from '../domain/finalize-synchronization';
+import { finalizeAndReport, type FinalizeDeps } from '../domain/finalize-synchronization';
 import { systemClock } from '../ports/clock';
 import type { SyncResultDetail } from '../schemas/events';
 import { FinalizeTaskInput } from '../schemas/workflow';
 import type { Logger } from '../shared/logger';
-import { createRuntime, lazyHandler } from '../shared/runtime';
+import { noMetrics, type MetricsRecorder } from '../shared/metrics';
+import { createRuntime, instrument, lazyHandler } from '../shared/runtime';
 
 /**
  * Tasks `FinalizeSynchronization` and `FinalizeFailure`: one transaction, then the event to publish
  * and, for a Google purchase to acknowledge, `acknowledge` (the workflow's AcknowledgeNeeded choice).
+ * Counts SynchronizationsFinalized by result once per synchronization (not when a retried call
+ * answers the stored event again).
  */
-export function makeFinalizeHandler(deps: FinalizeDeps & { logger: Logger }) {
+export function makeFinalizeHandler(deps: FinalizeDeps & { logger: Logger; metrics?: MetricsRecorder }) {
+  const metrics = deps.metrics ?? noMetrics;
   return async (event: unknown): Promise<{ event: SyncResultDetail; acknowledge?: { synchronizationId: string } }> => {
     const input = FinalizeTaskInput.parse(event);
-    const outcome = await finalizeSynchronization(deps, {
+    const { outcome, written } = await finalizeAndReport(deps, {
       synchronizationId: input.synchronizationId,
       ...('verification' in input ? { verdict: input.verification } : {}),
     });
     const detail = outcome.event;
-    deps.logger.info('synchronization finalized', {
+    if (written) metrics.add('finalized', detail.result);
+    deps.logger.info(written ? 'synchronization finalized' : 'synchronization was already finalized', {
       synchronizationId: detail.synchronizationId,
       publisherId: detail.broadcasterId,
+      store: detail.store,
+      kind: detail.kind,
       result: detail.result,
       accessGranted: detail.accessGranted,
       ownershipVersion: detail.ownershipVersion,
@@ -30,6 +37,5 @@ export function makeFinalizeHandler(deps: FinalizeDeps & { logger: Logger }) {
 
 export const handler = lazyHandler(() => {
   const runtime = createRuntime('finalize-synchronization');
-  const finalize = makeFinalizeHandler({ ...runtime, clock: systemClock });
-  return (event: unknown) => finalize(event);
+  return instrument(runtime, makeFinalizeHandler({ ...runtime, clock: systemClock }));
 });

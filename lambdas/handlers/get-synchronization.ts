@@ -10,7 +10,7 @@ import type { SynchronizationRepository } from '../ports/synchronization-reposit
 import { SynchronizationIdParam } from '../schemas/api';
 import { apiError, apiErrors, json, parseHeaders, type ApiEvent, type ApiResult } from '../shared/http';
 import type { Logger } from '../shared/logger';
-import { createRuntime, lazyHandler } from '../shared/runtime';
+import { createRuntime, instrument, lazyHandler } from '../shared/runtime';
 
 export interface GetSynchronizationDeps {
   publishers: PublisherRepository;
@@ -45,5 +45,5 @@ export function makeGetSynchronizationHandler(deps: GetSynchronizationDeps) {
 
 export const handler = lazyHandler(() => {
   const runtime = createRuntime('get-synchronization');
-  return makeGetSynchronizationHandler({ ...runtime, customerTokens: new JoseCustomerTokenVerifier(runtime.secrets) });
+  return instrument(runtime, makeGetSynchronizationHandler({ ...runtime, customerTokens: new JoseCustomerTokenVerifier(runtime.secrets) }));
 });

@@ -4,21 +4,38 @@ import { systemClock } from '../ports/clock';
 import type { SynchronizationRepository } from '../ports/synchronization-repository';
 import { MarkRetryingInput, type MarkRetryingOutput } from '../schemas/workflow';
 import type { Logger } from '../shared/logger';
-import { createRuntime, lazyHandler } from '../shared/runtime';
+import { noMetrics, type MetricsRecorder } from '../shared/metrics';
+import { createRuntime, instrument, lazyHandler } from '../shared/runtime';
 
-/** Task `MarkRetrying`: counts the failed attempt, shows `retrying` to pollers, and says how long to wait. */
+/**
+ * Task `MarkRetrying`: counts the failed attempt, shows `retrying` to pollers, and says how long to
+ * wait. Every call is one StoreRetries (the store was unavailable), also the one that exhausts the
+ * budget. The Task input does not name the store, so the record is read for it (in parallel with
+ * the update; only on the retry path).
+ */
 export function makeMarkRetryingHandler(deps: {
   syncs: SynchronizationRepository;
   policy: RetryPolicy;
   clock: Clock;
   logger: Logger;
+  metrics?: MetricsRecorder;
 }) {
+  const metrics = deps.metrics ?? noMetrics;
   return async (event: unknown): Promise<MarkRetryingOutput> => {
     const input = MarkRetryingInput.parse(event);
     const next = nextRetry(deps.policy, input.retry.attempt + 1);
-    if (!next.exhausted) await deps.syncs.markRetrying(input.synchronizationId, next.attempt, deps.clock.now());
+    const [sync] = await Promise.all([
+      // Best effort: a failed read costs the metric's dimension, not the retry.
+      deps.syncs.get(input.synchronizationId).catch((error: unknown) => {
+        deps.logger.warn('synchronization not read for the retry metric', { synchronizationId: input.synchronizationId, error });
+        return undefined;
+      }),
+      next.exhausted ? undefined : deps.syncs.markRetrying(input.synchronizationId, next.attempt, deps.clock.now()),
+    ]);
+    if (sync) metrics.add('storeRetries', sync.store);
     deps.logger.warn(next.exhausted ? 'store retry budget exhausted' : 'store unavailable; retrying', {
       synchronizationId: input.synchronizationId,
+      ...(sync ? { publisherId: sync.publisherId, store: sync.store } : {}),
       ...next,
     });
     return next;
@@ -28,14 +45,16 @@ export function makeMarkRetryingHandler(deps: {
 export const handler = lazyHandler(() => {
   const runtime = createRuntime('mark-synchronization-retrying');
   const { config } = runtime;
-  const mark = makeMarkRetryingHandler({
-    ...runtime,
-    clock: systemClock,
-    policy: {
-      maxAttempts: config.RETRY_MAX_ATTEMPTS,
-      baseSeconds: config.RETRY_BASE_SECONDS,
-      maxWaitSeconds: config.RETRY_MAX_WAIT_SECONDS,
-    },
-  });
-  return (event: unknown) => mark(event);
+  return instrument(
+    runtime,
+    makeMarkRetryingHandler({
+      ...runtime,
+      clock: systemClock,
+      policy: {
+        maxAttempts: config.RETRY_MAX_ATTEMPTS,
+        baseSeconds: config.RETRY_BASE_SECONDS,
+        maxWaitSeconds: config.RETRY_MAX_WAIT_SECONDS,
+      },
+    }),
+  );
 });

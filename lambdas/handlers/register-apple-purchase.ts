@@ -1,5 +1,4 @@
-import { defaultPurchaseDeps, makePurchaseHandler } from '../shared/purchase-handler';
-import { lazyHandler } from '../shared/runtime';
+import { purchaseHandler } from '../shared/purchase-handler';
 
 /** `POST /storekit2/purchases`: register an Apple purchase and start its synchronization. */
-export const handler = lazyHandler(() => makePurchaseHandler('apple', 'register', defaultPurchaseDeps('register-apple-purchase')));
+export const handler = purchaseHandler('apple', 'register', 'register-apple-purchase');

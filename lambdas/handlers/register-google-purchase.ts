@@ -1,5 +1,4 @@
-import { defaultPurchaseDeps, makePurchaseHandler } from '../shared/purchase-handler';
-import { lazyHandler } from '../shared/runtime';
+import { purchaseHandler } from '../shared/purchase-handler';
 
 /** `POST /google-play/purchases`: register a Google Play subscription and start its synchronization. */
-export const handler = lazyHandler(() => makePurchaseHandler('google', 'register', defaultPurchaseDeps('register-google-purchase')));
+export const handler = purchaseHandler('google', 'register', 'register-google-purchase');

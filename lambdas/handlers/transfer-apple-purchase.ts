@@ -1,5 +1,4 @@
-import { defaultPurchaseDeps, makePurchaseHandler } from '../shared/purchase-handler';
-import { lazyHandler } from '../shared/runtime';
+import { purchaseHandler } from '../shared/purchase-handler';
 
 /** `POST /storekit2/purchases/transfers`: move an active Apple purchase to another customer. */
-export const handler = lazyHandler(() => makePurchaseHandler('apple', 'transfer', defaultPurchaseDeps('transfer-apple-purchase')));
+export const handler = purchaseHandler('apple', 'transfer', 'transfer-apple-purchase');

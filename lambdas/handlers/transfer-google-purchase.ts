@@ -1,5 +1,4 @@
-import { defaultPurchaseDeps, makePurchaseHandler } from '../shared/purchase-handler';
-import { lazyHandler } from '../shared/runtime';
+import { purchaseHandler } from '../shared/purchase-handler';
 
 /** `POST /google-play/purchases/transfers`: move an active Google Play subscription to another customer. */
-export const handler = lazyHandler(() => makePurchaseHandler('google', 'transfer', defaultPurchaseDeps('transfer-google-purchase')));
+export const handler = purchaseHandler('google', 'transfer', 'transfer-google-purchase');

@@ -5,6 +5,7 @@ import { SfnWorkflowStarter } from '../adapters/sfn-workflow-starter';
 import { acceptApplePurchase, acceptGooglePurchase, type AcceptDeps } from '../domain/accept-purchase';
 import { authenticate } from '../domain/authenticate';
 import type { Store, SyncKind } from '../domain/results';
+import type { Synchronization } from '../domain/synchronization';
 import { systemClock } from '../ports/clock';
 import type { CustomerTokenVerifier } from '../ports/credential-verifier';
 import type { PublisherRepository } from '../ports/publisher-repository';
@@ -12,19 +13,25 @@ import { AppleRegisterBody, AppleTransferBody, GoogleRegisterBody, GoogleTransfe
 import { LOCK_LEASE_SECONDS } from './catalog';
 import { required } from './config';
 import { apiErrors, json, parseHeaders, parseJsonBody, type ApiEvent, type ApiResult } from './http';
-import { createRuntime } from './runtime';
+import { purchaseTokenHash, withKeys } from './logger';
+import { noMetrics, type MetricsRecorder } from './metrics';
+import { createRuntime, instrument, lazyHandler, type Runtime } from './runtime';
 
 export interface PurchaseHandlerDeps extends AcceptDeps {
   publishers: PublisherRepository;
   customerTokens: CustomerTokenVerifier;
+  /** SynchronizationsAccepted (dimension `store`) on every 202; default none. */
+  metrics?: MetricsRecorder;
 }
 
 /**
  * The register and transfer routes of both stores (`POST /storekit2/purchases`, `…/transfers`,
  * `POST /google-play/purchases`, `…/transfers`): parse, authenticate, accept (locks + record +
- * workflow), answer 202.
+ * workflow), answer 202. The use case logs with the request's keys: publisherId, and the
+ * transactionId or the purchase token's hash (never the token, nor any credential).
  */
 export function makePurchaseHandler(store: Store, kind: SyncKind, deps: PurchaseHandlerDeps) {
+  const metrics = deps.metrics ?? noMetrics;
   return middy<ApiEvent, ApiResult, Error, Context>()
     .use(apiErrors(deps.logger))
     .handler(async (event) => {
@@ -47,10 +54,17 @@ export function makePurchaseHandler(store: Store, kind: SyncKind, deps: Purchase
           userAction: headers['x-user-action'],
         },
       };
-      const sync =
-        store === 'apple'
-          ? await acceptApplePurchase(deps, { ...common, body: parseJsonBody(event, kind === 'register' ? AppleRegisterBody : AppleTransferBody) })
-          : await acceptGooglePurchase(deps, { ...common, body: parseJsonBody(event, kind === 'register' ? GoogleRegisterBody : GoogleTransferBody) });
+      const logger = withKeys(deps.logger, { publisherId: publisher.publisherId, store, kind });
+      let sync: Synchronization;
+      if (store === 'apple') {
+        const body = parseJsonBody(event, kind === 'register' ? AppleRegisterBody : AppleTransferBody);
+        sync = await acceptApplePurchase({ ...deps, logger: withKeys(logger, { transactionId: body.transactionId }) }, { ...common, body });
+      } else {
+        const body = parseJsonBody(event, kind === 'register' ? GoogleRegisterBody : GoogleTransferBody);
+        const tokenKeys = { purchaseTokenHash: purchaseTokenHash(body.purchaseToken), packageName: body.packageName };
+        sync = await acceptGooglePurchase({ ...deps, logger: withKeys(logger, tokenKeys) }, { ...common, body });
+      }
+      metrics.add('accepted', store);
       return json(202, {
         synchronizationId: sync.synchronizationId,
         ...(sync.correlationId !== undefined ? { correlationId: sync.correlationId } : {}),
@@ -59,7 +73,7 @@ export function makePurchaseHandler(store: Store, kind: SyncKind, deps: Purchase
 }
 
 /** The deployed wiring: DynamoDB, Step Functions and the customer-token verifier from configuration. */
-export function defaultPurchaseDeps(service: string): PurchaseHandlerDeps {
+export function defaultPurchaseDeps(service: string): PurchaseHandlerDeps & Runtime {
   const runtime = createRuntime(service);
   return {
     ...runtime,
@@ -69,4 +83,12 @@ export function defaultPurchaseDeps(service: string): PurchaseHandlerDeps {
     leaseSeconds: LOCK_LEASE_SECONDS,
     retryAfterSeconds: runtime.config.LOCK_RETRY_AFTER_SECONDS,
   };
+}
+
+/** A register or transfer Lambda entry point: built on first call, logged and measured per invocation. */
+export function purchaseHandler(store: Store, kind: SyncKind, service: string) {
+  return lazyHandler(() => {
+    const deps = defaultPurchaseDeps(service);
+    return instrument(deps, makePurchaseHandler(store, kind, deps));
+  });
 }

@@ -1,9 +1,42 @@
 import { AppleStoreVerifier } from '../adapters/apple-store-verifier';
 import { GoogleAccessTokenProvider } from '../adapters/google-access-token-provider';
 import { GooglePlayStoreVerifier } from '../adapters/google-play-verifier';
+import type { Store } from '../domain/results';
+import type { GooglePlayVerifier } from '../ports/google-verifier';
+import type { AppleVerifier } from '../ports/store-verifier';
+import type { MetricsRecorder } from './metrics';
 import type { Runtime } from './runtime';
 
-/** The store clients of the workflow functions, built once per container from configuration. */
+/** Failures of the store itself (5xx, 429, timeouts, network, 401/403, other 4xx), not of our configuration or secrets. */
+const STORE_ERRORS = new Set(['StoreUnavailableError', 'StoreCredentialsError', 'StoreRejectedError']);
+
+/** Runs one store call, adding its duration to StoreLatency and, when the store failed, one StoreErrors. */
+export async function measureStoreCall<R>(metrics: MetricsRecorder, store: Store, call: () => Promise<R>): Promise<R> {
+  const started = performance.now();
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof Error && STORE_ERRORS.has(error.name)) metrics.add('storeErrors', store);
+    throw error;
+  } finally {
+    metrics.add('storeLatency', store, Math.round((performance.now() - started) * 10) / 10);
+  }
+}
+
+/** The store ports with every call measured (StoreLatency, StoreErrors; dimension `store`). */
+export function measuredVerifiers(metrics: MetricsRecorder, verifiers: { apple: AppleVerifier; google: GooglePlayVerifier }) {
+  const { apple, google } = verifiers;
+  return {
+    apple: { verify: (...args: Parameters<AppleVerifier['verify']>) => measureStoreCall(metrics, 'apple', () => apple.verify(...args)) },
+    google: {
+      verify: (...args: Parameters<GooglePlayVerifier['verify']>) => measureStoreCall(metrics, 'google', () => google.verify(...args)),
+      acknowledge: (...args: Parameters<GooglePlayVerifier['acknowledge']>) =>
+        measureStoreCall(metrics, 'google', () => google.acknowledge(...args)),
+    },
+  } satisfies { apple: AppleVerifier; google: GooglePlayVerifier };
+}
+
+/** The store clients of the workflow functions, built once per container from configuration, measured. */
 export function createStoreVerifiers(runtime: Runtime) {
   const { config, secrets } = runtime;
   const roots = (config.APPLE_ROOT_CERTIFICATES ?? '')
@@ -21,7 +54,7 @@ export function createStoreVerifiers(runtime: Runtime) {
     ...(config.GOOGLE_API_ROOT_URL ? { rootUrl: config.GOOGLE_API_ROOT_URL } : {}),
     timeoutMs: config.GOOGLE_REQUEST_TIMEOUT_MS,
   });
-  return {
+  return measuredVerifiers(runtime.metrics, {
     // Built on first Apple use: it refuses to exist without trusted roots, which Google-only setups may lack.
     apple: {
       verify: (...args: Parameters<AppleStoreVerifier['verify']>) => {
@@ -36,5 +69,5 @@ export function createStoreVerifiers(runtime: Runtime) {
       },
     },
     google,
-  };
+  });
 }

@@ -1,0 +1,25 @@
+/**
+ * CloudWatch metrics of iap-sync, named once: the Lambdas publish them (Powertools Metrics, EMF)
+ * and the CDK dashboard and alarms read them. Every metric carries the `service` dimension
+ * (POWERTOOLS_SERVICE_NAME = `iap-sync-<stage>`) plus at most the one extra dimension named here.
+ */
+export const METRICS_NAMESPACE = 'IapSync';
+
+export const METRIC = {
+  /** Count; dimension `store` (apple | google). A 202 of a register or transfer. */
+  accepted: { name: 'SynchronizationsAccepted', dimension: 'store' },
+  /** Count; dimension `result` (the contract's result code, e.g. PURCHASE_ACTIVE, SYNCHRONIZATION_FAILED). */
+  finalized: { name: 'SynchronizationsFinalized', dimension: 'result' },
+  /** Count; dimension `store`. One per MarkRetrying (the store was unavailable). */
+  storeRetries: { name: 'StoreRetries', dimension: 'store' },
+  /** Count; dimension `store`. A store call that failed (5xx, timeout, network, 401/403). */
+  storeErrors: { name: 'StoreErrors', dimension: 'store' },
+  /** Milliseconds; dimension `store`. Duration of one store verification call. */
+  storeLatency: { name: 'StoreLatency', dimension: 'store' },
+  /** Count; dimension `outcome` (delivered | retry_scheduled | failed_permanently | endpoint_disabled). */
+  webhookAttempts: { name: 'WebhookAttempts', dimension: 'outcome' },
+  /** Count, no extra dimension. Open synchronizations whose execution was no longer running (recovery sweeper). */
+  stuck: { name: 'StuckSynchronizations', dimension: undefined },
+  /** Count; dimension `action` (restarted | failed). What the recovery sweeper did. */
+  recovered: { name: 'SynchronizationsRecovered', dimension: 'action' },
+} as const;
