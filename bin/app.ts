@@ -1,53 +1,28 @@
 import * as path from 'node:path';
-import { App } from 'aws-cdk-lib';
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
 import { AppleRootsMissingError, missingAppleRootsHelp, readAppleRootCertificates, type AppleRootFile } from '../lib/apple-roots';
-import { DEFAULT_RETRY, IapSyncStack, type IapSyncStackProps, type RetryBudget } from '../lib/iap-sync-stack';
+import { CONTEXT_KEYS, ContextError, stackPropsFromContext, type ContextProps } from '../lib/context';
+import { IapSyncStack } from '../lib/iap-sync-stack';
 
 /**
- * Context keys (cdk.json or `-c key=value`): stage, workflowType, appleRootsDir, appleOnlineChecks,
- * retryMaxAttempts, retryBaseSeconds, retryMaxWaitSeconds.
+ * Context keys (cdk.json or `-c key=value`), each with its default and meaning in lib/context.ts:
+ * stage, workflowType, appleRootsDir, appleOnlineChecks, retryMaxAttempts, retryBaseSeconds,
+ * retryMaxWaitSeconds, throttleBurstLimit, throttleRateLimit, routeThrottles, workflowLogLevel,
+ * workflowLogExecutionData, alarmTopicArn.
  */
 const app = new App();
-
-function context(name: string): string | undefined {
-  const value: unknown = app.node.tryGetContext(name);
-  return value === undefined || value === null || value === '' ? undefined : String(value);
-}
+// AWS Solutions checks run at every synth and deploy: an unacknowledged error stops them.
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
 
 function fail(message: string): never {
   console.error(message);
   process.exit(1);
 }
 
-function oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
-  const value = context(name) ?? fallback;
-  return (allowed as readonly string[]).includes(value)
-    ? (value as T)
-    : fail(`Context ${name}=${value} is not one of ${allowed.join(', ')}`);
-}
-
-function integer(name: string): number | undefined {
-  const value = context(name);
-  if (value === undefined) return undefined;
-  const parsed = Number(value);
-  return Number.isInteger(parsed) ? parsed : fail(`Context ${name}=${value} is not an integer`);
-}
-
-function retryBudget(): RetryBudget | undefined {
-  const maxAttempts = integer('retryMaxAttempts');
-  const baseSeconds = integer('retryBaseSeconds');
-  const maxWaitSeconds = integer('retryMaxWaitSeconds');
-  if (maxAttempts === undefined && baseSeconds === undefined && maxWaitSeconds === undefined) return undefined;
-  // A partial override keeps the defaults for the other two.
-  return {
-    maxAttempts: maxAttempts ?? DEFAULT_RETRY.maxAttempts,
-    baseSeconds: baseSeconds ?? DEFAULT_RETRY.baseSeconds,
-    maxWaitSeconds: maxWaitSeconds ?? DEFAULT_RETRY.maxWaitSeconds,
-  };
-}
-
-function appleRoots(stage: IapSyncStackProps['stage']): AppleRootFile[] {
-  const dir = context('appleRootsDir') ?? 'config/apple-roots';
+function appleRoots(stage: ContextProps['stage']): AppleRootFile[] {
+  const value: unknown = app.node.tryGetContext('appleRootsDir');
+  const dir = typeof value === 'string' && value !== '' ? value : CONTEXT_KEYS.appleRootsDir.default;
   let roots: AppleRootFile[];
   try {
     roots = readAppleRootCertificates(path.resolve(dir));
@@ -59,20 +34,23 @@ function appleRoots(stage: IapSyncStackProps['stage']): AppleRootFile[] {
   if (unknown.length > 0) {
     const list = unknown.map((root) => `  ${root.file}  SHA-256 ${root.sha256}`).join('\n');
     const message = `These files in ${dir} are not known Apple root certificates:\n${list}`;
-    // A wrong root lets anyone who holds its key sign "Apple" transactions: never in prod.
+    // A wrong root lets anyone who holds its key sign "Apple" transactions (the local simulator's root,
+    // for one): never in prod.
     if (stage === 'prod') fail(`${message}\nRemove them: a prod stack trusts only Apple's published roots.`);
     console.warn(`WARNING: ${message}\nThe ${stage} stack trusts them anyway; a prod stack would refuse.`);
   }
   return roots;
 }
 
-const stage = oneOf('stage', ['dev', 'prod'] as const, 'dev');
-const onlineChecks = context('appleOnlineChecks');
-new IapSyncStack(app, `IapSync-${stage}`, {
-  stage,
-  workflowType: oneOf('workflowType', ['STANDARD', 'EXPRESS'] as const, 'STANDARD'),
-  appleRootCertificates: appleRoots(stage).map((root) => root.base64),
-  retry: retryBudget(),
-  appleOnlineChecks: onlineChecks === undefined ? undefined : oneOf('appleOnlineChecks', ['true', 'false'] as const, 'true') === 'true',
+let props: ContextProps;
+try {
+  props = stackPropsFromContext((key) => app.node.tryGetContext(key));
+} catch (error) {
+  if (error instanceof ContextError) fail(error.message);
+  throw error;
+}
+new IapSyncStack(app, `IapSync-${props.stage}`, {
+  ...props,
+  appleRootCertificates: appleRoots(props.stage).map((root) => root.base64),
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });

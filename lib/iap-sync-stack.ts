@@ -1,18 +1,20 @@
-import { ArnFormat, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, CfnOutput, Duration, RemovalPolicies, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { totalWaitSeconds, type RetryPolicy } from '../lambdas/domain/retry-policy';
-import { API_FUNCTIONS, WORKFLOW_FUNCTIONS } from '../lambdas/shared/catalog';
+import { API_FUNCTIONS, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from '../lambdas/shared/catalog';
 import { loadConfig } from '../lambdas/shared/config';
 import { DataTable } from './constructs/data-table';
 import { SyncEventBus } from './constructs/event-bus';
-import { SyncHttpApi } from './constructs/http-api';
+import { checkThrottles, SyncHttpApi, type ThrottleLimits } from './constructs/http-api';
 import { createLambdaFunction } from './constructs/lambda-function';
-import { SyncWorkflow } from './constructs/sync-workflow';
+import { Monitoring, type MonitoringThresholds } from './constructs/monitoring';
+import { defaultWorkflowLogging, SyncWorkflow, type WorkflowLogging } from './constructs/sync-workflow';
 import { WebhookDelivery } from './constructs/webhook-delivery';
-import type { ITopic } from 'aws-cdk-lib/aws-sns';
+import { iam5ResourceFinding } from './nag';
 
 /** Store retry budget handed to MarkRetrying (RETRY_* variables). */
 export interface RetryBudget {
@@ -49,10 +51,27 @@ export interface IapSyncStackProps extends StackProps {
    * @default true
    */
   appleOnlineChecks?: boolean;
-  /** Receives alarms (webhook dead letters) when given. */
+  /**
+   * Receives every alarm (and its return to OK). Give this or {@link alarmTopicArn}, not both.
+   * Without either the alarms only change state in the console (a prod synth warns).
+   */
   alarmTopic?: ITopic;
-  /** HTTP API stage throttling. @default { burstLimit: 200, rateLimit: 100 } */
-  throttle?: { burstLimit: number; rateLimit: number };
+  /** ARN of an existing SNS topic to receive the alarms (context key `alarmTopicArn`). */
+  alarmTopicArn?: string;
+  /** HTTP API stage throttling, the default of every route. @default { burstLimit: 200, rateLimit: 100 } */
+  throttle?: ThrottleLimits;
+  /**
+   * Per-route throttling, keyed by route key (`POST /storekit2/purchases`); unknown route keys are
+   * refused at synth. @default none: every route gets {@link throttle}
+   */
+  routeThrottles?: Readonly<Record<string, ThrottleLimits>>;
+  /**
+   * Step Functions execution logging.
+   * @default ERROR without execution data for STANDARD, ALL without execution data for EXPRESS
+   */
+  workflowLogging?: WorkflowLogging;
+  /** When the alarms fire. @default see DEFAULT_THRESHOLDS in lib/constructs/monitoring.ts */
+  monitoringThresholds?: Partial<MonitoringThresholds>;
 }
 
 /** The Lambdas' own defaults (lambdas/shared/config.ts): 8 attempts, 15 s doubling, 960 s cap. */
@@ -64,6 +83,7 @@ const API_TIMEOUT = Duration.seconds(10);
 const LOG_LEVEL = 'info';
 
 const base64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const snsTopicArn = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$/;
 
 /**
  * iap-sync: HTTP API -> register Lambda -> purchase-sync state machine (verify, retry, finalize)
@@ -71,7 +91,13 @@ const base64 = /^[A-Za-z0-9+/]+={0,2}$/;
  */
 export class IapSyncStack extends Stack {
   constructor(scope: Construct, id: string, props: IapSyncStackProps) {
-    super(scope, id, props);
+    super(scope, id, {
+      description:
+        `iap-sync ${props.stage}: in-app purchase synchronization. cdk destroy keeps the DynamoDB table ` +
+        '(deletion protection and RETAIN)' +
+        (props.stage === 'prod' ? ' and the log groups.' : '; it deletes the log groups.'),
+      ...props,
+    });
     // Everything that can be wrong with the props is checked before any construct exists, so a bad
     // configuration fails in milliseconds instead of after bundling six functions.
     const workflowType = props.workflowType ?? 'STANDARD';
@@ -79,17 +105,34 @@ export class IapSyncStack extends Stack {
     checkRetryFitsWorkflow(workflowType, retry);
     const appleRoots = checkAppleRoots(props.appleRootCertificates);
     const appleOnlineChecks = props.appleOnlineChecks ?? loadConfig({}).APPLE_ONLINE_CHECKS === 'true';
+    const alarmTopicArn = checkAlarmTopic(props);
+    checkThrottles(props.throttle, props.routeThrottles ?? {});
+    const alarmTopic = props.alarmTopic ?? (alarmTopicArn ? Topic.fromTopicArn(this, 'AlarmTopic', alarmTopicArn) : undefined);
+    /** POWERTOOLS_SERVICE_NAME of every function and the `service` dimension of every metric. */
+    const service = `iap-sync-${props.stage}`;
 
     const { table } = new DataTable(this, 'Data');
     const events = new SyncEventBus(this, 'Events', { eventBusName: `iap-sync-${props.stage}` });
     const common = { TABLE_NAME: table.tableName, LOG_LEVEL };
+    // The command line stores publishers' secrets as iap-sync/<stack name>/<purpose> (cli/stack-target.ts),
+    // so a dev stack cannot read the prod stack's keys in the same account.
+    const secretsPrefix = `iap-sync/${this.stackName}/`;
     const publisherSecrets = this.formatArn({
       service: 'secretsmanager',
       resource: 'secret',
-      resourceName: 'iap-sync/*',
+      resourceName: `${secretsPrefix}*`,
       arnFormat: ArnFormat.COLON_RESOURCE_NAME,
     });
     const readSecrets = new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [publisherSecrets] });
+    const readSecretsFinding = iam5ResourceFinding(this, publisherSecrets);
+    const acknowledgeReadSecrets = (fn: IFunction) =>
+      Validations.of(fn.role?.node.tryFindChild('DefaultPolicy') ?? fn).acknowledge({
+        id: readSecretsFinding,
+        reason:
+          `Publishers' secrets (App Store Connect keys, Google service accounts, JWT and webhook signing secrets) are created at ` +
+          `run time by the iap-sync command line under ${secretsPrefix}<purpose>, one per publisher and endpoint, so their names ` +
+          "are unknown at deploy time; the prefix confines the function to this stack's secrets, read-only (GetSecretValue).",
+      });
 
     // Workflow functions first: the state machine needs their ARNs, and the register function
     // needs the state machine's ARN, so this order keeps the template free of cycles.
@@ -109,12 +152,16 @@ export class IapSyncStack extends Stack {
       const fn = createLambdaFunction(this, entry.id, {
         entry: entry.entry,
         kind: 'workflow',
+        service,
         timeout: Duration.seconds(entry.timeoutSeconds),
         environment: { ...common, ...workflowExtras[entry.id] },
       });
       table.grantReadWriteData(fn);
       // Publishers' App Store Connect keys and Google service accounts are read from Secrets Manager.
-      if (entry.readsSecrets) fn.addToRolePolicy(readSecrets);
+      if (entry.readsSecrets) {
+        fn.addToRolePolicy(readSecrets);
+        acknowledgeReadSecrets(fn);
+      }
       workflowFunctions.set(entry.id, fn);
     }
 
@@ -122,6 +169,7 @@ export class IapSyncStack extends Stack {
       functions: workflowFunctions,
       eventBus: events.bus,
       stateMachineType: workflowType === 'EXPRESS' ? StateMachineType.EXPRESS : StateMachineType.STANDARD,
+      logging: props.workflowLogging ?? defaultWorkflowLogging(workflowType),
     });
 
     const apiFunctions = new Map<string, IFunction>();
@@ -130,6 +178,7 @@ export class IapSyncStack extends Stack {
       const fn = createLambdaFunction(this, entry.id, {
         entry: entry.entry,
         kind: 'api',
+        service,
         timeout: API_TIMEOUT,
         environment: access.startsWorkflow ? { ...common, STATE_MACHINE_ARN: stateMachine.stateMachineArn } : common,
       });
@@ -138,24 +187,92 @@ export class IapSyncStack extends Stack {
       if (access.table === 'read') table.grantReadData(fn);
       if (access.startsWorkflow) stateMachine.grantStartExecution(fn);
       // Customer tokens are HS256 JWTs keyed by a per-publisher secret in Secrets Manager.
-      if (access.readsSecrets) fn.addToRolePolicy(readSecrets);
+      if (access.readsSecrets) {
+        fn.addToRolePolicy(readSecrets);
+        acknowledgeReadSecrets(fn);
+      }
       apiFunctions.set(entry.id, fn);
     }
 
-    const webhooks = new WebhookDelivery(this, 'Webhooks', { bus: events.bus, table, readSecrets, logLevel: LOG_LEVEL, ...(props.alarmTopic ? { alarmTopic: props.alarmTopic } : {}) });
+    const webhooks = new WebhookDelivery(this, 'Webhooks', {
+      bus: events.bus,
+      table,
+      readSecrets,
+      logLevel: LOG_LEVEL,
+      service,
+      ...(alarmTopic ? { alarmTopic } : {}),
+    });
+    acknowledgeReadSecrets(webhooks.fn);
 
     const http = new SyncHttpApi(this, 'Http', {
       apiName: `iap-sync-${props.stage}`,
       functions: apiFunctions,
       throttle: props.throttle,
+      routeThrottles: props.routeThrottles,
     });
 
+    const monitoring = new Monitoring(this, 'Monitoring', {
+      service,
+      api: http.api,
+      stateMachine,
+      functions: new Map([...apiFunctions, ...workflowFunctions, [WEBHOOK_FUNCTION.id, webhooks.fn]]),
+      webhookQueue: webhooks.queue,
+      deadLetterQueues: [
+        { label: 'event dead letters', queue: webhooks.eventDeadLetters },
+        { label: 'delivery dead letters', queue: webhooks.deliveryDeadLetters },
+      ],
+      otherAlarms: webhooks.alarms,
+      ...(alarmTopic ? { alarmTopic } : {}),
+      ...(props.monitoringThresholds ? { thresholds: props.monitoringThresholds } : {}),
+    });
+
+    // Entitlements and ownership history outlive the stack (DataTable: RETAIN and deletion protection).
+    // Log groups: a prod stack keeps them for an investigation after teardown (their 30-day retention
+    // still expires the events); a dev stack leaves nothing behind.
+    RemovalPolicies.of(this).apply(props.stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY, {
+      applyToResourceTypes: ['AWS::Logs::LogGroup'],
+    });
+    Annotations.of(table).addInfo(
+      'cdk destroy keeps this DynamoDB table (RETAIN and deletion protection; its name is the TableName output); delete it yourself ' +
+        'after turning deletion protection off, if you really mean to lose every entitlement.',
+    );
+    if (props.stage === 'prod' && alarmTopic === undefined) {
+      Annotations.of(this).addWarningV2(
+        'iap-sync:no-alarm-topic',
+        'No alarm topic (context alarmTopicArn): the prod alarms will change state in the console but notify nobody.',
+      );
+    }
+
     new CfnOutput(this, 'ApiUrl', { value: http.url, description: 'Base URL of the HTTP API' });
-    new CfnOutput(this, 'TableName', { value: table.tableName });
+    new CfnOutput(this, 'TableName', {
+      value: table.tableName,
+      description: 'Kept by cdk destroy (RETAIN and deletion protection): entitlements outlive the stack',
+    });
     new CfnOutput(this, 'EventBusName', { value: events.bus.eventBusName });
     new CfnOutput(this, 'StateMachineArn', { value: stateMachine.stateMachineArn });
     new CfnOutput(this, 'WebhookQueueUrl', { value: webhooks.queue.queueUrl, description: 'Delivery queue (iap-sync webhook replay sends here)' });
+    new CfnOutput(this, 'WebhookEventDeadLettersUrl', {
+      value: webhooks.eventDeadLetters.queueUrl,
+      description: 'Events that never reached the delivery function (alarm webhook-event-dead-letters)',
+    });
+    new CfnOutput(this, 'WebhookDeliveryDeadLettersUrl', {
+      value: webhooks.deliveryDeadLetters.queueUrl,
+      description: 'Deliveries that exhausted their retries (alarm webhook-delivery-dead-letters; replay, then purge)',
+    });
+    new CfnOutput(this, 'DashboardUrl', { value: monitoring.dashboardUrl, description: 'CloudWatch dashboard of this stack' });
+    new CfnOutput(this, 'RetainedOnDestroy', {
+      value: props.stage === 'prod' ? `${table.tableName} and the log groups` : table.tableName,
+      description: 'What cdk destroy leaves in the account',
+    });
   }
+}
+
+function checkAlarmTopic(props: IapSyncStackProps): string | undefined {
+  if (props.alarmTopic && props.alarmTopicArn) throw new Error('Give alarmTopic or alarmTopicArn, not both');
+  if (props.alarmTopicArn !== undefined && !snsTopicArn.test(props.alarmTopicArn)) {
+    throw new Error(`alarmTopicArn "${props.alarmTopicArn}" is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)`);
+  }
+  return props.alarmTopicArn;
 }
 
 /** Fills defaults from the Lambdas' own config schema and rejects what MarkRetrying would reject. */

@@ -1,10 +1,25 @@
+import { Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
-import { HttpApi, HttpMethod, HttpStage, LogGroupLogDestination, PayloadFormatVersion } from 'aws-cdk-lib/aws-apigatewayv2';
+import {
+  type CfnStage,
+  HttpApi,
+  HttpMethod,
+  type HttpRoute,
+  HttpStage,
+  LogGroupLogDestination,
+  PayloadFormatVersion,
+} from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { API_FUNCTIONS } from '../../lambdas/shared/catalog';
+import { API_FUNCTIONS, type ApiFunction } from '../../lambdas/shared/catalog';
+
+/** API Gateway throttling: a token bucket of `burstLimit` tokens refilled at `rateLimit` requests per second. */
+export interface ThrottleLimits {
+  burstLimit: number;
+  rateLimit: number;
+}
 
 /** Props of {@link SyncHttpApi}. */
 export interface SyncHttpApiProps {
@@ -12,56 +27,69 @@ export interface SyncHttpApiProps {
   apiName: string;
   /** The function of every API_FUNCTIONS entry, keyed by its `id`. */
   functions: ReadonlyMap<string, IFunction>;
-  /** Stage-wide throttling. @default { burstLimit: 200, rateLimit: 100 } */
-  throttle?: { burstLimit: number; rateLimit: number };
+  /** Stage-wide throttling, the default of every route. @default { burstLimit: 200, rateLimit: 100 } */
+  throttle?: ThrottleLimits;
+  /**
+   * Per-route throttling, keyed by route key (`POST /storekit2/purchases`); each must be a route of
+   * API_FUNCTIONS. Routes not named here get {@link throttle}. @default none
+   */
+  routeThrottles?: Readonly<Record<string, ThrottleLimits>>;
 }
 
-const DEFAULT_THROTTLE = { burstLimit: 200, rateLimit: 100 };
+/** Stage-wide throttling when the stack gives none. */
+export const DEFAULT_THROTTLE: Readonly<ThrottleLimits> = { burstLimit: 200, rateLimit: 100 };
 
 /**
- * Access log fields. HTTP API `$context` variables only; headers and bodies are never logged
- * (Authorization carries the customer's token).
+ * Access log fields, one JSON object per request. HTTP API `$context` variables only: request
+ * headers and bodies are never logged (Authorization and X-Publisher-Token carry credentials).
  */
-const ACCESS_LOG_FIELDS = {
+export const ACCESS_LOG_FIELDS = {
   requestId: '$context.requestId',
   requestTime: '$context.requestTime',
-  sourceIp: '$context.identity.sourceIp',
+  ip: '$context.identity.sourceIp',
   userAgent: '$context.identity.userAgent',
   routeKey: '$context.routeKey',
-  path: '$context.path',
   status: '$context.status',
   protocol: '$context.protocol',
   responseLength: '$context.responseLength',
-  responseLatency: '$context.responseLatency',
+  latency: '$context.responseLatency',
   integrationLatency: '$context.integrationLatency',
+  integrationStatus: '$context.integrationStatus',
   integrationError: '$context.integrationErrorMessage',
-};
+  error: '$context.error.message',
+} as const;
 
 /**
  * The public HTTP API: one route per API_FUNCTIONS route key, each integrated with its Lambda
- * (payload format 2.0), on an auto-deployed `$default` stage with throttling and JSON access logs.
+ * (payload format 2.0), on an auto-deployed `$default` stage with throttling (stage-wide and per
+ * route) and JSON access logs.
  */
 export class SyncHttpApi extends Construct {
   readonly api: HttpApi;
   readonly stage: HttpStage;
+  readonly accessLogs: LogGroup;
 
   constructor(scope: Construct, id: string, props: SyncHttpApiProps) {
     super(scope, id);
+    const routeThrottles = props.routeThrottles ?? {};
+    checkThrottles(props.throttle, routeThrottles);
+
     // The stage is declared here rather than by HttpApi because throttling and access logs are
     // only settable on an HttpStage.
     this.api = new HttpApi(this, 'Api', { apiName: props.apiName, createDefaultStage: false });
-    const accessLogs = new LogGroup(this, 'AccessLogs', { retention: RetentionDays.ONE_MONTH });
+    this.accessLogs = new LogGroup(this, 'AccessLogs', { retention: RetentionDays.ONE_MONTH });
     this.stage = new HttpStage(this, 'DefaultStage', {
       httpApi: this.api,
       stageName: '$default',
       autoDeploy: true,
       throttle: props.throttle ?? DEFAULT_THROTTLE,
       accessLogSettings: {
-        destination: new LogGroupLogDestination(accessLogs),
+        destination: new LogGroupLogDestination(this.accessLogs),
         format: AccessLogFormat.custom(JSON.stringify(ACCESS_LOG_FIELDS)),
       },
     });
 
+    const routes = new Map<string, HttpRoute>();
     for (const entry of API_FUNCTIONS) {
       const fn = props.functions.get(entry.id);
       if (fn === undefined) throw new Error(`SyncHttpApi: no function given for API function ${entry.id}`);
@@ -70,15 +98,61 @@ export class SyncHttpApi extends Construct {
       });
       for (const routeKey of entry.routes) {
         const { method, path } = parseRouteKey(routeKey);
-        this.api.addRoutes({ path, methods: [method], integration });
+        for (const route of this.api.addRoutes({ path, methods: [method], integration })) {
+          routes.set(routeKey, route);
+          Validations.of(route).acknowledge({ id: 'AwsSolutions-APIG4', reason: authorizationReason(entry) });
+        }
       }
     }
+
+    const cfnStage = this.stage.node.defaultChild as CfnStage;
+    const routeSettings: Record<string, { ThrottlingBurstLimit: number; ThrottlingRateLimit: number }> = {};
+    for (const [routeKey, limits] of Object.entries(routeThrottles)) {
+      routeSettings[routeKey] = { ThrottlingBurstLimit: limits.burstLimit, ThrottlingRateLimit: limits.rateLimit };
+      // API Gateway rejects route settings of a route that does not exist yet.
+      const route = routes.get(routeKey);
+      if (route) cfnStage.node.addDependency(route);
+    }
+    if (Object.keys(routeSettings).length > 0) cfnStage.routeSettings = routeSettings;
   }
 
   /** Base URL of the `$default` stage, ending with `/`. */
   get url(): string {
     return this.stage.url;
   }
+}
+
+/** Why a route has no API Gateway authorizer (AwsSolutions-APIG4), from what the catalog says it touches. */
+function authorizationReason(entry: ApiFunction): string {
+  if (entry.access.table === 'none' && !entry.access.readsSecrets) {
+    return `${entry.id} serves the public OpenAPI document, built from the code at build time; it reads no data and has no permissions.`;
+  }
+  return (
+    `${entry.id} authenticates every request itself before touching data (contract section 5): X-Publisher-Token is compared ` +
+    "with the publisher's stored SHA-256 hash, or the customer JWT is verified against the publisher's own key with the " +
+    'algorithm pinned and exp required. Keys differ per publisher (HS256 secrets in Secrets Manager or JWKS), which an HTTP API ' +
+    'JWT authorizer (one issuer JWKS, no HS256) cannot check, and a Lambda authorizer would repeat the same publisher read.'
+  );
+}
+
+const ALL_ROUTE_KEYS = new Set(API_FUNCTIONS.flatMap((entry) => entry.routes));
+
+/** Refuses limits API Gateway would refuse at deploy time, and route keys that are not routes of the API. */
+export function checkThrottles(throttle: ThrottleLimits | undefined, routeThrottles: Readonly<Record<string, ThrottleLimits>>): void {
+  const problems: string[] = [];
+  const check = (name: string, limits: ThrottleLimits) => {
+    if (!Number.isInteger(limits.burstLimit) || limits.burstLimit < 0) problems.push(`${name}: burstLimit must be an integer >= 0`);
+    if (!Number.isFinite(limits.rateLimit) || limits.rateLimit < 0) problems.push(`${name}: rateLimit must be a number >= 0`);
+  };
+  if (throttle) check('throttle', throttle);
+  for (const [routeKey, limits] of Object.entries(routeThrottles)) {
+    if (!ALL_ROUTE_KEYS.has(routeKey)) {
+      problems.push(`routeThrottles: "${routeKey}" is not a route (one of: ${[...ALL_ROUTE_KEYS].join(', ')})`);
+      continue;
+    }
+    check(`routeThrottles["${routeKey}"]`, limits);
+  }
+  if (problems.length > 0) throw new Error(`Invalid API throttling: ${problems.join('; ')}`);
 }
 
 const HTTP_METHODS = new Set<string>(Object.values(HttpMethod));

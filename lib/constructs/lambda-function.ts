@@ -1,10 +1,12 @@
 import * as path from 'node:path';
-import { type Duration, Token } from 'aws-cdk-lib';
+import { type Duration, Token, Validations } from 'aws-cdk-lib';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, type BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { loadConfig } from '../../lambdas/shared/config';
+import { METRICS_NAMESPACE } from '../../lambdas/shared/metric-names';
 
 /** The repository root: catalog entries and the ASL path are relative to it. */
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
@@ -27,6 +29,28 @@ const LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096;
 /** Room kept for a value that is a token at synth (an ARN or generated name) when checking that limit. */
 const TOKEN_VALUE_ESTIMATE_BYTES = 160;
 
+/**
+ * Variables that exist for `npm start` only: store base URLs (the simulator), the local secrets folder
+ * and the webhook switches that allow loopback/private receivers and shrink the retry schedule. A
+ * deployed function never gets one, whatever the stage: a loopback webhook from Lambda would reach the
+ * Lambda Runtime API on 127.0.0.1, and a base URL could point verification at a fake store.
+ */
+export const LOCAL_ONLY_VARIABLES = [
+  'APPLE_API_BASE_URL_PRODUCTION',
+  'APPLE_API_BASE_URL_SANDBOX',
+  'GOOGLE_API_ROOT_URL',
+  'GOOGLE_OAUTH_TOKEN_URL',
+  'LOCAL_SECRETS_DIR',
+  'WEBHOOK_ALLOW_PRIVATE_NETWORKS',
+  'WEBHOOK_SCHEDULE_SCALE',
+] as const;
+
+/** Why the runtime is nodejs22.x and not the newest one cdk-nag knows (AwsSolutions-L1). */
+const RUNTIME_REASON =
+  'nodejs22.x is a supported Lambda runtime (Node.js 22 LTS). The bundles target node20 and the test suite runs on Node 20, ' +
+  'so the deployed runtime stays one major version from what is tested; moving to the newest runtime cdk-nag knows is a ' +
+  'deliberate upgrade with a test run on that version, not a side effect of upgrading aws-cdk-lib.';
+
 /** `api` functions answer HTTP requests; `workflow` functions are Task states of the state machine. */
 export type LambdaKind = 'api' | 'workflow';
 
@@ -40,18 +64,35 @@ export interface LambdaFunctionProps {
   timeout: Duration;
   /** Variables read by lambdas/shared/config.ts; validated against that schema at synth. */
   environment: Record<string, string>;
+  /**
+   * `iap-sync-<stage>`: POWERTOOLS_SERVICE_NAME of the function and the `service` dimension of its
+   * metrics (lambdas/shared/metric-names.ts), which the dashboard and alarms read.
+   */
+  service: string;
 }
 
 /**
  * A NodejsFunction with the house defaults: Node.js 22 on arm64, esbuild bundle with source maps,
- * X-Ray tracing, and its own log group kept 30 days.
+ * X-Ray tracing, Powertools service name and metrics namespace, and its own log group kept 30 days.
+ * Its role may write to that log group only (instead of AWSLambdaBasicExecutionRole, which lets a
+ * function create and write any log group of the account); callers grant the rest.
  */
 export function createLambdaFunction(scope: Construct, id: string, props: LambdaFunctionProps): NodejsFunction {
-  const environment = { NODE_OPTIONS: '--enable-source-maps', ...props.environment };
+  const environment = {
+    NODE_OPTIONS: '--enable-source-maps',
+    POWERTOOLS_SERVICE_NAME: props.service,
+    POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+    ...props.environment,
+  };
   checkEnvironment(id, environment);
 
   const logGroup = new LogGroup(scope, `${id}Logs`, { retention: RetentionDays.ONE_MONTH });
-  return new NodejsFunction(scope, id, {
+  const role = new Role(scope, `${id}Role`, {
+    assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+    description: `${props.service} ${id} function`,
+  });
+  logGroup.grantWrite(role);
+  const fn = new NodejsFunction(scope, id, {
     entry: path.join(PROJECT_ROOT, props.entry),
     handler: 'handler',
     projectRoot: PROJECT_ROOT,
@@ -62,13 +103,26 @@ export function createLambdaFunction(scope: Construct, id: string, props: Lambda
     timeout: props.timeout,
     tracing: Tracing.ACTIVE,
     logGroup,
+    role,
     bundling: LAMBDA_BUNDLING,
     environment,
   });
+  Validations.of(fn).acknowledge({ id: 'AwsSolutions-L1', reason: RUNTIME_REASON });
+  // Active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords, which have no resource-level
+  // permissions (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsx-ray.html).
+  Validations.of(role.node.findChild('DefaultPolicy')).acknowledge({
+    id: 'AwsSolutions-IAM5[Resource::*]',
+    reason: 'Only X-Ray trace writes (xray:PutTraceSegments, xray:PutTelemetryRecords) use Resource *; X-Ray has no resource-level permissions for them.',
+  });
+  return fn;
 }
 
 /** Fails the synth, not the first invocation, when a function would reject its own configuration. */
 function checkEnvironment(id: string, environment: Record<string, string>): void {
+  const localOnly = LOCAL_ONLY_VARIABLES.filter((name) => name in environment);
+  if (localOnly.length > 0) {
+    throw new Error(`${id}: ${localOnly.join(', ')} exist for npm start only; a deployed function never gets them`);
+  }
   try {
     loadConfig(environment);
   } catch (error) {

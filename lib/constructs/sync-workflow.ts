@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { Annotations, Validations } from 'aws-cdk-lib';
 import type { IEventBus } from 'aws-cdk-lib/aws-events';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
@@ -13,6 +15,26 @@ import {
 import { EVENT_SOURCE, SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/schemas/events';
 import { PROJECT_ROOT } from './lambda-function';
 
+/** Step Functions execution logging to CloudWatch Logs. */
+export interface WorkflowLogging {
+  /** Which history events are logged: every event, errors (failed, timed out, aborted), fatal only, or none. */
+  level: 'ALL' | 'ERROR' | 'FATAL' | 'OFF';
+  /** Log state inputs and outputs too. They carry signed store transactions and customer ids. */
+  includeExecutionData: boolean;
+}
+
+/**
+ * What logging ALL events would cost, for the AwsSolutions-SF1 acknowledgement. A synchronization
+ * writes about ten history events of about 1 KB each: about 10 GB per million synchronizations, $5 of
+ * ingestion at $0.50/GB, and several times that with execution data (state inputs and outputs carry
+ * signed store transactions of several KB). The whole EXPRESS pipeline costs about $17.61 per million
+ * (README, Benchmarks), so ALL would add more than a quarter to it, and with execution data about as
+ * much again as the product itself.
+ */
+export const WORKFLOW_LOG_COST_NOTE =
+  'Logging ALL events costs about $5 per million synchronizations (about 10 history events of ~1 KB each, ' +
+  '$0.50/GB ingestion), several times that with execution data; the whole EXPRESS pipeline costs about $17.61 per million.';
+
 /** Props of {@link SyncWorkflow}. */
 export interface SyncWorkflowProps {
   /** The function of every WORKFLOW_FUNCTIONS entry, keyed by its `id`. */
@@ -21,6 +43,17 @@ export interface SyncWorkflowProps {
   eventBus: IEventBus;
   /** STANDARD (up to a year, exactly-once) or EXPRESS (at most 5 minutes, cheaper). */
   stateMachineType: StateMachineType;
+  /**
+   * Execution logs.
+   * @default ERROR without execution data for STANDARD (its full history stays in the console for 90 days),
+   * ALL without execution data for EXPRESS (which has no history: the log is the only trace of a run)
+   */
+  logging?: WorkflowLogging;
+}
+
+/** The default of {@link SyncWorkflowProps.logging} for a workflow type. */
+export function defaultWorkflowLogging(type: 'STANDARD' | 'EXPRESS'): WorkflowLogging {
+  return { level: type === 'EXPRESS' ? 'ALL' : 'ERROR', includeExecutionData: false };
 }
 
 /** `${Name}` placeholders, the syntax of CloudFormation's DefinitionSubstitutions. */
@@ -38,6 +71,7 @@ export function definitionPlaceholders(definition: string): Set<string> {
  */
 export class SyncWorkflow extends Construct {
   readonly stateMachine: StateMachine;
+  readonly logGroup: LogGroup;
 
   constructor(scope: Construct, id: string, props: SyncWorkflowProps) {
     super(scope, id);
@@ -59,23 +93,51 @@ export class SyncWorkflow extends Construct {
     checkPlaceholders(definition, substitutions);
 
     const isExpress = props.stateMachineType === StateMachineType.EXPRESS;
-    const logGroup = new LogGroup(this, 'Logs', { retention: RetentionDays.ONE_MONTH });
+    const logging = props.logging ?? defaultWorkflowLogging(isExpress ? 'EXPRESS' : 'STANDARD');
+    this.logGroup = new LogGroup(this, 'Logs', { retention: RetentionDays.ONE_MONTH });
     this.stateMachine = new StateMachine(this, 'StateMachine', {
       definitionBody: DefinitionBody.fromString(definition),
       definitionSubstitutions: substitutions,
       stateMachineType: props.stateMachineType,
       tracingEnabled: true,
       logs: {
-        destination: logGroup,
-        // STANDARD keeps its full history in the console, so only errors are logged; EXPRESS has no
-        // history, so every transition is. Never the payloads: they carry signed transactions.
-        level: isExpress ? LogLevel.ALL : LogLevel.ERROR,
-        includeExecutionData: false,
+        destination: this.logGroup,
+        level: LogLevel[logging.level],
+        includeExecutionData: logging.includeExecutionData,
       },
     });
 
-    for (const fn of invoked) fn.grantInvoke(this.stateMachine);
+    // The ASL calls each function by its unqualified ARN, so no `:*` (versions and aliases) grant.
+    this.stateMachine.addToRolePolicy(
+      new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: invoked.map((fn) => fn.functionArn) }),
+    );
     props.eventBus.grantPutEventsTo(this.stateMachine);
+
+    Validations.of(this.stateMachine.role.node.findChild('DefaultPolicy')).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'Only X-Ray trace writes (xray:PutTraceSegments, PutTelemetryRecords, GetSamplingRules, GetSamplingTargets) and ' +
+        'CloudWatch Logs vended log delivery (logs:CreateLogDelivery, GetLogDelivery, UpdateLogDelivery, DeleteLogDelivery, ' +
+        'ListLogDeliveries, PutResourcePolicy, DescribeResourcePolicies, DescribeLogGroups) use Resource *: neither supports ' +
+        'resource-level permissions (https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html).',
+    });
+    if (logging.level !== 'ALL') {
+      Validations.of(this.stateMachine).acknowledge({
+        id: 'AwsSolutions-SF1',
+        reason:
+          `Logs ${logging.level} events only (stack prop workflowLogging, context workflowLogLevel). ${WORKFLOW_LOG_COST_NOTE} ` +
+          (isExpress
+            ? 'Failed, timed out and aborted executions are still logged and alarmed.'
+            : 'STANDARD executions keep their full event history in the Step Functions console for 90 days at no cost, and ' +
+              'failed, timed out and aborted executions are logged and alarmed.'),
+      });
+    }
+    if (logging.includeExecutionData) {
+      Annotations.of(this).addWarningV2(
+        'iap-sync:workflow-execution-data',
+        'workflowLogExecutionData=true writes state inputs and outputs (signed store transactions, customer ids) to CloudWatch Logs.',
+      );
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Validations } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
@@ -21,9 +21,11 @@ export interface WebhookDeliveryProps {
   table: ITable;
   /** Lets the function read endpoints' signing secrets (iap-sync/*). */
   readSecrets: PolicyStatement;
-  /** Receives the dead-letter alarms when given. */
+  /** Receives the dead-letter alarms (and their return to OK) when given. */
   alarmTopic?: ITopic;
   logLevel: string;
+  /** `iap-sync-<stage>`: the Powertools service name and metric `service` dimension of the delivery function. */
+  service: string;
 }
 
 /**
@@ -37,12 +39,21 @@ export class WebhookDelivery extends Construct {
   readonly eventDeadLetters: Queue;
   readonly deliveryDeadLetters: Queue;
   readonly fn: NodejsFunction;
+  /** One alarm per dead-letter queue, at one visible message. */
+  readonly alarms: Alarm[] = [];
 
   constructor(scope: Construct, id: string, props: WebhookDeliveryProps) {
     super(scope, id);
     const secure = { encryption: QueueEncryption.SQS_MANAGED, enforceSSL: true };
     this.eventDeadLetters = new Queue(this, 'EventDeadLetters', { ...secure, retentionPeriod: Duration.days(14) });
     this.deliveryDeadLetters = new Queue(this, 'DeliveryDeadLetters', { ...secure, retentionPeriod: Duration.days(14) });
+    Validations.of(this.deliveryDeadLetters).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'This queue is itself a dead-letter queue: the delivery function sends it the deliveries that exhausted their retry ' +
+        'schedule (SQS redrive cannot express the 7-attempt, 10-hour schedule). It is alarmed at one message and its ' +
+        'deliveries stay replayable from the table.',
+    });
     this.queue = new Queue(this, 'Deliveries', {
       ...secure,
       // SQS asks for six times the function timeout, so a slow batch is not delivered twice.
@@ -58,6 +69,7 @@ export class WebhookDelivery extends Construct {
     this.fn = createLambdaFunction(scope, WEBHOOK_FUNCTION.id, {
       entry: WEBHOOK_FUNCTION.entry,
       kind: 'workflow',
+      service: props.service,
       timeout: Duration.seconds(WEBHOOK_FUNCTION.timeoutSeconds),
       environment: {
         TABLE_NAME: props.table.tableName,
@@ -72,19 +84,36 @@ export class WebhookDelivery extends Construct {
     this.deliveryDeadLetters.grantSendMessages(this.fn);
     this.fn.addToRolePolicy(props.readSecrets);
 
-    for (const [name, queue] of [
-      ['EventDeadLettersAlarm', this.eventDeadLetters],
-      ['DeliveryDeadLettersAlarm', this.deliveryDeadLetters],
+    for (const [name, alarmName, queue, what] of [
+      [
+        'EventDeadLettersAlarm',
+        'webhook-event-dead-letters',
+        this.eventDeadLetters,
+        'inappPurchaseSyncResult events that never reached the delivery function (move them back to the delivery queue once the cause is fixed)',
+      ],
+      [
+        'DeliveryDeadLettersAlarm',
+        'webhook-delivery-dead-letters',
+        this.deliveryDeadLetters,
+        'webhook deliveries that exhausted their retry schedule (replay them with iap-sync webhook replay)',
+      ],
     ] as const) {
       const alarm = new Alarm(this, name, {
+        alarmName: `${props.service}-${alarmName}`,
         metric: queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }),
         threshold: 1,
         evaluationPeriods: 1,
         comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treatMissingData: TreatMissingData.NOT_BREACHING,
-        alarmDescription: `${name}: webhook deliveries or events are waiting in a dead-letter queue (replay with iap-sync webhook replay)`,
+        alarmDescription:
+          `A dead-letter queue holds ${what}. ` +
+          `Runbook: README, Operations, alarm ${props.service}-${alarmName}.`,
       });
-      if (props.alarmTopic) alarm.addAlarmAction(new SnsAction(props.alarmTopic));
+      if (props.alarmTopic) {
+        alarm.addAlarmAction(new SnsAction(props.alarmTopic));
+        alarm.addOkAction(new SnsAction(props.alarmTopic));
+      }
+      this.alarms.push(alarm);
     }
   }
 }

@@ -1,13 +1,19 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { App } from 'aws-cdk-lib';
+import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
 import { TABLE_DEFINITION } from '../../lambdas/adapters/dynamodb-table';
+import { STORES } from '../../lambdas/domain/results';
 import { SYNC_RESULT_EVENT_PATTERN } from '../../lambdas/schemas/events';
 import { API_FUNCTIONS, WEBHOOK_FUNCTION, WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS } from '../../lambdas/shared/catalog';
+import { METRIC, METRICS_NAMESPACE } from '../../lambdas/shared/metric-names';
+import { createLambdaFunction, LOCAL_ONLY_VARIABLES } from '../../lib/constructs/lambda-function';
 import { IapSyncStack, type IapSyncStackProps } from '../../lib/iap-sync-stack';
 
-// Two synths in the whole file (each bundles six functions with esbuild): one per workflow type.
+// Two synths in the whole file (each bundles every function with esbuild): STANDARD on prod (what a
+// publisher deploys: alarm topic, per-route throttles) and EXPRESS on dev. cdk-nag checks both apps.
 
 const ROOT = path.resolve(__dirname, '..', '..');
 /** The same context `cdk synth` uses (feature flags included), so the template is the deployed one. */
@@ -17,29 +23,42 @@ const ASL = readFileSync(path.join(ROOT, WORKFLOW_DEFINITION_FILE), 'utf8');
 const ASL_PLACEHOLDERS = [...new Set([...ASL.matchAll(/\$\{([^}]+)\}/g)].map((match) => match[1]))].sort();
 const MADE_UP_ROOT = Buffer.from('made-up root certificate').toString('base64');
 const SHORT_RETRY = { maxAttempts: 3, baseSeconds: 15, maxWaitSeconds: 60 };
+const ALARM_TOPIC_ARN = 'arn:aws:sns:eu-west-1:123456789012:iap-sync-alarms';
+const ROUTE_THROTTLES = { 'POST /storekit2/purchases': { burstLimit: 50, rateLimit: 20 } };
 
 type WorkflowType = 'STANDARD' | 'EXPRESS';
+/** The stage each template is synthesized for. */
+const STAGE = { STANDARD: 'prod', EXPRESS: 'dev' } as const;
 type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string; UpdateReplacePolicy?: string };
 type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
 
 function stackProps(workflowType: WorkflowType, overrides: Partial<IapSyncStackProps> = {}): IapSyncStackProps {
   return {
-    stage: 'dev',
+    stage: STAGE[workflowType],
     workflowType,
     appleRootCertificates: [MADE_UP_ROOT],
     retry: workflowType === 'EXPRESS' ? SHORT_RETRY : undefined,
+    ...(workflowType === 'STANDARD' ? { alarmTopicArn: ALARM_TOPIC_ARN, routeThrottles: ROUTE_THROTTLES } : {}),
     ...overrides,
   };
 }
 
 const templates = new Map<WorkflowType, Template>();
+const apps = new Map<WorkflowType, App>();
 
 beforeAll(() => {
   for (const workflowType of ['STANDARD', 'EXPRESS'] as const) {
     const app = new App({ context: CDK_CONTEXT });
-    templates.set(workflowType, Template.fromStack(new IapSyncStack(app, `IapSync-${workflowType}`, stackProps(workflowType))));
+    templates.set(workflowType, Template.fromStack(new IapSyncStack(app, `IapSync-${STAGE[workflowType]}`, stackProps(workflowType))));
+    apps.set(workflowType, app);
   }
 });
+
+function appOf(workflowType: WorkflowType): App {
+  const found = apps.get(workflowType);
+  if (!found) throw new Error(`no ${workflowType} app`);
+  return found;
+}
 
 function template(workflowType: WorkflowType = 'STANDARD'): Template {
   const found = templates.get(workflowType);
@@ -106,7 +125,7 @@ describe('event bus', () => {
   it('archives exactly the events SYNC_RESULT_EVENT_PATTERN selects, for 30 days, from its own bus', () => {
     const [busId, bus] = only('AWS::Events::EventBus');
     const [, archive] = only('AWS::Events::Archive');
-    expect(bus.Properties.Name).toBe('iap-sync-dev');
+    expect(bus.Properties.Name).toBe('iap-sync-prod');
     expect(archive.Properties.EventPattern).toEqual(SYNC_RESULT_EVENT_PATTERN);
     expect(archive.Properties.RetentionDays).toBe(30);
     expect(archive.Properties.SourceArn).toEqual({ 'Fn::GetAtt': [busId, 'Arn'] });
@@ -146,8 +165,23 @@ describe('state machine permissions', () => {
         .flatMap((policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
       const invoke = statements.filter((statement) => actions(statement).includes('lambda:InvokeFunction'));
       expect(JSON.stringify(invoke)).toContain(`"${logicalId}"`);
+      // The ASL calls the unqualified ARN: no grant on versions and aliases (`<arn>:*`).
+      expect(JSON.stringify(invoke)).not.toContain(':*');
     },
   );
+});
+
+describe('state machine role', () => {
+  it('uses Resource * only for X-Ray and CloudWatch Logs delivery, which have no resource-level permissions', () => {
+    const [, machine] = only('AWS::StepFunctions::StateMachine');
+    const roleId = (machine.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const statements = Object.values(template().findResources('AWS::IAM::Policy') as Record<string, Resource>)
+      .filter((policy) => JSON.stringify(policy.Properties.Roles).includes(`"${roleId}"`))
+      .flatMap((policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+    const everything = statements.filter((statement) => [statement.Resource].flat().includes('*')).flatMap(actions);
+    expect(everything.length).toBeGreaterThan(0);
+    expect(everything.filter((action) => !/^(xray|logs):/.test(action))).toEqual([]);
+  });
 });
 
 describe('Lambda functions', () => {
@@ -183,13 +217,31 @@ describe('Lambda functions', () => {
     expect(template().findResources('AWS::Logs::LogGroup')[logGroupId]?.Properties).toMatchObject({ RetentionInDays: 30 });
   });
 
-  it.each(catalog)('$id gets exactly its configuration variables', ({ id }) => {
+  it.each(catalog)('$id gets exactly its configuration variables, Powertools names included', ({ id }) => {
     const fn = template().findResources('AWS::Lambda::Function')[functionLogicalId(id)] as Resource;
     const variables = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
     expect(Object.keys(variables).sort()).toEqual(
-      ['NODE_OPTIONS', 'TABLE_NAME', 'LOG_LEVEL', ...(extraEnvironment[id] ?? [])].sort(),
+      [
+        'NODE_OPTIONS',
+        'POWERTOOLS_SERVICE_NAME',
+        'POWERTOOLS_METRICS_NAMESPACE',
+        'TABLE_NAME',
+        'LOG_LEVEL',
+        ...(extraEnvironment[id] ?? []),
+      ].sort(),
     );
-    expect(variables.NODE_OPTIONS).toBe('--enable-source-maps');
+    expect(variables).toMatchObject({
+      NODE_OPTIONS: '--enable-source-maps',
+      POWERTOOLS_SERVICE_NAME: 'iap-sync-prod',
+      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+    });
+  });
+
+  it('name the service after the stage', () => {
+    const services = Object.values(template('EXPRESS').findResources('AWS::Lambda::Function')).map(
+      (fn) => ((fn as Resource).Properties.Environment as { Variables: Record<string, unknown> }).Variables.POWERTOOLS_SERVICE_NAME,
+    );
+    expect(new Set(services)).toEqual(new Set(['iap-sync-dev']));
   });
 
   it('hand VerifyPurchase the roots and MarkRetrying the retry budget', () => {
@@ -250,8 +302,32 @@ describe('least privilege', () => {
       return;
     }
     expect(secrets).toHaveLength(1);
-    expect(JSON.stringify(secrets[0]?.Resource)).toMatch(/:secretsmanager:.*:secret:iap-sync\/\*"/);
+    // Only this stack's secrets (the command line names them iap-sync/<stack name>/<purpose>).
+    expect(JSON.stringify(secrets[0]?.Resource)).toMatch(/:secretsmanager:.*:secret:iap-sync\/IapSync-prod\/\*"/);
   });
+});
+
+describe('function roles', () => {
+  const roles = () => Object.entries(template().findResources('AWS::IAM::Role')) as [string, Resource][];
+
+  it('use no AWS managed policy (AWSLambdaBasicExecutionRole would let a function write any log group)', () => {
+    for (const [, role] of roles()) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+
+  it.each([...API_FUNCTIONS.map((entry) => entry.id), ...WORKFLOW_FUNCTIONS.map((entry) => entry.id), WEBHOOK_FUNCTION.id])(
+    '%s writes logs to its own log group only, and uses Resource * for X-Ray alone',
+    (id) => {
+      const fn = template().findResources('AWS::Lambda::Function')[functionLogicalId(id)] as Resource;
+      const logGroupId = (fn.Properties.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
+      const statements = statementsOf(id);
+      const logs = statements.filter((statement) => actions(statement).some((action) => action.startsWith('logs:')));
+      expect(logs).toEqual([
+        { Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: { 'Fn::GetAtt': [logGroupId, 'Arn'] } },
+      ]);
+      const everything = statements.filter((statement) => [statement.Resource].flat().includes('*'));
+      expect(everything.flatMap(actions).sort()).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
+    },
+  );
 });
 
 describe('webhook delivery', () => {
@@ -300,11 +376,214 @@ describe('HTTP API', () => {
     });
     expect(stage.Properties.AccessLogSettings).toMatchObject({ DestinationArn: expect.anything(), Format: expect.any(String) });
   });
+
+  it('writes one JSON access log line per request, with no header values', () => {
+    const [, stage] = only('AWS::ApiGatewayV2::Stage');
+    const format = (stage.Properties.AccessLogSettings as { Format: string }).Format;
+    const fields = JSON.parse(format) as Record<string, string>;
+    expect(Object.keys(fields)).toEqual(
+      expect.arrayContaining(['requestId', 'ip', 'routeKey', 'status', 'responseLength', 'integrationError', 'latency', 'integrationLatency']),
+    );
+    expect(format).not.toMatch(/header|authorization|authorizer/i);
+  });
+
+  it('throttles the routes named in routeThrottles on their own, after those routes exist', () => {
+    const [, stage] = only('AWS::ApiGatewayV2::Stage');
+    expect(stage.Properties.RouteSettings).toEqual({
+      'POST /storekit2/purchases': { ThrottlingBurstLimit: 50, ThrottlingRateLimit: 20 },
+    });
+    const stageResource = Object.values(template().findResources('AWS::ApiGatewayV2::Stage'))[0] as Resource & { DependsOn?: string[] };
+    const [routeId] = Object.keys(template().findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: 'POST /storekit2/purchases' } }));
+    expect(stageResource.DependsOn).toContain(routeId);
+    const [, devStage] = only('AWS::ApiGatewayV2::Stage', 'EXPRESS');
+    expect(devStage.Properties.RouteSettings).toBeUndefined();
+  });
+});
+
+describe('monitoring', () => {
+  const alarms = (workflowType: WorkflowType = 'STANDARD') =>
+    Object.values(template(workflowType).findResources('AWS::CloudWatch::Alarm')) as Resource[];
+  const alarmNamed = (name: string) => {
+    const found = alarms().find((alarm) => alarm.Properties.AlarmName === name);
+    if (!found) throw new Error(`no alarm ${name}`);
+    return found.Properties;
+  };
+  type MetricStat = { MetricStat: { Metric: { Namespace: string; MetricName: string; Dimensions: { Name: string; Value: unknown }[] }; Stat: string; Period: number } };
+
+  it('names every alarm after the service', () => {
+    expect(alarms().map((alarm) => alarm.Properties.AlarmName).sort()).toEqual(
+      [
+        'api-5xx-rate',
+        'workflow-failed',
+        'workflow-timed-out',
+        'workflow-aborted',
+        'store-errors-apple',
+        'store-errors-google',
+        'stuck-synchronizations',
+        'webhook-event-dead-letters',
+        'webhook-delivery-dead-letters',
+      ]
+        .map((name) => `iap-sync-prod-${name}`)
+        .sort(),
+    );
+  });
+
+  it('sends every alarm and its return to OK to the alarm topic, and nowhere without one', () => {
+    for (const alarm of alarms()) {
+      expect(alarm.Properties).toMatchObject({ AlarmActions: [ALARM_TOPIC_ARN], OKActions: [ALARM_TOPIC_ARN] });
+    }
+    for (const alarm of alarms('EXPRESS')) {
+      expect(alarm.Properties.AlarmActions).toBeUndefined();
+      expect(alarm.Properties.OKActions).toBeUndefined();
+    }
+  });
+
+  it('alarms on the API 5xx rate only above a minimum number of requests, in 2 of 3 five-minute periods', () => {
+    const alarm = alarmNamed('iap-sync-prod-api-5xx-rate');
+    expect(alarm).toMatchObject({ Threshold: 5, EvaluationPeriods: 3, DatapointsToAlarm: 2, TreatMissingData: 'notBreaching' });
+    const queries = alarm.Metrics as ({ Id: string; Expression?: string } & Partial<MetricStat>)[];
+    expect(queries.find((query) => query.Expression)?.Expression).toBe('IF(requests >= 20, 100 * FILL(errors, 0) / requests, 0)');
+    const names = Object.fromEntries(queries.filter((query) => query.MetricStat).map((query) => [query.Id, query.MetricStat?.Metric.MetricName]));
+    expect(names).toEqual({ requests: 'Count', errors: '5xx' });
+  });
+
+  it.each([
+    ['iap-sync-prod-workflow-failed', 'ExecutionsFailed'],
+    ['iap-sync-prod-workflow-timed-out', 'ExecutionsTimedOut'],
+    ['iap-sync-prod-workflow-aborted', 'ExecutionsAborted'],
+  ])('%s fires at one %s of the state machine', (name, metricName) => {
+    const [machineId] = only('AWS::StepFunctions::StateMachine');
+    expect(alarmNamed(name)).toMatchObject({
+      Namespace: 'AWS/States',
+      MetricName: metricName,
+      Dimensions: [{ Name: 'StateMachineArn', Value: { Ref: machineId } }],
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+  });
+
+  it.each(STORES)('alarms on %s store errors sustained over 3 five-minute periods', (store) => {
+    expect(alarmNamed(`iap-sync-prod-store-errors-${store}`)).toMatchObject({
+      Namespace: METRICS_NAMESPACE,
+      MetricName: METRIC.storeErrors.name,
+      Dimensions: expect.arrayContaining([
+        { Name: 'service', Value: 'iap-sync-prod' },
+        { Name: METRIC.storeErrors.dimension, Value: store },
+      ]),
+      Statistic: 'Sum',
+      Period: 300,
+      EvaluationPeriods: 3,
+      Threshold: 5,
+    });
+  });
+
+  it('alarms as soon as the recovery sweeper reports one stuck synchronization', () => {
+    expect(alarmNamed('iap-sync-prod-stuck-synchronizations')).toMatchObject({
+      Namespace: METRICS_NAMESPACE,
+      MetricName: METRIC.stuck.name,
+      Dimensions: [{ Name: 'service', Value: 'iap-sync-prod' }],
+      Threshold: 1,
+      Period: Duration.minutes(15).toSeconds(),
+    });
+  });
+
+  it('has a dashboard with the metrics of every function and of iap-sync itself', () => {
+    const [, dashboard] = only('AWS::CloudWatch::Dashboard');
+    const body = JSON.stringify(dashboard.Properties.DashboardBody);
+    for (const metric of Object.values(METRIC)) expect(body).toContain(metric.name);
+    for (const id of [...API_FUNCTIONS, ...WORKFLOW_FUNCTIONS, WEBHOOK_FUNCTION].map((entry) => entry.id)) {
+      expect(body).toContain(`"label\\":\\"${id}\\"`);
+    }
+    expect(body).toContain('PURCHASE_SYNCHRONIZED');
+    expect(body).toContain('SEARCH(');
+  });
 });
 
 describe('outputs', () => {
-  it.each(['ApiUrl', 'TableName', 'EventBusName', 'StateMachineArn'])('exports %s', (name) => {
+  it.each([
+    'ApiUrl',
+    'TableName',
+    'EventBusName',
+    'StateMachineArn',
+    'WebhookQueueUrl',
+    'WebhookEventDeadLettersUrl',
+    'WebhookDeliveryDeadLettersUrl',
+    'DashboardUrl',
+    'RetainedOnDestroy',
+  ])('exports %s', (name) => {
     expect(Object.keys(template().findOutputs(name))).toEqual([name]);
+  });
+});
+
+describe('cdk destroy', () => {
+  const policies = (workflowType: WorkflowType) =>
+    Object.values(template(workflowType).findResources('AWS::Logs::LogGroup')).map((group) => (group as Resource).DeletionPolicy);
+
+  it('keeps the log groups of a prod stack and deletes those of a dev stack', () => {
+    expect(new Set(policies('STANDARD'))).toEqual(new Set(['Retain']));
+    expect(new Set(policies('EXPRESS'))).toEqual(new Set(['Delete']));
+  });
+
+  it('says what it leaves behind', () => {
+    const outputs = template().findOutputs('RetainedOnDestroy');
+    expect(JSON.stringify(outputs)).toContain('and the log groups');
+    expect(template().toJSON().Description).toMatch(/cdk destroy keeps the DynamoDB table/);
+  });
+});
+
+describe('a deployed stack never talks to the local stand-ins', () => {
+  it.each(['STANDARD', 'EXPRESS'] as const)('no %s function gets a store base URL, local secrets or private-network webhooks', (workflowType) => {
+    for (const fn of Object.values(template(workflowType).findResources('AWS::Lambda::Function')) as Resource[]) {
+      const variables = Object.keys((fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables);
+      expect(variables.filter((name) => (LOCAL_ONLY_VARIABLES as readonly string[]).includes(name))).toEqual([]);
+      expect(variables.filter((name) => /BASE_URL|ROOT_URL|TOKEN_URL|ALLOW_PRIVATE/.test(name))).toEqual([]);
+    }
+  });
+
+  it.each(LOCAL_ONLY_VARIABLES)('refuses to build a function with %s', (name) => {
+    // Refused before esbuild runs: no bundling in this test.
+    const stack = new Stack(new App({ context: CDK_CONTEXT }), 'Refused');
+    expect(() =>
+      createLambdaFunction(stack, 'Probe', {
+        entry: 'lambdas/handlers/get-openapi.ts',
+        kind: 'api',
+        service: 'iap-sync-prod',
+        timeout: Duration.seconds(3),
+        environment: { [name]: 'http://127.0.0.1:3000' },
+      }),
+    ).toThrow(/exist for npm start only/);
+  });
+});
+
+describe('AWS Solutions checks (cdk-nag)', () => {
+  it.each(['STANDARD', 'EXPRESS'] as const)('find nothing unacknowledged in the %s app, errors or warnings', (workflowType) => {
+    const report = new AwsSolutionsChecks().validateScope(appOf(workflowType));
+    const findings = report.violations.map(
+      (violation) => `${violation.severity} ${violation.ruleName}: ${violation.violatingResources.map((resource) => resource.constructPath).join(', ')}`,
+    );
+    expect(findings).toEqual([]);
+  });
+
+  /** Every acknowledgement recorded on the construct tree, with where it was made. */
+  function acknowledgements(root: IConstruct): { path: string; id: string; reason: string }[] {
+    return root.node.findAll().flatMap((construct) =>
+      construct.node.metadata
+        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+        .flatMap((entry) => Object.entries(entry.data as Record<string, string>))
+        .map(([id, reason]) => ({ path: construct.node.path, id, reason })),
+    );
+  }
+
+  it.each(['STANDARD', 'EXPRESS'] as const)('acknowledge in the %s app on resources only, each finding by name, each with a reason', (workflowType) => {
+    const found = acknowledgements(appOf(workflowType));
+    expect(found.length).toBeGreaterThan(0);
+    for (const { path: where, id, reason } of found) {
+      // Never the whole app or stack: a new resource must meet the checks on its own.
+      expect(where.split('/').length).toBeGreaterThan(1);
+      // IAM5 only for one named wildcard, never the rule as a whole.
+      if (id.includes('AwsSolutions-IAM5')) expect(id).toMatch(/AwsSolutions-IAM5\[Resource::.+\]$/);
+      expect(reason.length).toBeGreaterThan(80);
+    }
   });
 });
 
@@ -316,6 +595,10 @@ describe('configuration the stack refuses', () => {
     ['no Apple root certificate', stackProps('STANDARD', { appleRootCertificates: [] }), /appleRootCertificates is empty/],
     ['a root that is not base64', stackProps('STANDARD', { appleRootCertificates: ['not base64!'] }), /not base64/],
     ['zero retry attempts', stackProps('STANDARD', { retry: { ...slowRetry, maxAttempts: 0 } }), /RETRY_MAX_ATTEMPTS/],
+    ['an alarm topic ARN that is not one', stackProps('STANDARD', { alarmTopicArn: 'arn:aws:sqs:eu-west-1:123456789012:queue' }), /not an SNS topic ARN/],
+    ['a throttle for a route the API does not have', stackProps('STANDARD', { routeThrottles: { 'POST /purchases': { burstLimit: 1, rateLimit: 1 } } }), /"POST \/purchases" is not a route/],
+    ['a negative route rate limit', stackProps('STANDARD', { routeThrottles: { 'GET /openapi.json': { burstLimit: 1, rateLimit: -1 } } }), /rateLimit must be a number >= 0/],
+    ['a fractional stage burst limit', stackProps('STANDARD', { throttle: { burstLimit: 1.5, rateLimit: 1 } }), /burstLimit must be an integer/],
   ])('%s', (_name, props, message) => {
     expect(() => new IapSyncStack(new App({ context: CDK_CONTEXT }), 'Refused', props)).toThrow(message);
   });

@@ -1,0 +1,278 @@
+import { Duration, Stack } from 'aws-cdk-lib';
+import type { IHttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
+import {
+  Alarm,
+  type AlarmProps,
+  AlarmStatusWidget,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type IAlarm,
+  type IMetric,
+  MathExpression,
+  Metric,
+  Stats,
+  TextWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { STORES, SYNC_RESULTS } from '../../lambdas/domain/results';
+import { METRIC, METRICS_NAMESPACE } from '../../lambdas/shared/metric-names';
+
+/** When the alarms of {@link Monitoring} fire. */
+export interface MonitoringThresholds {
+  /** API 5xx responses, in percent of requests over 5 minutes. @default 5 */
+  api5xxPercent: number;
+  /**
+   * Requests in a 5-minute period below which the 5xx rate does not count: one error in two
+   * requests at 3 a.m. is 50 % and nobody should be woken for it. @default 20
+   */
+  apiMinimumRequests: number;
+  /** Failed store calls per 5 minutes, per store, sustained for 3 periods in a row. @default 5 */
+  storeErrorsPerPeriod: number;
+}
+
+export const DEFAULT_THRESHOLDS: Readonly<MonitoringThresholds> = {
+  api5xxPercent: 5,
+  apiMinimumRequests: 20,
+  storeErrorsPerPeriod: 5,
+};
+
+/** Props of {@link Monitoring}. */
+export interface MonitoringProps {
+  /** `iap-sync-<stage>`: the `service` dimension of every iap-sync metric, and the prefix of alarm names. */
+  service: string;
+  api: IHttpApi;
+  stateMachine: IStateMachine;
+  /** Every function of the stack, keyed by catalog id; one line each in the Lambda widgets. */
+  functions: ReadonlyMap<string, IFunction>;
+  /** The webhook delivery queue (depth and age on the dashboard). */
+  webhookQueue: IQueue;
+  /** Dead-letter queues to chart, by label. */
+  deadLetterQueues: ReadonlyArray<{ label: string; queue: IQueue }>;
+  /** Alarms made elsewhere (the dead-letter alarms) to show in the alarm widget. */
+  otherAlarms?: readonly IAlarm[];
+  /** Receives every alarm and its return to OK. Without it the alarms only change state in the console. */
+  alarmTopic?: ITopic;
+  thresholds?: Partial<MonitoringThresholds>;
+}
+
+const FIVE_MINUTES = Duration.minutes(5);
+/**
+ * Period of the stuck-synchronization alarm: at least the recovery sweeper's schedule (5 minutes),
+ * so one sweep that found some keeps the alarm up until a later sweep finds none.
+ */
+const STUCK_PERIOD = Duration.minutes(15);
+
+/**
+ * CloudWatch dashboard and alarms of one iap-sync stack, all alarms to `alarmTopic`. iap-sync's own
+ * metrics (namespace IapSync, lambdas/shared/metric-names.ts) are read with the known dimension
+ * values where the code defines them (results, stores), so a typo cannot hide a line and a result
+ * added to RESULTS appears by itself; webhook outcomes and recovery actions are named only in
+ * comments, so their widgets use SEARCH and show whatever value the functions publish.
+ */
+export class Monitoring extends Construct {
+  readonly dashboard: Dashboard;
+  /** Console address of the dashboard. */
+  readonly dashboardUrl: string;
+  readonly alarms: Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    const thresholds = { ...DEFAULT_THRESHOLDS, ...props.thresholds };
+    const { service } = props;
+    const region = Stack.of(this).region;
+    const own = (name: string, dimensions: Record<string, string> = {}, statistic: string = Stats.SUM, period = FIVE_MINUTES) =>
+      new Metric({ namespace: METRICS_NAMESPACE, metricName: name, dimensionsMap: { service, ...dimensions }, statistic, period });
+    const search = (metricName: string, dimension: string, statistic: string) =>
+      new MathExpression({
+        expression: `SEARCH('{${METRICS_NAMESPACE},${dimension},service} MetricName="${metricName}" service="${service}"', '${statistic}', 300)`,
+        usingMetrics: {},
+        label: '',
+        period: FIVE_MINUTES,
+      });
+    const alarm = (name: string, description: string, options: Omit<AlarmProps, 'alarmName' | 'alarmDescription'>) => {
+      const created = new Alarm(this, name, {
+        // No data means no requests, executions or store calls: nothing is failing.
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        ...options,
+        alarmName: `${service}-${kebab(name)}`,
+        alarmDescription: `${description} Runbook: README, Operations, alarm ${service}-${kebab(name)}.`,
+      });
+      if (props.alarmTopic) {
+        created.addAlarmAction(new SnsAction(props.alarmTopic));
+        created.addOkAction(new SnsAction(props.alarmTopic));
+      }
+      this.alarms.push(created);
+      return created;
+    };
+
+    // --- API -----------------------------------------------------------------------------------
+    const requests = props.api.metricCount({ period: FIVE_MINUTES, statistic: Stats.SUM, label: 'requests' });
+    const clientErrors = props.api.metricClientError({ period: FIVE_MINUTES, statistic: Stats.SUM, label: '4xx' });
+    const serverErrors = props.api.metricServerError({ period: FIVE_MINUTES, statistic: Stats.SUM, label: '5xx' });
+    const serverErrorRate = new MathExpression({
+      expression: `IF(requests >= ${thresholds.apiMinimumRequests}, 100 * FILL(errors, 0) / requests, 0)`,
+      usingMetrics: { requests, errors: serverErrors },
+      label: `5xx % (0 under ${thresholds.apiMinimumRequests} requests)`,
+      period: FIVE_MINUTES,
+    });
+    alarm(
+      'Api5xxRate',
+      `More than ${thresholds.api5xxPercent} % of API requests answered 5xx in 2 of the last 3 five-minute periods ` +
+        `(periods with fewer than ${thresholds.apiMinimumRequests} requests count as 0 %).`,
+      { metric: serverErrorRate, threshold: thresholds.api5xxPercent, evaluationPeriods: 3, datapointsToAlarm: 2 },
+    );
+
+    // --- Workflow ------------------------------------------------------------------------------
+    const machine = props.stateMachine;
+    // Unlabelled: a labelled metric turns an alarm into a metric-math alarm for nothing; the dashboard labels them.
+    const executions = {
+      started: machine.metricStarted({ period: FIVE_MINUTES }),
+      succeeded: machine.metricSucceeded({ period: FIVE_MINUTES }),
+      failed: machine.metricFailed({ period: FIVE_MINUTES }),
+      timedOut: machine.metricTimedOut({ period: FIVE_MINUTES }),
+      aborted: machine.metricAborted({ period: FIVE_MINUTES }),
+    };
+    alarm(
+      'WorkflowFailed',
+      'A purchase-sync execution failed: every failure path finalizes first, so this is FinalizationFailed or PublishFailed ' +
+        '(the table or the bus refused through all retries) or an unexpected error; the recovery sweeper finishes the synchronization.',
+      { metric: executions.failed, threshold: 1, evaluationPeriods: 1 },
+    );
+    alarm(
+      'WorkflowTimedOut',
+      'A purchase-sync execution hit the workflow timeout before finalizing; its lock is released when the lease ends and the sweeper finishes it.',
+      { metric: executions.timedOut, threshold: 1, evaluationPeriods: 1 },
+    );
+    alarm(
+      'WorkflowAborted',
+      'A purchase-sync execution was stopped (StopExecution, by a person or a script) before finalizing.',
+      { metric: executions.aborted, threshold: 1, evaluationPeriods: 1 },
+    );
+
+    // --- Stores --------------------------------------------------------------------------------
+    for (const store of STORES) {
+      alarm(
+        `StoreErrors${store === 'apple' ? 'Apple' : 'Google'}`,
+        `At least ${thresholds.storeErrorsPerPeriod} failed ${store} store calls (5xx, 429, timeouts, network, 401/403) in each of ` +
+          '3 five-minute periods in a row: synchronizations are retrying and will finalize SYNCHRONIZATION_FAILED if it lasts.',
+        {
+          metric: own(METRIC.storeErrors.name, { [METRIC.storeErrors.dimension]: store }),
+          threshold: thresholds.storeErrorsPerPeriod,
+          evaluationPeriods: 3,
+        },
+      );
+    }
+
+    // --- Recovery ------------------------------------------------------------------------------
+    const stuck = own(METRIC.stuck.name, {}, Stats.MAXIMUM, STUCK_PERIOD);
+    alarm(
+      'StuckSynchronizations',
+      'The recovery sweeper found open synchronizations whose execution is no longer running (it restarts or fails them).',
+      { metric: stuck, threshold: 1, evaluationPeriods: 1 },
+    );
+
+    // --- Dashboard -----------------------------------------------------------------------------
+    // Dashboard names are unique per account, not per region.
+    const dashboardName = `${service}-${region}`;
+    this.dashboard = new Dashboard(this, 'Dashboard', { dashboardName, defaultInterval: Duration.hours(6) });
+    this.dashboardUrl = `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards/dashboard/${dashboardName}`;
+    const graph = (title: string, left: IMetric[], options: { right?: IMetric[]; width?: number; stacked?: boolean } = {}) =>
+      new GraphWidget({ title, left, right: options.right ?? [], width: options.width ?? 12, height: 6, stacked: options.stacked ?? false });
+    const perFunction = (title: string, metric: (fn: IFunction, id: string) => IMetric) =>
+      graph(title, [...props.functions].map(([fnId, fn]) => metric(fn, fnId)), { width: 8 });
+
+    this.dashboard.addWidgets(
+      new TextWidget({
+        markdown:
+          `# ${service}\nAlarms go to ${props.alarmTopic ? 'the alarm topic' : '**no topic** (set the alarmTopicArn context key)'}. ` +
+          'Runbook: README, Operations. Metrics of iap-sync itself are in namespace `' + METRICS_NAMESPACE + '`.',
+        width: 24,
+        height: 2,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new AlarmStatusWidget({ title: 'Alarms', alarms: [...this.alarms, ...(props.otherAlarms ?? [])], width: 24, height: 3 }),
+    );
+    this.dashboard.addWidgets(
+      graph('API requests, 4xx, 5xx', [requests, clientErrors, serverErrors], { right: [serverErrorRate] }),
+      graph('API latency (ms)', [
+        props.api.metricLatency({ period: FIVE_MINUTES, statistic: Stats.p(50), label: 'latency p50' }),
+        props.api.metricLatency({ period: FIVE_MINUTES, statistic: Stats.p(99), label: 'latency p99' }),
+        props.api.metricIntegrationLatency({ period: FIVE_MINUTES, statistic: Stats.p(99), label: 'integration p99' }),
+      ]),
+    );
+    this.dashboard.addWidgets(
+      graph(
+        'Accepted (by store) and finalized (by result)',
+        STORES.map((store) => own(METRIC.accepted.name, { [METRIC.accepted.dimension]: store }).with({ label: `accepted ${store}` })),
+        {
+          right: SYNC_RESULTS.map((result) =>
+            own(METRIC.finalized.name, { [METRIC.finalized.dimension]: result }).with({ label: result }),
+          ),
+        },
+      ),
+      graph(
+        'Store retries (by store)',
+        STORES.map((store) => own(METRIC.storeRetries.name, { [METRIC.storeRetries.dimension]: store }).with({ label: `retries ${store}` })),
+      ),
+    );
+    this.dashboard.addWidgets(
+      graph(
+        'Store errors (by store)',
+        STORES.map((store) => own(METRIC.storeErrors.name, { [METRIC.storeErrors.dimension]: store }).with({ label: `errors ${store}` })),
+      ),
+      graph(
+        'Store latency p50 / p99 (ms)',
+        STORES.flatMap((store) =>
+          [Stats.p(50), Stats.p(99)].map((statistic) =>
+            own(METRIC.storeLatency.name, { [METRIC.storeLatency.dimension]: store }, statistic).with({ label: `${store} ${statistic}` }),
+          ),
+        ),
+      ),
+    );
+    this.dashboard.addWidgets(
+      graph(
+        'Workflow executions',
+        Object.entries(executions).map(([name, metric]) => metric.with({ label: kebab(name).replace('-', ' ') })),
+      ),
+      graph('Webhook attempts (by outcome)', [search(METRIC.webhookAttempts.name, METRIC.webhookAttempts.dimension, 'Sum')]),
+    );
+    this.dashboard.addWidgets(
+      graph(
+        'Webhook queues: messages visible',
+        props.deadLetterQueues.map(({ label, queue }) =>
+          queue.metricApproximateNumberOfMessagesVisible({ period: FIVE_MINUTES, statistic: Stats.MAXIMUM, label }),
+        ),
+        {
+          right: [
+            props.webhookQueue.metricApproximateAgeOfOldestMessage({ period: FIVE_MINUTES, statistic: Stats.MAXIMUM, label: 'deliveries: oldest (s)' }),
+          ],
+        },
+      ),
+      graph('Stuck (max per sweep) and recovered (by action)', [stuck.with({ label: 'stuck' })], {
+        right: [search(METRIC.recovered.name, METRIC.recovered.dimension, 'Sum')],
+      }),
+    );
+    this.dashboard.addWidgets(
+      perFunction('Lambda errors', (fn, fnId) => fn.metricErrors({ period: FIVE_MINUTES, label: fnId })),
+      perFunction('Lambda throttles', (fn, fnId) => fn.metricThrottles({ period: FIVE_MINUTES, label: fnId })),
+      perFunction('Lambda duration p99 (ms)', (fn, fnId) => fn.metricDuration({ period: FIVE_MINUTES, statistic: Stats.p(99), label: fnId })),
+    );
+  }
+}
+
+/** `Api5xxRate` → `api-5xx-rate`. */
+function kebab(name: string): string {
+  return name
+    .replace(/([a-z])([A-Z0-9])/g, '$1-$2')
+    .replace(/([0-9])([A-Z])/g, '$1-$2')
+    .toLowerCase();
+}
