@@ -2,10 +2,13 @@ import { Annotations, ArnFormat, CfnOutput, Duration, RemovalPolicies, RemovalPo
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
-import { StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import { type StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import type { IEventBus } from 'aws-cdk-lib/aws-events';
 import type { Construct } from 'constructs';
 import { totalWaitSeconds, type RetryPolicy } from '../lambdas/domain/retry-policy';
-import { API_FUNCTIONS, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from '../lambdas/shared/catalog';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { API_FUNCTIONS, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from '../lambdas/shared/catalog';
 import { loadConfig } from '../lambdas/shared/config';
 import { DataTable } from './constructs/data-table';
 import { SyncEventBus } from './constructs/event-bus';
@@ -111,7 +114,8 @@ export class IapSyncStack extends Stack {
     /** POWERTOOLS_SERVICE_NAME of every function and the `service` dimension of every metric. */
     const service = `iap-sync-${props.stage}`;
 
-    const { table } = new DataTable(this, 'Data');
+    const data = new DataTable(this, 'Data');
+    const { table } = data;
     const events = new SyncEventBus(this, 'Events', { eventBusName: `iap-sync-${props.stage}` });
     const common = { TABLE_NAME: table.tableName, LOG_LEVEL };
     // The command line stores publishers' secrets as iap-sync/<stack name>/<purpose> (cli/stack-target.ts),
@@ -156,7 +160,7 @@ export class IapSyncStack extends Stack {
         timeout: Duration.seconds(entry.timeoutSeconds),
         environment: { ...common, ...workflowExtras[entry.id] },
       });
-      table.grantReadWriteData(fn);
+      data.grantItems(fn, 'readwrite');
       // Publishers' App Store Connect keys and Google service accounts are read from Secrets Manager.
       if (entry.readsSecrets) {
         fn.addToRolePolicy(readSecrets);
@@ -168,6 +172,7 @@ export class IapSyncStack extends Stack {
     const { stateMachine } = new SyncWorkflow(this, 'Workflow', {
       functions: workflowFunctions,
       eventBus: events.bus,
+      data,
       stateMachineType: workflowType === 'EXPRESS' ? StateMachineType.EXPRESS : StateMachineType.STANDARD,
       logging: props.workflowLogging ?? defaultWorkflowLogging(workflowType),
     });
@@ -183,8 +188,7 @@ export class IapSyncStack extends Stack {
         environment: access.startsWorkflow ? { ...common, STATE_MACHINE_ARN: stateMachine.stateMachineArn } : common,
       });
       // Exactly what the catalog says the function needs (GetOpenApi: nothing at all).
-      if (access.table === 'readwrite') table.grantReadWriteData(fn);
-      if (access.table === 'read') table.grantReadData(fn);
+      if (access.table !== 'none') data.grantItems(fn, access.table);
       if (access.startsWorkflow) stateMachine.grantStartExecution(fn);
       // Customer tokens are HS256 JWTs keyed by a per-publisher secret in Secrets Manager.
       if (access.readsSecrets) {
@@ -196,7 +200,7 @@ export class IapSyncStack extends Stack {
 
     const webhooks = new WebhookDelivery(this, 'Webhooks', {
       bus: events.bus,
-      table,
+      data,
       readSecrets,
       logLevel: LOG_LEVEL,
       service,
@@ -211,11 +215,13 @@ export class IapSyncStack extends Stack {
       routeThrottles: props.routeThrottles,
     });
 
+    const sweeper = this.recoverySweeper(data, stateMachine, events.bus, service, workflowType);
+
     const monitoring = new Monitoring(this, 'Monitoring', {
       service,
       api: http.api,
       stateMachine,
-      functions: new Map([...apiFunctions, ...workflowFunctions, [WEBHOOK_FUNCTION.id, webhooks.fn]]),
+      functions: new Map([...apiFunctions, ...workflowFunctions, [WEBHOOK_FUNCTION.id, webhooks.fn], [SWEEPER_FUNCTION.id, sweeper]]),
       webhookQueue: webhooks.queue,
       deadLetterQueues: [
         { label: 'event dead letters', queue: webhooks.eventDeadLetters },
@@ -264,6 +270,52 @@ export class IapSyncStack extends Stack {
       value: props.stage === 'prod' ? `${table.tableName} and the log groups` : table.tableName,
       description: 'What cdk destroy leaves in the account',
     });
+  }
+
+  /**
+   * The recovery sweeper (lambdas/domain/recover-synchronizations.ts), every SWEEPER_FUNCTION.scheduleMinutes:
+   * restarts open synchronizations whose execution ended or never started, gives up on them after
+   * RECOVERY_MAX_RESTARTS, and publishes events an ended execution left unpublished.
+   */
+  private recoverySweeper(data: DataTable, stateMachine: StateMachine, bus: IEventBus, service: string, workflowType: 'STANDARD' | 'EXPRESS'): IFunction {
+    const fn = createLambdaFunction(this, SWEEPER_FUNCTION.id, {
+      entry: SWEEPER_FUNCTION.entry,
+      kind: 'workflow',
+      service,
+      timeout: Duration.seconds(SWEEPER_FUNCTION.timeoutSeconds),
+      environment: {
+        TABLE_NAME: data.table.tableName,
+        LOG_LEVEL,
+        STATE_MACHINE_ARN: stateMachine.stateMachineArn,
+        EVENT_BUS_NAME: bus.eventBusName,
+        WORKFLOW_TYPE: workflowType,
+      },
+    });
+    data.grantItems(fn, 'readwrite');
+    data.grantOpenIndexQuery(fn);
+    stateMachine.grantStartExecution(fn);
+    bus.grantPutEventsTo(fn);
+    // DescribeExecution takes an execution ARN: <state machine's ARN with :execution:>:<name>. Names are
+    // synchronization ids, unknown at deploy time.
+    const executions = this.formatArn({
+      service: 'states',
+      resource: 'execution',
+      resourceName: `${stateMachine.stateMachineName}:*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    fn.addToRolePolicy(new PolicyStatement({ actions: ['states:DescribeExecution'], resources: [executions] }));
+    Validations.of(fn.role?.node.tryFindChild('DefaultPolicy') ?? fn).acknowledge({
+      id: iam5ResourceFinding(this, executions),
+      reason:
+        "DescribeExecution of this stack's state machine only: its executions are named after synchronization ids, " +
+        'which exist only at run time; the action is read-only.',
+    });
+    new Rule(this, 'RecoverySchedule', {
+      description: 'iap-sync recovery sweeper: finishes synchronizations whose workflow was lost',
+      schedule: Schedule.rate(Duration.minutes(SWEEPER_FUNCTION.scheduleMinutes)),
+      targets: [new LambdaFunction(fn, { retryAttempts: 0 })],
+    });
+    return fn;
   }
 }
 

@@ -4,6 +4,8 @@ import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import {
   CreateTableCommand,
+  DescribeTableCommand,
+  UpdateTableCommand,
   DescribeTimeToLiveCommand,
   DynamoDBClient,
   ListTablesCommand,
@@ -104,22 +106,45 @@ export async function startDynamoDbLocal(options: { dataDir?: string; tableName:
 /** Creates the table from the shared definition; idempotent so a restart on the same data dir works. */
 export async function ensureTable(client: DynamoDBClient, tableName: string): Promise<void> {
   const tables = await client.send(new ListTablesCommand({}));
+  const { partitionKey, sortKey, openIndex } = TABLE_DEFINITION;
+  const index = {
+    IndexName: openIndex.indexName,
+    KeySchema: [
+      { AttributeName: openIndex.partitionKey.name, KeyType: 'HASH' as const },
+      { AttributeName: openIndex.sortKey.name, KeyType: 'RANGE' as const },
+    ],
+    Projection: { ProjectionType: openIndex.projection },
+  };
+  const attributes = [partitionKey, sortKey, openIndex.partitionKey, openIndex.sortKey].map((key) => ({
+    AttributeName: key.name,
+    AttributeType: key.type,
+  }));
   if (!tables.TableNames?.includes(tableName)) {
-    const { partitionKey, sortKey } = TABLE_DEFINITION;
     await client.send(
       new CreateTableCommand({
         TableName: tableName,
         BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [
-          { AttributeName: partitionKey.name, AttributeType: partitionKey.type },
-          { AttributeName: sortKey.name, AttributeType: sortKey.type },
-        ],
+        AttributeDefinitions: attributes,
         KeySchema: [
           { AttributeName: partitionKey.name, KeyType: 'HASH' },
           { AttributeName: sortKey.name, KeyType: 'RANGE' },
         ],
+        GlobalSecondaryIndexes: [index],
       }),
     );
+  } else {
+    // A data dir from before the open index existed: add it (DynamoDB Local backfills it at once).
+    const described = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    const indexes = described.Table?.GlobalSecondaryIndexes ?? [];
+    if (!indexes.some((existing) => existing.IndexName === openIndex.indexName)) {
+      await client.send(
+        new UpdateTableCommand({
+          TableName: tableName,
+          AttributeDefinitions: attributes,
+          GlobalSecondaryIndexUpdates: [{ Create: index }],
+        }),
+      );
+    }
   }
   const ttl = await client.send(new DescribeTimeToLiveCommand({ TableName: tableName }));
   if (ttl.TimeToLiveDescription?.TimeToLiveStatus !== 'ENABLED') {

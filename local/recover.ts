@@ -1,42 +1,48 @@
-import { ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { executionInput } from '../lambdas/domain/accept-purchase';
-import type { Synchronization } from '../lambdas/domain/synchronization';
-import type { LocalStepFunctions } from './step-functions';
+import type { RecoverReport } from '../lambdas/domain/recover-synchronizations';
+
+/** The sweeper handler as the local runtime calls it (lambdas/handlers/recover-synchronizations.ts). */
+type SweeperHandler = (event: unknown, context: unknown) => Promise<RecoverReport>;
+
+export interface LocalSweeper {
+  /** One sweep now; `acceptedBefore` recovers everything accepted before that instant (start-up). */
+  sweep(acceptedBefore?: Date): Promise<RecoverReport>;
+  stop(): Promise<void>;
+}
 
 /**
- * `npm start` keeps its executions in memory: a synchronization accepted before the process stopped
- * would stay `processing` (its lock held for the whole lease). At start-up its workflow is started
- * again — the same ASL, so it verifies, finalizes, releases the lock and publishes as usual.
- * (Deployed stacks get a scheduled sweeper with its own issue.)
+ * `npm start` keeps its executions in memory, so a synchronization accepted before the process
+ * stopped has no execution any more. The deployed sweeper's own handler runs here: once at start-up
+ * for everything accepted before this process started, then every `intervalMs` like the schedule.
  */
-export async function restartOpenSynchronizations(
-  db: DynamoDBDocumentClient,
-  tableName: string,
-  stepFunctions: LocalStepFunctions,
-  stateMachineArn: string,
-): Promise<string[]> {
-  const restarted: string[] = [];
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await db.send(
-      new ScanCommand({
-        TableName: tableName,
-        FilterExpression: '#type = :sync AND #status <> :finalized',
-        ExpressionAttributeNames: { '#type': 'type', '#status': 'status' },
-        ExpressionAttributeValues: { ':sync': 'sync', ':finalized': 'finalized' },
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    for (const item of page.Items ?? []) {
-      const sync = item as unknown as Synchronization;
-      await stepFunctions.call('StartExecution', {
-        stateMachineArn,
-        name: sync.synchronizationId,
-        input: JSON.stringify(executionInput(sync)),
-      });
-      restarted.push(sync.synchronizationId);
-    }
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return restarted;
+export function startLocalSweeper(options: {
+  handler: SweeperHandler;
+  context: unknown;
+  intervalMs: number;
+  print: (line: string) => void;
+}): LocalSweeper {
+  let running: Promise<unknown> = Promise.resolve();
+  const sweep = (acceptedBefore?: Date): Promise<RecoverReport> => {
+    const next = running.then(() => options.handler(acceptedBefore ? { acceptedBefore: acceptedBefore.toISOString() } : {}, options.context));
+    running = next.catch(() => undefined);
+    return next.then((report) => {
+      if (report.stuck + report.republished + report.errors > 0) {
+        options.print(
+          `recovery     ${report.restarted} restarted, ${report.failed} finalized SYNCHRONIZATION_FAILED, ` +
+            `${report.republished} republished, ${report.errors} error(s)`,
+        );
+      }
+      return report;
+    });
+  };
+  const timer = setInterval(() => {
+    sweep().catch((error: unknown) => options.print(`recovery     sweep failed: ${(error as Error).message}`));
+  }, options.intervalMs);
+  timer.unref();
+  return {
+    sweep,
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }

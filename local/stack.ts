@@ -2,6 +2,7 @@ import './polyfills';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';
+import { UpdateItemCommand, type UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { DynamoDbPublisherRepository } from '../lambdas/adapters/dynamodb-publisher-repository';
 import { createDocumentClient } from '../lambdas/adapters/dynamodb-client';
@@ -11,6 +12,7 @@ import {
   WORKFLOW_DEFINITION_FILE,
   WORKFLOW_FUNCTIONS,
   substituteDefinition,
+  SWEEPER_FUNCTION,
 } from '../lambdas/shared/catalog';
 import { compileRoute, dispatchApi, sendError, type LocalRoute } from './api-gateway';
 import { LOCAL_CREDENTIALS, LOCAL_REGION, LocalStartError, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';
@@ -23,7 +25,7 @@ import { createLocalWebhookDelivery, handleLocalWebhookRoutes, type LocalWebhook
 import { createLogger } from '../lambdas/shared/logger';
 import { createGoogleSimulator, GOOGLE_SERVICE_ACCOUNT_FILE } from './simulator/google-simulator';
 import { readBody } from './simulator/http-json';
-import { restartOpenSynchronizations } from './recover';
+import { startLocalSweeper, type LocalSweeper } from './recover';
 import { AwsJsonError, LocalStepFunctions, type TaskImplementation } from './step-functions';
 
 export const PROJECT_ROOT = resolve(__dirname, '..');
@@ -31,6 +33,7 @@ export const LOCAL_TABLE_NAME = 'iap-sync-local';
 export const LOCAL_BUS_NAME = 'iap-sync-local';
 export const LOCAL_STATE_MACHINE_ARN = `arn:aws:states:${LOCAL_REGION}:000000000000:stateMachine:iap-sync-local-purchase-sync`;
 const PUT_EVENTS_RESOURCE = 'arn:aws:states:::events:putEvents';
+const UPDATE_ITEM_RESOURCE = 'arn:aws:states:::dynamodb:updateItem';
 /** Requests larger than this are refused before a handler sees them (handlers refuse > 16 KiB anyway). */
 const MAX_REQUEST_BYTES = 1024 * 1024;
 
@@ -50,6 +53,8 @@ export interface LocalStackOptions {
   extraRules?: LocalRule[];
   /** Multiplies the webhook retry schedule (tests: 0.0001); default 1, the contract's 5 s … 10 h. */
   webhookScheduleScale?: number;
+  /** The recovery sweeper's period (default one minute) and grace period (default as deployed, 180 s). */
+  recovery?: { intervalMs?: number; graceSeconds?: number };
 }
 
 export interface LocalJson {
@@ -137,6 +142,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const url = `http://127.0.0.1:${port}`;
   let dynamodb: DynamoDbLocal | undefined;
   let stepFunctions: LocalStepFunctions | undefined;
+  let sweeper: LocalSweeper | undefined;
+  const startedAt = new Date();
   try {
     dynamodb = await startDynamoDbLocal({ tableName: LOCAL_TABLE_NAME, ...(options.inMemory ? {} : { dataDir: join(dataDir, 'dynamodb') }) });
     print(`dynamodb     DynamoDB Local ${options.inMemory ? '(in memory)' : `(data in ${join(dataDir, 'dynamodb')})`} at ${dynamodb.endpoint}`);
@@ -161,6 +168,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       AWS_ENDPOINT_URL_EVENTBRIDGE: url,
       TABLE_NAME: LOCAL_TABLE_NAME,
       STATE_MACHINE_ARN: LOCAL_STATE_MACHINE_ARN,
+      EVENT_BUS_NAME: LOCAL_BUS_NAME,
+      WORKFLOW_TYPE: 'STANDARD',
+      ...(options.recovery?.graceSeconds !== undefined ? { RECOVERY_GRACE_SECONDS: String(options.recovery.graceSeconds) } : {}),
       APPLE_API_BASE_URL_PRODUCTION: `${url}/__simulator/apple/production`,
       APPLE_API_BASE_URL_SANDBOX: `${url}/__simulator/apple/sandbox`,
       APPLE_ROOT_CERTIFICATES: apple.rootCertificateDer.toString('base64'),
@@ -198,7 +208,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     print(`eventbridge  bus ${LOCAL_BUS_NAME} (rule pattern ${JSON.stringify(SYNC_RESULT_EVENT_PATTERN)})`);
 
+    const dynamodbClient = dynamodb.client;
     const substitutions: Record<string, string> = {
+      TableName: LOCAL_TABLE_NAME,
       EventBusName: LOCAL_BUS_NAME,
       EventSource: EVENT_SOURCE,
       EventDetailType: SYNC_RESULT_DETAIL_TYPE,
@@ -228,6 +240,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         throw error;
       }
       return { Entries: out.Entries, FailedEntryCount: out.FailedEntryCount ?? 0 };
+    };
+    tasks[UPDATE_ITEM_RESOURCE] = async (input) => {
+      // The optimized integration: the Parameters are UpdateItem's own (DynamoDB JSON), errors are
+      // prefixed `DynamoDB.` for Retry/Catch.
+      try {
+        return await dynamodbClient.send(new UpdateItemCommand(input as UpdateItemCommandInput));
+      } catch (error) {
+        const failure = new Error((error as Error).message);
+        failure.name = `DynamoDB.${(error as Error).name}`;
+        throw failure;
+      }
     };
     const definition = substituteDefinition(readFileSync(join(PROJECT_ROOT, WORKFLOW_DEFINITION_FILE), 'utf8'), substitutions);
     const sfn = new LocalStepFunctions({
@@ -284,8 +307,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       appAppleId: apple.appAppleId,
     });
     print(`seed         demo publisher ${DEMO.publisherId} ${seeded.created ? 'created' : 'already present'}`);
-    const restarted = await restartOpenSynchronizations(createDocumentClient(dynamodb.client), LOCAL_TABLE_NAME, sfn, LOCAL_STATE_MACHINE_ARN);
-    if (restarted.length > 0) print(`recovery     restarted ${restarted.length} unfinished synchronization(s)`);
+    // The deployed sweeper's handler: at start-up for what a stopped process left unfinished, then every minute.
+    sweeper = startLocalSweeper({
+      handler: loadEntry(SWEEPER_FUNCTION.entry) as never,
+      context: lambdaContext(SWEEPER_FUNCTION.id),
+      intervalMs: options.recovery?.intervalMs ?? 60_000,
+      print,
+    });
+    await sweeper.sweep(startedAt);
 
     const localJson: LocalJson = {
       apiUrl: url,
@@ -320,6 +349,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       stop: async () => {
         if (stopped) return;
         stopped = true;
+        await sweeper?.stop();
         sfn.abortAll();
         await sfn.drain();
         await webhooks.stop();
@@ -332,6 +362,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       },
     };
   } catch (error) {
+    await sweeper?.stop();
     stepFunctions?.abortAll();
     await new Promise<void>((r) => server.close(() => r()));
     await dynamodb?.stop();

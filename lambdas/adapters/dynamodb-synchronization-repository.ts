@@ -1,5 +1,6 @@
 import {
   GetCommand,
+  QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
@@ -13,10 +14,11 @@ import type {
   AcceptOutcome,
   AcceptRequest,
   FinalizeRequest,
+  OpenSynchronization,
   SynchronizationRepository,
 } from '../ports/synchronization-repository';
 import { callAws } from '../shared/aws-errors';
-import { keys } from './dynamodb-table';
+import { keys, OPEN_SHARDS, openShardOf, TABLE_DEFINITION } from './dynamodb-table';
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
@@ -25,7 +27,8 @@ const SYNC_RETENTION_SECONDS = 400 * 24 * 3600;
 /** A lock item outlives its lease by a day, then TTL removes it; an expired lease is free before that. */
 const LOCK_TTL_GRACE_SECONDS = 24 * 3600;
 
-const ITEM_ATTRIBUTES = new Set(['pk', 'sk', 'type', 'ttl']);
+const { openIndex } = TABLE_DEFINITION;
+const ITEM_ATTRIBUTES = new Set(['pk', 'sk', 'type', 'ttl', openIndex.partitionKey.name, openIndex.sortKey.name]);
 
 function toSynchronization(item: Record<string, unknown>): Synchronization {
   const sync: Record<string, unknown> = {};
@@ -33,9 +36,27 @@ function toSynchronization(item: Record<string, unknown>): Synchronization {
   return sync as unknown as Synchronization;
 }
 
+/**
+ * The workflow's MarkPublished state makes exactly this update (statemachines/purchase-sync.asl.json;
+ * a test holds the two together): `published`, and out of the open index.
+ */
+export const MARK_PUBLISHED = {
+  UpdateExpression: `SET publishState = :published REMOVE ${openIndex.partitionKey.name}, ${openIndex.sortKey.name}`,
+  ExpressionAttributeValues: { ':published': 'published' },
+} as const;
+
+/**
+ * The stored record. `openShard`/`openSince` put it in the sparse open index while it is not
+ * finalized, and after finalize until its event is known to be published (`publishState` claimed).
+ * Every write of the record is a whole Put, so it enters and leaves the index in that same write.
+ */
 function syncItem(sync: Synchronization): Record<string, unknown> {
   const ttl = Math.floor(Date.parse(sync.createdAt) / 1000) + SYNC_RETENTION_SECONDS;
-  return { ...keys.synchronization(sync.synchronizationId), type: 'sync', ...sync, ttl };
+  const open =
+    sync.status !== 'finalized' || sync.publishState === 'claimed'
+      ? { [openIndex.partitionKey.name]: openShardOf(sync.synchronizationId), [openIndex.sortKey.name]: sync.updatedAt }
+      : {};
+  return { ...keys.synchronization(sync.synchronizationId), type: 'sync', ...sync, ...open, ttl };
 }
 
 interface CancellationReason {
@@ -225,6 +246,79 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     } catch (error) {
       if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
     }
+  }
+
+  async listOpen(olderThan: Date, limit: number): Promise<OpenSynchronization[]> {
+    const cutoff = olderThan.toISOString();
+    const found: OpenSynchronization[] = [];
+    for (const shard of OPEN_SHARDS) {
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const page = await callAws('list open synchronizations', () =>
+          this.db.send(
+            new QueryCommand({
+              TableName: this.tableName,
+              IndexName: openIndex.indexName,
+              KeyConditionExpression: '#shard = :shard AND #since < :cutoff',
+              ExpressionAttributeNames: { '#shard': openIndex.partitionKey.name, '#since': openIndex.sortKey.name },
+              ExpressionAttributeValues: { ':shard': shard, ':cutoff': cutoff },
+              ExclusiveStartKey: startKey,
+              Limit: limit - found.length,
+            }),
+          ),
+        );
+        for (const item of page.Items ?? []) {
+          const id = typeof item.pk === 'string' ? item.pk.slice('SYNC#'.length) : '';
+          const since = item[openIndex.sortKey.name];
+          if (id && typeof since === 'string') found.push({ synchronizationId: id, openSince: since });
+        }
+        startKey = found.length < limit ? page.LastEvaluatedKey : undefined;
+      } while (startKey);
+      if (found.length >= limit) break;
+    }
+    return found;
+  }
+
+  async recordRecovery(sync: Synchronization, now: Date): Promise<boolean> {
+    const recoveries = sync.recoveries ?? 0;
+    try {
+      await callAws('record recovery', () =>
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: keys.synchronization(sync.synchronizationId),
+            UpdateExpression: 'SET recoveries = :next, #since = :now, updatedAt = :now',
+            ConditionExpression:
+              'attribute_exists(pk) AND #status <> :finalized AND ' +
+              (recoveries === 0 ? 'attribute_not_exists(recoveries)' : 'recoveries = :current'),
+            ExpressionAttributeNames: { '#status': 'status', '#since': openIndex.sortKey.name },
+            ExpressionAttributeValues: {
+              ':next': recoveries + 1,
+              ':now': now.toISOString(),
+              ':finalized': 'finalized',
+              ...(recoveries === 0 ? {} : { ':current': recoveries }),
+            },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if ((error as Error).name === 'ConditionalCheckFailedException') return false;
+      throw error;
+    }
+  }
+
+  async markPublished(synchronizationId: string): Promise<void> {
+    await callAws('mark published', () =>
+      this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.synchronization(synchronizationId),
+          ...MARK_PUBLISHED,
+          ConditionExpression: 'attribute_exists(pk)',
+        }),
+      ),
+    );
   }
 
   async getPurchase(publisherId: number, store: Store, purchaseKey: string): Promise<PurchaseRecord | undefined> {

@@ -7,7 +7,29 @@ export const TABLE_DEFINITION = {
   sortKey: { name: 'sk', type: 'S' },
   /** Epoch seconds; DynamoDB deletes the item some time after. */
   timeToLiveAttribute: 'ttl',
+  /**
+   * Sparse index of the synchronizations that still need work: not finalized yet, or finalized with
+   * their event not known to be published. Only those items carry `openShard`/`openSince`, so the recovery sweeper
+   * reads a handful of items instead of scanning the table. Sixteen shards spread the writes of a busy
+   * stack over partitions; `openSince` lets a query skip the young ones, whose workflow is surely running.
+   */
+  openIndex: {
+    indexName: 'open-synchronizations',
+    partitionKey: { name: 'openShard', type: 'S' },
+    sortKey: { name: 'openSince', type: 'S' },
+    /** The sweeper needs only the keys and a few fields; the record itself is read with GetItem. */
+    projection: 'KEYS_ONLY',
+  },
 } as const;
+
+/** Shards of the open index: the first hex digit of the synchronizationId (a UUID). */
+export const OPEN_SHARDS = [...'0123456789abcdef'].map((digit) => `OPEN#${digit}`);
+
+/** The open-index shard of a synchronization. */
+export function openShardOf(synchronizationId: string): string {
+  const digit = synchronizationId.charAt(0).toLowerCase();
+  return /^[0-9a-f]$/.test(digit) ? `OPEN#${digit}` : 'OPEN#0';
+}
 
 export const keys = {
   publisher: (publisherId: number) => ({ pk: `PUBLISHER#${publisherId}`, sk: 'PROFILE' }),

@@ -16,6 +16,19 @@ export interface FinalizeOutcome {
   event: SyncResultDetail;
   /** Google: the purchase is entitled and not yet acknowledged; the workflow acknowledges it next. */
   acknowledge: boolean;
+  /**
+   * Finalized earlier and its event is already out (MarkPublished ran): a duplicate execution, which
+   * EXPRESS workflows may run (at-least-once), must not publish it again.
+   */
+  published?: boolean;
+}
+
+function stored(sync: Synchronization): FinalizeOutcome {
+  return {
+    event: sync.eventDetail as unknown as SyncResultDetail,
+    acknowledge: sync.acknowledge === true,
+    ...(sync.publishState === 'published' ? { published: true } : {}),
+  };
 }
 
 /** Contract §8: Apple fills transactionId/originalTransactionId, Google purchaseToken/packageName. */
@@ -56,7 +69,7 @@ export async function finalizeAndReport(
   const sync = await deps.syncs.get(input.synchronizationId);
   if (!sync) throw new SynchronizationMissingError(`no synchronization ${input.synchronizationId}`);
   if (sync.status === 'finalized' && sync.eventDetail) {
-    return { outcome: { event: sync.eventDetail as unknown as SyncResultDetail, acknowledge: sync.acknowledge === true }, written: false };
+    return { outcome: stored(sync), written: false };
   }
 
   const now = deps.clock.now();
@@ -112,6 +125,8 @@ export async function finalizeAndReport(
       finalizedAt,
       updatedAt: finalizedAt,
       eventDetail: detail as unknown as Record<string, unknown>,
+      // Keeps it in the open index until the workflow's MarkPublished state (or the sweeper) publishes.
+      publishState: 'claimed',
     },
     ...(decision.purchaseWrite ? { purchaseWrite: decision.purchaseWrite } : {}),
     entitlementChanges: decision.entitlementChanges,
@@ -130,7 +145,7 @@ export async function finalizeAndReport(
     // Another attempt finalized first: answer what it wrote, so the event is the one on record.
     const winner = await deps.syncs.get(input.synchronizationId);
     if (!winner?.eventDetail) throw new SynchronizationMissingError('finalized without an event detail');
-    return { outcome: { event: winner.eventDetail as unknown as SyncResultDetail, acknowledge: winner.acknowledge === true }, written: false };
+    return { outcome: stored(winner), written: false };
   }
   return { outcome: { event: detail, acknowledge }, written: true };
 }

@@ -38,6 +38,15 @@ export interface Synchronization {
   finalizedAt?: string;
   /** Google: the finalize asked for an acknowledgement (kept so a retried finalize asks again). */
   acknowledge?: boolean;
+  /** Restarts by the recovery sweeper; the current execution is named after it (see executionName). */
+  recoveries?: number;
+  /**
+   * `claimed` from the finalize write until the workflow's MarkPublished state records `published`.
+   * A finalized synchronization stays in the open index while `claimed`, so the recovery sweeper
+   * publishes the event of an execution that died in between; a duplicate execution (EXPRESS runs
+   * at least once) sees `published` and does not publish again.
+   */
+  publishState?: 'claimed' | 'published';
   /** Kept so a retried finalize or publish re-sends the same event. */
   eventDetail?: Record<string, unknown>;
 }
@@ -53,4 +62,13 @@ export function toStatusView(sync: Synchronization) {
     ...(finalized && sync.result ? { result: sync.result } : {}),
     ...(sync.correlationId !== undefined ? { correlationId: sync.correlationId } : {}),
   };
+}
+
+/**
+ * The Step Functions execution of a synchronization: named after it, so a repeated start is a no-op;
+ * a restart by the recovery sweeper adds `.r<n>` (an execution name can never be reused).
+ */
+export function executionName(sync: Pick<Synchronization, 'synchronizationId' | 'recoveries'>): string {
+  const recoveries = sync.recoveries ?? 0;
+  return recoveries === 0 ? sync.synchronizationId : `${sync.synchronizationId}.r${recoveries}`;
 }

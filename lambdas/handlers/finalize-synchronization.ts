@@ -14,7 +14,7 @@ import { createRuntime, instrument, lazyHandler } from '../shared/runtime';
  */
 export function makeFinalizeHandler(deps: FinalizeDeps & { logger: Logger; metrics?: MetricsRecorder }) {
   const metrics = deps.metrics ?? noMetrics;
-  return async (event: unknown): Promise<{ event: SyncResultDetail; acknowledge?: { synchronizationId: string } }> => {
+  return async (event: unknown): Promise<{ event: SyncResultDetail; acknowledge?: { synchronizationId: string }; published?: true }> => {
     const input = FinalizeTaskInput.parse(event);
     const { outcome, written } = await finalizeAndReport(deps, {
       synchronizationId: input.synchronizationId,
@@ -31,7 +31,11 @@ export function makeFinalizeHandler(deps: FinalizeDeps & { logger: Logger; metri
       accessGranted: detail.accessGranted,
       ownershipVersion: detail.ownershipVersion,
     });
-    return { event: detail, ...(outcome.acknowledge ? { acknowledge: { synchronizationId: detail.synchronizationId } } : {}) };
+    return {
+      event: detail,
+      ...(outcome.acknowledge ? { acknowledge: { synchronizationId: detail.synchronizationId } } : {}),
+      ...(outcome.published ? { published: true as const } : {}),
+    };
   };
 }
 

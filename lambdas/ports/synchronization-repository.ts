@@ -40,6 +40,13 @@ export interface FinalizeRequest {
   entitlementChanges: EntitlementChange[];
 }
 
+/** An entry of the open index: a synchronization that is not finalized, or whose event is not known to be published. */
+export interface OpenSynchronization {
+  synchronizationId: string;
+  /** When it was accepted, last restarted by the sweeper, or its publish failed (ISO 8601). */
+  openSince: string;
+}
+
 /**
  * Synchronization records, locks and the ownership records they finalize into.
  * `accept` and `finalize` are each one atomic write.
@@ -61,4 +68,14 @@ export interface SynchronizationRepository {
    * Answers false when the synchronization was already finalized (nothing written).
    */
   finalize(request: FinalizeRequest): Promise<boolean>;
+  /** Open synchronizations (open index) whose `openSince` is before `olderThan`, at most `limit`. */
+  listOpen(olderThan: Date, limit: number): Promise<OpenSynchronization[]>;
+  /**
+   * Counts one restart by the recovery sweeper and resets `openSince`, conditioned on the count read
+   * (two sweepers never restart the same synchronization twice). False when someone else moved first
+   * or it was finalized meanwhile.
+   */
+  recordRecovery(sync: Synchronization, now: Date): Promise<boolean>;
+  /** Records that the event was published (the same write as the workflow's MarkPublished state): out of the open index. */
+  markPublished(synchronizationId: string): Promise<void>;
 }

@@ -95,8 +95,21 @@ export const WEBHOOK_FUNCTION = {
   timeoutSeconds: 60,
 } as const;
 
+/**
+ * The recovery sweeper: scheduled on AWS, called at start-up and every minute by `npm start`.
+ * EXPRESS executions last at most 5 minutes, so a synchronization open longer than that (plus a
+ * minute) has lost its execution.
+ */
+export const SWEEPER_FUNCTION = {
+  id: 'RecoverSynchronizations',
+  entry: 'lambdas/handlers/recover-synchronizations.ts',
+  timeoutSeconds: 300,
+  scheduleMinutes: 5,
+  expressEndedAfterSeconds: 360,
+} as const;
+
 /** Placeholders of the ASL that are not function ARNs. */
-export const WORKFLOW_VALUE_SUBSTITUTIONS = ['EventBusName', 'EventSource', 'EventDetailType'] as const;
+export const WORKFLOW_VALUE_SUBSTITUTIONS = ['TableName', 'EventBusName', 'EventSource', 'EventDetailType'] as const;
 
 export const WORKFLOW_DEFINITION_FILE = 'statemachines/purchase-sync.asl.json';
 

@@ -29,6 +29,15 @@ const EnvSchema = z.object({
   LOCAL_SECRETS_DIR: z.string().optional(),
   /** How long a secret read is reused in one container. */
   SECRET_CACHE_SECONDS: z.coerce.number().int().min(0).max(86400).default(300),
+  /** The recovery sweeper: where it publishes, how it sees executions, and when it acts. */
+  EVENT_BUS_NAME: z.string().min(1).optional(),
+  WORKFLOW_TYPE: z.enum(['STANDARD', 'EXPRESS']).default('STANDARD'),
+  /** Open synchronizations younger than this are left to their workflow (above the API timeout). */
+  RECOVERY_GRACE_SECONDS: z.coerce.number().int().min(0).max(86400).default(180),
+  /** Restarts before the sweeper finalizes SYNCHRONIZATION_FAILED. */
+  RECOVERY_MAX_RESTARTS: z.coerce.number().int().min(0).max(10).default(2),
+  /** Synchronizations handled per sweep. */
+  RECOVERY_BATCH_LIMIT: z.coerce.number().int().min(1).max(10000).default(500),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 

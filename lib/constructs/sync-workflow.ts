@@ -13,6 +13,7 @@ import {
   type WORKFLOW_VALUE_SUBSTITUTIONS,
 } from '../../lambdas/shared/catalog';
 import { EVENT_SOURCE, SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/schemas/events';
+import type { DataTable } from './data-table';
 import { PROJECT_ROOT } from './lambda-function';
 
 /** Step Functions execution logging to CloudWatch Logs. */
@@ -41,6 +42,8 @@ export interface SyncWorkflowProps {
   functions: ReadonlyMap<string, IFunction>;
   /** Where the PublishResult state puts `inappPurchaseSyncResult`. */
   eventBus: IEventBus;
+  /** The table whose synchronization record the MarkPublished state updates. */
+  data: DataTable;
   /** STANDARD (up to a year, exactly-once) or EXPRESS (at most 5 minutes, cheaper). */
   stateMachineType: StateMachineType;
   /**
@@ -78,6 +81,7 @@ export class SyncWorkflow extends Construct {
     const definition = readFileSync(path.join(PROJECT_ROOT, WORKFLOW_DEFINITION_FILE), 'utf8');
 
     const values: Record<(typeof WORKFLOW_VALUE_SUBSTITUTIONS)[number], string> = {
+      TableName: props.data.table.tableName,
       EventBusName: props.eventBus.eventBusName,
       EventSource: EVENT_SOURCE,
       EventDetailType: SYNC_RESULT_DETAIL_TYPE,
@@ -112,6 +116,7 @@ export class SyncWorkflow extends Construct {
       new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: invoked.map((fn) => fn.functionArn) }),
     );
     props.eventBus.grantPutEventsTo(this.stateMachine);
+    props.data.grantUpdateItem(this.stateMachine);
 
     Validations.of(this.stateMachine.role.node.findChild('DefaultPolicy')).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',

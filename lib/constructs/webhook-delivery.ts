@@ -1,7 +1,7 @@
 import { Duration, Validations } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { DataTable } from './data-table';
 import { Rule, type IEventBus } from 'aws-cdk-lib/aws-events';
 import { SqsQueue } from 'aws-cdk-lib/aws-events-targets';
 import type { PolicyStatement } from 'aws-cdk-lib/aws-iam';
@@ -18,7 +18,8 @@ import { createLambdaFunction } from './lambda-function';
 /** Props of {@link WebhookDelivery}. */
 export interface WebhookDeliveryProps {
   bus: IEventBus;
-  table: ITable;
+  /** The table: deliveries and their log. */
+  data: DataTable;
   /** Lets the function read endpoints' signing secrets (iap-sync/*). */
   readSecrets: PolicyStatement;
   /** Receives the dead-letter alarms (and their return to OK) when given. */
@@ -72,14 +73,14 @@ export class WebhookDelivery extends Construct {
       service: props.service,
       timeout: Duration.seconds(WEBHOOK_FUNCTION.timeoutSeconds),
       environment: {
-        TABLE_NAME: props.table.tableName,
+        TABLE_NAME: props.data.table.tableName,
         LOG_LEVEL: props.logLevel,
         WEBHOOK_QUEUE_URL: this.queue.queueUrl,
         WEBHOOK_DEAD_LETTER_QUEUE_URL: this.deliveryDeadLetters.queueUrl,
       },
     });
     this.fn.addEventSource(new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }));
-    props.table.grantReadWriteData(this.fn);
+    props.data.grantItems(this.fn, 'readwrite');
     this.queue.grantSendMessages(this.fn);
     this.deliveryDeadLetters.grantSendMessages(this.fn);
     this.fn.addToRolePolicy(props.readSecrets);

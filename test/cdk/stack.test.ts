@@ -7,7 +7,7 @@ import type { IConstruct } from 'constructs';
 import { TABLE_DEFINITION } from '../../lambdas/adapters/dynamodb-table';
 import { STORES } from '../../lambdas/domain/results';
 import { SYNC_RESULT_EVENT_PATTERN } from '../../lambdas/schemas/events';
-import { API_FUNCTIONS, WEBHOOK_FUNCTION, WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS } from '../../lambdas/shared/catalog';
+import { API_FUNCTIONS, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS } from '../../lambdas/shared/catalog';
 import { METRIC, METRICS_NAMESPACE } from '../../lambdas/shared/metric-names';
 import { createLambdaFunction, LOCAL_ONLY_VARIABLES } from '../../lib/constructs/lambda-function';
 import { IapSyncStack, type IapSyncStackProps } from '../../lib/iap-sync-stack';
@@ -95,7 +95,7 @@ const actions = (statement: Statement): string[] => [statement.Action].flat();
 describe('data table', () => {
   it('has the key schema, attributes and TTL of TABLE_DEFINITION', () => {
     const [, table] = only('AWS::DynamoDB::Table');
-    const { partitionKey, sortKey, timeToLiveAttribute } = TABLE_DEFINITION;
+    const { partitionKey, sortKey, timeToLiveAttribute, openIndex } = TABLE_DEFINITION;
     expect(table.Properties.KeySchema).toEqual([
       { AttributeName: partitionKey.name, KeyType: 'HASH' },
       { AttributeName: sortKey.name, KeyType: 'RANGE' },
@@ -103,8 +103,20 @@ describe('data table', () => {
     expect(table.Properties.AttributeDefinitions).toEqual([
       { AttributeName: partitionKey.name, AttributeType: partitionKey.type },
       { AttributeName: sortKey.name, AttributeType: sortKey.type },
+      { AttributeName: openIndex.partitionKey.name, AttributeType: openIndex.partitionKey.type },
+      { AttributeName: openIndex.sortKey.name, AttributeType: openIndex.sortKey.type },
     ]);
     expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: timeToLiveAttribute, Enabled: true });
+    expect(table.Properties.GlobalSecondaryIndexes).toEqual([
+      {
+        IndexName: openIndex.indexName,
+        KeySchema: [
+          { AttributeName: openIndex.partitionKey.name, KeyType: 'HASH' },
+          { AttributeName: openIndex.sortKey.name, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: openIndex.projection },
+      },
+    ]);
   });
 
   it('is on-demand, recoverable to a point in time, encrypted with the AWS managed key and kept on stack deletion', () => {
@@ -189,6 +201,7 @@ describe('Lambda functions', () => {
     ...API_FUNCTIONS.map((entry) => ({ id: entry.id, memory: 256, timeout: 10 })),
     ...WORKFLOW_FUNCTIONS.map((entry) => ({ id: entry.id, memory: 512, timeout: entry.timeoutSeconds })),
     { id: WEBHOOK_FUNCTION.id, memory: 512, timeout: WEBHOOK_FUNCTION.timeoutSeconds },
+    { id: SWEEPER_FUNCTION.id, memory: 512, timeout: SWEEPER_FUNCTION.timeoutSeconds },
   ];
   const extraEnvironment: Record<string, string[]> = {
     RegisterApplePurchase: ['STATE_MACHINE_ARN'],
@@ -198,6 +211,7 @@ describe('Lambda functions', () => {
     VerifyPurchase: ['APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
     MarkRetrying: ['RETRY_MAX_ATTEMPTS', 'RETRY_BASE_SECONDS', 'RETRY_MAX_WAIT_SECONDS'],
     DeliverWebhooks: ['WEBHOOK_QUEUE_URL', 'WEBHOOK_DEAD_LETTER_QUEUE_URL'],
+    RecoverSynchronizations: ['STATE_MACHINE_ARN', 'EVENT_BUS_NAME', 'WORKFLOW_TYPE'],
   };
 
   it('are one per catalog entry', () => {
@@ -601,5 +615,44 @@ describe('configuration the stack refuses', () => {
     ['a fractional stage burst limit', stackProps('STANDARD', { throttle: { burstLimit: 1.5, rateLimit: 1 } }), /burstLimit must be an integer/],
   ])('%s', (_name, props, message) => {
     expect(() => new IapSyncStack(new App({ context: CDK_CONTEXT }), 'Refused', props)).toThrow(message);
+  });
+});
+
+describe('recovery sweeper', () => {
+  const resources = (statement: Statement) => [statement.Resource].flat().map((resource) => JSON.stringify(resource));
+
+  it(`runs every ${SWEEPER_FUNCTION.scheduleMinutes} minutes`, () => {
+    const rules = Object.values(template().findResources('AWS::Events::Rule') as Record<string, Resource>).filter(
+      (rule) => rule.Properties.ScheduleExpression !== undefined,
+    );
+    expect(rules).toHaveLength(1);
+    expect(rules[0]?.Properties.ScheduleExpression).toBe(`rate(${SWEEPER_FUNCTION.scheduleMinutes} minutes)`);
+    expect(JSON.stringify(rules[0]?.Properties.Targets)).toContain(functionLogicalId(SWEEPER_FUNCTION.id));
+  });
+
+  it('queries the open index by its own ARN, describes and starts executions and publishes events', () => {
+    const statements = statementsOf(SWEEPER_FUNCTION.id);
+    const query = statements.filter((statement) => actions(statement).includes('dynamodb:Query'));
+    expect(query.flatMap(resources).some((resource) => resource.includes(`/index/${TABLE_DEFINITION.openIndex.indexName}`))).toBe(true);
+    const all = statements.flatMap(actions);
+    expect(all).toEqual(expect.arrayContaining(['states:DescribeExecution', 'states:StartExecution', 'events:PutEvents']));
+  });
+
+  it('no role may touch every index of the table', () => {
+    const statements = Object.values(template().findResources('AWS::IAM::Policy') as Record<string, Resource>).flatMap(
+      (policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
+    );
+    expect(statements.flatMap(resources).filter((resource) => resource.includes('/index/*'))).toEqual([]);
+  });
+
+  it('the state machine may UpdateItem on the table (MarkPublished) and nothing else of DynamoDB', () => {
+    const [, machine] = only('AWS::StepFunctions::StateMachine');
+    const roleId = (machine.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const dynamo = Object.values(template().findResources('AWS::IAM::Policy') as Record<string, Resource>)
+      .filter((policy) => (policy.Properties.Roles as unknown[]).some((role) => JSON.stringify(role) === JSON.stringify({ Ref: roleId })))
+      .flatMap((policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
+      .flatMap(actions)
+      .filter((action) => action.startsWith('dynamodb:'));
+    expect(dynamo).toEqual(['dynamodb:UpdateItem']);
   });
 });

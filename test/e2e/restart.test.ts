@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDocumentClient } from '../../lambdas/adapters/dynamodb-client';
 import { DynamoDbPublisherRepository } from '../../lambdas/adapters/dynamodb-publisher-repository';
-import { LOCAL_TABLE_NAME } from '../../local/stack';
+import { LOCAL_STATE_MACHINE_ARN, LOCAL_TABLE_NAME } from '../../local/stack';
 import { startTestStack } from '../support/local-client';
 
 describe('npm start on a data dir', () => {
@@ -74,4 +74,31 @@ describe('npm start on a data dir', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('the sweeper restarts a synchronization whose execution was aborted, and it finalizes with one event', async () => {
+    jest.resetModules();
+    // A one-second grace period and a 200 ms schedule instead of 180 s and 1 minute.
+    const run = await startTestStack({ recovery: { intervalMs: 200, graceSeconds: 1 } });
+    try {
+      const { transactionId } = await run.client.createTransaction();
+      const faults = { headers: { 'content-type': 'application/json' } };
+      await run.client.request('POST', '/__simulator/faults', { ...faults, body: { store: 'apple', latencyMs: 3000 } });
+      const accepted = await run.client.register({ cleengCustomerId: 101, transactionId, ipAddress: '203.0.113.7' });
+      const id = String(accepted.body.synchronizationId);
+      const executionArn = `${LOCAL_STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${id}`;
+      await run.stack.stepFunctions.call('StopExecution', { executionArn });
+      await run.client.request('POST', '/__simulator/faults', { ...faults, body: { store: 'apple', latencyMs: 0 } });
+
+      const { final } = await run.client.waitFinalized(id);
+      expect(final).toMatchObject({ status: 'finalized', result: 'PURCHASE_SYNCHRONIZED' });
+      expect(((await run.stack.stepFunctions.call('DescribeExecution', { executionArn })) as { status: string }).status).toBe('ABORTED');
+      await run.client.settled();
+      const restarted = (await run.stack.stepFunctions.call('DescribeExecution', { executionArn: `${executionArn}.r1` })) as { status: string };
+      expect(restarted.status).toBe('SUCCEEDED');
+      expect(run.client.eventsFor(id)).toHaveLength(1);
+    } finally {
+      await run.stop();
+    }
+  });
 });
+

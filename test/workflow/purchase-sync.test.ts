@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { MARK_PUBLISHED } from '../../lambdas/adapters/dynamodb-synchronization-repository';
+import { keys } from '../../lambdas/adapters/dynamodb-table';
 import { StoreUnavailableError } from '../../lambdas/domain/errors';
 import { WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS, substituteDefinition } from '../../lambdas/shared/catalog';
 import { LocalStepFunctions, type TaskImplementation } from '../../local/step-functions';
@@ -8,6 +10,7 @@ const SM_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:test';
 const arn = (id: string) => `arn:aws:lambda:us-east-1:000000000000:function:${id}`;
 const definition = substituteDefinition(readFileSync(join(__dirname, '../..', WORKFLOW_DEFINITION_FILE), 'utf8'), {
   ...Object.fromEntries(WORKFLOW_FUNCTIONS.map((fn) => [fn.substitution, arn(fn.id)])),
+  TableName: 'table',
   EventBusName: 'bus',
   EventSource: 'iap-sync',
   EventDetailType: 'inappPurchaseSyncResult',
@@ -28,11 +31,19 @@ interface Script {
   finalize?: (input: Record<string, unknown>, call: number) => unknown;
   publish?: (call: number) => unknown;
   acknowledge?: (call: number) => unknown;
+  markPublished?: (call: number) => unknown;
 }
 
 /** Runs the real ASL with scripted Task implementations and records what each Task received. */
 async function run(script: Script) {
-  const calls: Record<string, unknown[]> = { VerifyPurchase: [], MarkRetrying: [], FinalizeSynchronization: [], AcknowledgePurchase: [], Publish: [] };
+  const calls: Record<string, unknown[]> = {
+    VerifyPurchase: [],
+    MarkRetrying: [],
+    FinalizeSynchronization: [],
+    AcknowledgePurchase: [],
+    Publish: [],
+    MarkPublished: [],
+  };
   const count = (name: string) => calls[name]?.length ?? 0;
   const tasks: Record<string, TaskImplementation> = {
     [arn('VerifyPurchase')]: async (input) => {
@@ -59,6 +70,10 @@ async function run(script: Script) {
       calls.Publish?.push(input);
       return (script.publish ?? (() => ({ FailedEntryCount: 0, Entries: [{ EventId: 'e' }] })))(count('Publish'));
     },
+    'arn:aws:states:::dynamodb:updateItem': async (input) => {
+      calls.MarkPublished?.push(input);
+      return (script.markPublished ?? (() => ({})))(count('MarkPublished'));
+    },
   };
   const sfn = new LocalStepFunctions({ definition, stateMachineArn: SM_ARN, tasks, waitOverrideMs: 1, retryOverrideMs: 1 });
   const { executionArn } = (await sfn.call('StartExecution', { stateMachineArn: SM_ARN, name: 'x', input: JSON.stringify(INPUT) })) as {
@@ -79,17 +94,48 @@ function failing(name: string) {
 }
 
 describe('statemachines/purchase-sync.asl.json', () => {
-  it('happy path: verify, finalize, publish in 5 states (budget: 6 transitions)', async () => {
+  it('happy path: verify, finalize, publish, mark published in 5 states (budget: 6 transitions)', async () => {
     const verification = { outcome: 'verified', facts: { productId: 'p' } };
     const result = await run({ verify: () => verification });
     expect(result.status).toBe('SUCCEEDED');
-    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'PublishResult', 'Done']);
+    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'PublishResult', 'MarkPublished']);
     expect(result.calls.VerifyPurchase).toEqual([{ synchronizationId: INPUT.synchronizationId }]);
     expect(result.calls.AcknowledgePurchase).toEqual([]);
     expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, verification }]);
     expect(result.calls.Publish).toEqual([
       { Entries: [{ Source: 'iap-sync', DetailType: 'inappPurchaseSyncResult', EventBusName: 'bus', Detail: { synchronizationId: INPUT.synchronizationId } }] },
     ]);
+  });
+
+  it('MarkPublished makes the repository\'s own update of the synchronization record, on its key', async () => {
+    const result = await run({ verify: () => ({ outcome: 'not_found' }) });
+    const key = keys.synchronization(INPUT.synchronizationId);
+    expect(result.calls.MarkPublished).toEqual([
+      {
+        TableName: 'table',
+        Key: { pk: { S: key.pk }, sk: { S: key.sk } },
+        UpdateExpression: MARK_PUBLISHED.UpdateExpression,
+        ExpressionAttributeValues: { ':published': { S: MARK_PUBLISHED.ExpressionAttributeValues[':published'] } },
+      },
+    ]);
+  });
+
+  it('a duplicate execution of a synchronization whose event is out publishes nothing', async () => {
+    const result = await run({
+      verify: () => ({ outcome: 'not_found' }),
+      finalize: () => ({ event: { synchronizationId: INPUT.synchronizationId }, published: true }),
+    });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.calls.Publish).toEqual([]);
+    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'Done']);
+  });
+
+  it('a MarkPublished that keeps failing ends in MarkPublishedFailed after one publish (the sweeper publishes again)', async () => {
+    const result = await run({ verify: () => ({ outcome: 'not_found' }), markPublished: failing('DynamoDB.InternalServerError') });
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('MarkPublishedFailed');
+    expect(result.calls.Publish).toHaveLength(1);
+    expect(result.calls.MarkPublished).toHaveLength(7);
   });
 
   it('store down twice: marks retrying twice, waits, verifies again and finalizes the verification', async () => {
@@ -166,7 +212,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
       finalize: () => ({ event: { synchronizationId: INPUT.synchronizationId }, acknowledge: { synchronizationId: INPUT.synchronizationId } }),
     });
     expect(result.status).toBe('SUCCEEDED');
-    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'AcknowledgePurchase', 'PublishResult', 'Done']);
+    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'AcknowledgePurchase', 'PublishResult', 'MarkPublished']);
     expect(result.calls.AcknowledgePurchase).toEqual([{ synchronizationId: INPUT.synchronizationId }]);
   });
 
