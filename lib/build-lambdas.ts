@@ -2,8 +2,8 @@ import { readFileSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build, type BuildOptions } from 'esbuild';
-import { API_FUNCTIONS, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from '../lambdas/shared/catalog';
-import { LAMBDA_BUNDLING, PROJECT_ROOT } from './constructs/lambda-function';
+import { API_FUNCTIONS, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from '../lambdas/shared/catalog';
+import { BUNDLE_ALIASES, LAMBDA_BUNDLING, PROJECT_ROOT } from './constructs/lambda-function';
 
 /** Size of one function's bundle. */
 export interface BundleSize {
@@ -27,7 +27,8 @@ export interface BuildLambdasOptions {
 
 /**
  * esbuild options equal to what NodejsFunction runs for LAMBDA_BUNDLING (`--bundle --platform=node
- * --target=node20 --format=cjs --minify --sourcemap`, no externals), so these are the deployed bytes.
+ * --target=node20 --format=cjs --minify --sourcemap --main-fields=module,main --alias:…`, no
+ * externals), so these are the deployed bytes.
  * `linked` is what NodejsFunction's `sourceMap: true` produces: an external .map plus the
  * sourceMappingURL comment that --enable-source-maps needs to find it.
  */
@@ -42,6 +43,8 @@ function esbuildOptions(entry: string, outfile: string): BuildOptions {
     minify: LAMBDA_BUNDLING.minify,
     sourcemap: LAMBDA_BUNDLING.sourceMap ? 'linked' : false,
     external: LAMBDA_BUNDLING.externalModules,
+    mainFields: LAMBDA_BUNDLING.mainFields,
+    alias: BUNDLE_ALIASES,
     logLevel: 'silent',
   };
 }
@@ -52,7 +55,7 @@ function esbuildOptions(entry: string, outfile: string): BuildOptions {
  */
 export async function buildLambdas(options: BuildLambdasOptions = {}): Promise<BundleSize[]> {
   const outDir = options.outDir ?? path.join(PROJECT_ROOT, 'dist', 'lambdas');
-  const entries = [...API_FUNCTIONS, ...WORKFLOW_FUNCTIONS, WEBHOOK_FUNCTION].map(({ id, entry }) => ({ id, entry }));
+  const entries = [...API_FUNCTIONS, ...WORKFLOW_FUNCTIONS, WEBHOOK_FUNCTION, SWEEPER_FUNCTION].map(({ id, entry }) => ({ id, entry }));
   const results = await Promise.allSettled(
     entries.map(async ({ id, entry }): Promise<BundleSize> => {
       const outfile = path.join(outDir, id, 'index.js');
