@@ -2,7 +2,7 @@
 const tseslint = require('typescript-eslint');
 
 module.exports = tseslint.config(
-  { ignores: ['node_modules/**', 'cdk.out/**', 'dist/**', '.iap-sync/**', 'coverage/**', 'bench/results/**'] },
+  { ignores: ['node_modules/**', 'cdk.out/**', 'dist/**', '.iap-sync/**', 'coverage/**', 'bench/results/**', '.scratch/**'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

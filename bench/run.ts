@@ -1,4 +1,4 @@
-import { cpus, loadavg, totalmem } from 'node:os';
+import { describeMachine, loadAverage } from './stats';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { measureAcceptPath } from './accept-path';
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   };
 
   const startedAt = new Date();
-  const loadAverageAtStart = loadavg().map((n) => Number(n.toFixed(2)));
+  const loadAverageAtStart = loadAverage();
   const t0 = performance.now();
   const log = (line: string) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(3)} s] ${line}\n`);
 
@@ -117,19 +117,10 @@ async function main(): Promise<void> {
       workflowFunctionMs: functionDurations(slowApple.medians.taskMs),
       executionMs: slowApple.medians.executionMs,
     });
-    const cpu = cpus();
     const partial: Omit<BenchReport, 'targets'> = {
       startedAt: startedAt.toISOString(),
       durationSeconds: Math.round((performance.now() - t0) / 1000),
-      machine: {
-        node: process.version,
-        platform: `${process.platform} ${process.arch}`,
-        cpus: cpu.length,
-        cpuModel: cpu[0]?.model.trim() ?? 'unknown',
-        totalMemoryMb: Math.round(totalmem() / 2 ** 20),
-        loadAverageAtStart,
-        loadAverageAtEnd: loadavg().map((n) => Number(n.toFixed(2))),
-      },
+      machine: describeMachine(loadAverageAtStart),
       options: { ...options, sustainSecondsAskedByIssue: 60 },
       acceptPath,
       endToEnd: { instant, slowApple, sustained },

@@ -1,3 +1,4 @@
+import { cpus, loadavg, totalmem } from 'node:os';
 /** Latency summary of one measured series, in milliseconds. */
 export interface LatencySummary {
   count: number;
@@ -40,4 +41,23 @@ export function round(value: number, digits = 2): number {
   if (!Number.isFinite(value)) return value;
   const factor = 10 ** digits;
   return Math.round(value * factor) / factor;
+}
+
+/** The machine a report was measured on; call `loadAverage()` at the start and pass it here at the end. */
+export function describeMachine(loadAverageAtStart: number[]) {
+  const cpu = cpus();
+  return {
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    cpus: cpu.length,
+    cpuModel: cpu[0]?.model.trim() ?? 'unknown',
+    totalMemoryMb: Math.round(totalmem() / 2 ** 20),
+    loadAverageAtStart,
+    loadAverageAtEnd: loadAverage(),
+  };
+}
+
+/** 1, 5 and 15-minute load averages, two decimals. */
+export function loadAverage(): number[] {
+  return loadavg().map((n) => Number(n.toFixed(2)));
 }

@@ -90,6 +90,8 @@ export class LocalStepFunctions {
   private readonly waitStates: string[];
   private readonly retryStates: string[];
   readonly executions = new Map<string, LocalExecution>();
+  /** While set, started executions wait here instead of running (see hold). */
+  private held: (() => void)[] | undefined;
 
   constructor(private readonly options: LocalStepFunctionsOptions) {
     const definition = JSON.parse(options.definition) as StateMachineDefinition & { States: Record<string, TaskState> };
@@ -124,7 +126,22 @@ export class LocalStepFunctions {
     await Promise.all([...this.executions.values()].map((execution) => execution.done));
   }
 
+  /**
+   * Benchmarks of the accept path: on AWS the workflow runs on other Lambdas, not in the API's
+   * process, so while held StartExecution only records the execution (RUNNING) and `release` runs them.
+   */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  release(): void {
+    const queued = this.held ?? [];
+    this.held = undefined;
+    for (const run of queued) run();
+  }
+
   abortAll(): void {
+    this.release();
     for (const execution of this.executions.values()) if (execution.status === 'RUNNING') execution.abort();
   }
 
@@ -152,6 +169,37 @@ export class LocalStepFunctions {
         // A JSON round trip, as the payload of a real invocation would be.
         JSON.parse(JSON.stringify((await implementation(taskInput, context)) ?? null)) as never;
     }
+    const execution: LocalExecution = {
+      executionArn,
+      name,
+      input,
+      status: 'RUNNING',
+      startDate: Date.now(),
+      history: [],
+      abort: () => undefined,
+      done: Promise.resolve(),
+    };
+    this.executions.set(executionArn, execution);
+    const launch = () => this.launch(execution, taskResourceLocalHandlers);
+    const held = this.held;
+    if (held) {
+      execution.done = new Promise<void>((resolveDone) =>
+        held.push(() => {
+          launch(); // replaces execution.done with the run's promise, which this one then follows
+          resolveDone(execution.done);
+        }),
+      );
+    } else {
+      launch();
+    }
+    return { executionArn, startDate: seconds(execution.startDate) };
+  }
+
+  private launch(
+    execution: LocalExecution,
+    taskResourceLocalHandlers: Record<string, (input: unknown) => Promise<never>>,
+  ): void {
+    const { executionArn, name, input } = execution;
     const waitOverride = this.options.waitOverrideMs;
     const retryOverride = this.options.retryOverrideMs;
     const run = this.machine.run(JSON.parse(input) as never, {
@@ -169,17 +217,7 @@ export class LocalStepFunctions {
         StateMachine: { Id: this.options.stateMachineArn, Name: this.options.stateMachineArn.split(':').pop() ?? '' },
       } as never,
     });
-    const execution: LocalExecution = {
-      executionArn,
-      name,
-      input,
-      status: 'RUNNING',
-      startDate: Date.now(),
-      history: [],
-      abort: run.abort,
-      done: Promise.resolve(),
-    };
-    this.executions.set(executionArn, execution);
+    execution.abort = run.abort;
     const record = this.recordHistory(execution, run.eventLogs as unknown as AsyncGenerator<LogEvent>);
     execution.done = run.result
       .then((output) => {
@@ -201,7 +239,6 @@ export class LocalStepFunctions {
         execution.stopDate = Date.now();
         this.options.onExecutionEnd?.(execution);
       });
-    return { executionArn, startDate: seconds(execution.startDate) };
   }
 
   private async recordHistory(execution: LocalExecution, events: AsyncGenerator<LogEvent>) {

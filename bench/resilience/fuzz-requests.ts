@@ -1,0 +1,369 @@
+import fc from 'fast-check';
+import * as z from 'zod';
+import { AppleRegisterBody, GoogleRegisterBody, MAX_BODY_BYTES } from '../../lambdas/schemas/api';
+
+/** One generated request and what kind of damage it carries (for the counts by category). */
+export interface FuzzRequest {
+  category: string;
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body?: string | Buffer;
+  /** The request targets a route of the contract with its method (unknown routes may answer REQ0008). */
+  knownRoute: boolean;
+}
+
+export interface FuzzContext {
+  publisherId: number;
+  publisherToken: string;
+  /** A valid customer JWT and its customer. */
+  jwt: string;
+  jwtCustomerId: number;
+  customerIds: number[];
+  /** Real purchases of the simulator, so some generated registers are valid end to end. */
+  appleTransactionIds: string[];
+  googlePurchaseTokens: string[];
+  packageName: string;
+  /** Forged, expired, alg-none and otherwise bad bearer tokens (made ahead, signing is async). */
+  badJwts: string[];
+  /** Existing synchronization ids, for the status route. */
+  synchronizationIds: string[];
+}
+
+/** A request being generated: some categories patch headers after the route and body are chosen. */
+type Draft = FuzzRequest & {
+  headerPatch?: Record<string, string | undefined>;
+  /** null: send no Content-Type at all. */
+  contentTypeOverride?: string | null;
+};
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonSchema = {
+  type?: string;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+  $ref?: string;
+  $defs?: Record<string, JsonSchema>;
+};
+
+/**
+ * A fast-check arbitrary of values valid for a zod schema, through its JSON Schema (z.toJSONSchema):
+ * the subset the API bodies use (objects, integers with bounds, strings with pattern and lengths).
+ */
+export function arbitraryFromZod(schema: z.ZodType): fc.Arbitrary<Record<string, Json>> {
+  const root = z.toJSONSchema(schema) as JsonSchema;
+  const resolved = root.$ref ? root.$defs?.[root.$ref.replace('#/$defs/', '')] : root;
+  if (!resolved) throw new Error('unresolvable schema');
+  return fromJsonSchema(resolved) as fc.Arbitrary<Record<string, Json>>;
+}
+
+function fromJsonSchema(schema: JsonSchema): fc.Arbitrary<Json> {
+  switch (schema.type) {
+    case 'object': {
+      const props = Object.entries(schema.properties ?? {});
+      const required = new Set(schema.required ?? []);
+      const model: Record<string, fc.Arbitrary<Json>> = {};
+      for (const [name, sub] of props) model[name] = fromJsonSchema(sub);
+      return fc.record(model, { requiredKeys: props.map(([n]) => n).filter((n) => required.has(n)) }) as fc.Arbitrary<Json>;
+    }
+    case 'integer':
+      return fc.integer({ min: schema.minimum ?? -(2 ** 31), max: schema.maximum ?? 2 ** 31 - 1 });
+    case 'number':
+      return fc.double({ noNaN: true });
+    case 'boolean':
+      return fc.boolean();
+    case 'string': {
+      const base = schema.pattern
+        ? fc.stringMatching(new RegExp(schema.pattern))
+        : fc.string({ minLength: schema.minLength ?? 0, maxLength: Math.min(schema.maxLength ?? 64, 64) });
+      return base.filter((s) => s.length >= (schema.minLength ?? 0) && s.length <= (schema.maxLength ?? Number.MAX_SAFE_INTEGER));
+    }
+    default:
+      return fc.constant(null);
+  }
+}
+
+/** Strings that have hurt parsers, loggers, databases and terminals. */
+export const HOSTILE_STRINGS: string[] = [
+  '',
+  ' ',
+  '\u0000',
+  'abc\u0000def',
+  '\u202E\u0041\u0042',
+  '\uFEFF123',
+  '\uD800',
+  '\uDFFF\uD800',
+  '😀'.repeat(100),
+  'Z̴̡̛̲͎̬͓̏̓̍a̸̧̯̿l̷̙̾g̶̲̈́o̵͚͊',
+  '١٢٣٤',
+  '１２３',
+  "' OR '1'='1",
+  '{"$ne":null}',
+  '${jndi:ldap://x/a}',
+  '{{7*7}}',
+  '<script>alert(1)</script>',
+  '../../etc/passwd',
+  '%00',
+  '\r\nX-Injected: 1',
+  '__proto__',
+  'constructor',
+  '1e309',
+  '-0',
+  '9'.repeat(65),
+  '1'.repeat(64),
+  'a'.repeat(4097),
+  'x'.repeat(15_000),
+  '2000000000000001 ',
+  ' 2000000000000001',
+  '0x1F',
+  'NaN',
+  'null',
+];
+
+const hostileString = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom(...HOSTILE_STRINGS) },
+  { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) },
+  { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 200 }) },
+);
+
+const wrongTypeValue: fc.Arbitrary<Json> = fc.oneof(
+  fc.constant(null),
+  fc.boolean(),
+  fc.integer(),
+  fc.double(),
+  fc.constantFrom(0, -1, 2 ** 31, 2 ** 53, 1.5, Number.MAX_VALUE),
+  fc.string({ maxLength: 20 }),
+  fc.array(fc.integer(), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 5 }), fc.integer(), { maxKeys: 3 }),
+);
+
+/** Headers node:http accepts (latin-1, no CR/LF/NUL): bad values, not broken framing. */
+function headerSafe(value: string): string {
+  return value.replace(/[^\t\x20-\x7e\x80-\xff]/g, '');
+}
+
+const ROUTES = [
+  { method: 'POST', path: '/storekit2/purchases', store: 'apple' },
+  { method: 'POST', path: '/storekit2/purchases/transfers', store: 'apple' },
+  { method: 'POST', path: '/google-play/purchases', store: 'google' },
+  { method: 'POST', path: '/google-play/purchases/transfers', store: 'google' },
+] as const;
+
+const UNKNOWN_PATHS = [
+  '/',
+  '/storekit2',
+  '/storekit2/purchases/',
+  '//storekit2/purchases',
+  '/storekit2/purchases/synchronizations',
+  '/storekit2/purchases/synchronizations/',
+  '/STOREKIT2/PURCHASES',
+  '/google-play/purchases/x/y',
+  '/__proto__',
+  '/admin',
+  '/openapi.yaml',
+  '/storekit2/purchases%2Ftransfers',
+  '/storekit2/purchases/../purchases',
+];
+
+/** The arbitrary of fuzz requests for a running stack. */
+export function fuzzRequests(ctx: FuzzContext): fc.Arbitrary<FuzzRequest> {
+  const appleValid = arbitraryFromZod(AppleRegisterBody);
+  const googleValid = arbitraryFromZod(GoogleRegisterBody);
+  const validCreds = fc.constantFrom<Record<string, string>>(
+    { 'x-publisher-id': String(ctx.publisherId), 'x-publisher-token': ctx.publisherToken },
+    { 'x-publisher-id': String(ctx.publisherId), authorization: `Bearer ${ctx.jwt}` },
+  );
+  const json = { 'content-type': 'application/json' };
+
+  /** A schema-valid body, biased towards real customers and real purchases so some are accepted. */
+  const body = (store: 'apple' | 'google') =>
+    fc
+      .tuple(store === 'apple' ? appleValid : googleValid, fc.nat(99), fc.constantFrom(...ctx.customerIds), fc.nat())
+      .map(([b, dice, customer, pick]) => {
+        const out: Record<string, Json> = { ...b };
+        if (dice < 60) out.cleengCustomerId = customer;
+        if (dice < 30) {
+          if (store === 'apple') out.transactionId = ctx.appleTransactionIds[pick % ctx.appleTransactionIds.length] ?? '1';
+          else out.purchaseToken = ctx.googlePurchaseTokens[pick % ctx.googlePurchaseTokens.length] ?? 'x';
+        }
+        if (store === 'google' && dice < 70) {
+          out.packageName = ctx.packageName;
+          out.productType = 'subscription';
+          delete out.productId;
+        }
+        if (dice < 50) out.ipAddress = '203.0.113.7';
+        return out;
+      });
+  const route = fc.constantFrom(...ROUTES);
+
+  const post = (category: string, make: (b: Record<string, Json>, r: (typeof ROUTES)[number]) => fc.Arbitrary<Partial<Draft>>) =>
+    route.chain((r) =>
+      fc.tuple(body(r.store), validCreds).chain(([b, creds]) =>
+        make(b, r).map(
+          (over): Draft => ({
+            category,
+            method: r.method,
+            path: r.path,
+            headers: { ...json, ...creds },
+            body: JSON.stringify(b),
+            knownRoute: true,
+            ...over,
+          }),
+        ),
+      ),
+    );
+
+  const valid = post('valid body', (b) => fc.constant({ body: JSON.stringify(b) }));
+  const wrongType = post('wrong type', (b) =>
+    fc.tuple(fc.constantFrom(...Object.keys(b)), wrongTypeValue).map(([k, v]) => ({ body: JSON.stringify({ ...b, [k]: v }) })),
+  );
+  const missing = post('missing field', (b) =>
+    fc.subarray(Object.keys(b), { minLength: 1 }).map((drop) => {
+      const out = { ...b };
+      for (const k of drop) delete out[k];
+      return { body: JSON.stringify(out) };
+    }),
+  );
+  const extra = post('extra field', (b) =>
+    fc
+      .tuple(fc.oneof(fc.constantFrom('status', 'result', 'offerId', 'accessGranted', 'publisherId', '__proto__', 'constructor', 'prototype'), fc.string({ maxLength: 30 })), wrongTypeValue)
+      .map(([k, v]) => ({ body: `${JSON.stringify(b).slice(0, -1)}${Object.keys(b).length ? ',' : ''}${JSON.stringify(k)}:${JSON.stringify(v)}}` })),
+  );
+  const hostile = post('hostile string', (b) =>
+    fc.tuple(fc.constantFrom(...Object.keys(b)), hostileString).map(([k, v]) => ({ body: JSON.stringify({ ...b, [k]: v }) })),
+  );
+  const oversize = post('oversize body', (b) =>
+    fc.oneof(
+      { weight: 20, arbitrary: fc.integer({ min: MAX_BODY_BYTES + 1, max: 64 * 1024 }) },
+      { weight: 1, arbitrary: fc.constant(1024 * 1024 + 1) },
+    ).map((size) => {
+      const padded = JSON.stringify({ ...b, pad: '' });
+      return { body: `${padded.slice(0, -2)}${'x'.repeat(Math.max(0, size - padded.length))}"}` };
+    }),
+  );
+  const invalidJson = post('invalid JSON', (b) =>
+    fc
+      .oneof(
+        fc.constantFrom('', '{', '}', '[]', 'null', '42', '"str"', 'true', "{'a':1}", '{"a":1,}', '\uFEFF{}', '{"a":1}{"b":2}', 'NaN', '{"cleengCustomerId":1e999}'),
+        fc.nat(200).map((cut) => JSON.stringify(b).slice(0, cut % Math.max(1, JSON.stringify(b).length))),
+        fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes).toString('latin1')),
+        fc.constant(JSON.stringify(b).replace(/"/g, "'")),
+      )
+      .map((text) => ({ body: text })),
+  );
+  const contentType = post('wrong content type', () =>
+    fc
+      .constantFrom(
+        undefined,
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+        'application/xml',
+        'application/jsonp',
+        'application/json; charset=latin1',
+        'APPLICATION/JSON',
+        'application/json, text/plain',
+        '*/*',
+        '',
+      )
+      .map((ct): Partial<Draft> => ({ contentTypeOverride: ct ?? null })),
+  );
+  const badHeaders = post('bad headers', () =>
+    fc
+      .oneof(
+        fc.constantFrom('', '0', '-1', '2147483648', '99999999999', ' 1', '1 ', '1.0', '0x1', '01', '1,1', 'abc', '\u00e9').map((v) => ({ 'x-publisher-id': v })),
+        fc.constant({ 'x-publisher-id': undefined }),
+        fc.string({ unit: 'binary', maxLength: 300 }).map((v) => ({ 'correlation-id': headerSafe(v) })),
+        fc.constantFrom('', 'x'.repeat(257), '\u00ff\u00fe', '6f1c2b7e-8a3d-4c5e-9f01-23456789abcd').map((v) => ({ 'correlation-id': v })),
+        fc.constantFrom('x-app-version', 'x-device-id', 'x-device-type', 'x-user-action').chain((name) =>
+          fc.constantFrom('y'.repeat(257), '\u00e9t\u00e9', '', 'a'.repeat(5000)).map((v) => ({ [name]: v })),
+        ),
+      )
+      .map((h): Partial<Draft> => ({ headerPatch: h })),
+  );
+  const badAuth = post('bad credentials', () =>
+    fc
+      .oneof(
+        fc.constantFrom(...ctx.badJwts).map((t) => ({ authorization: `Bearer ${t}`, 'x-publisher-token': undefined })),
+        fc.constantFrom('Bearer', 'Bearer ', 'Basic dXNlcjpwYXNz', 'bearer x.y.z', `Bearer ${'a'.repeat(9000)}`, 'Token abc').map((v) => ({ authorization: v, 'x-publisher-token': undefined })),
+        fc.oneof(fc.constantFrom('', 'pt_wrong', `${ctx.publisherToken}x`, ctx.publisherToken.slice(0, -1), ctx.publisherToken.toUpperCase(), 'x'.repeat(600)), fc.string({ unit: 'binary', maxLength: 100 }).map(headerSafe)).map((v) => ({
+          'x-publisher-token': v,
+          authorization: undefined,
+        })),
+        fc.constant({ 'x-publisher-token': undefined, authorization: undefined }),
+        fc.constant({ 'x-publisher-id': String(ctx.publisherId + 1) }),
+        fc.constant({ 'x-publisher-token': ctx.publisherToken, authorization: `Bearer ${ctx.jwt}` }),
+      )
+      .map((h): Partial<Draft> => ({ headerPatch: h })),
+  );
+
+  const statusRoute = fc
+    .tuple(
+      fc.constantFrom('/storekit2', '/google-play'),
+      fc.oneof(
+        fc.constantFrom(...(ctx.synchronizationIds.length ? ctx.synchronizationIds : ['x'])),
+        fc.tuple(fc.uuid(), fc.boolean()).map(([u, upper]) => (upper ? u.toUpperCase() : u)),
+        fc.constantFrom('12345', 'not-a-uuid', '%00', '..%2F..%2Fetc', '%2F', 'x'.repeat(5000), '%E2%80%AE', '%ZZ', '{synchronizationId}'),
+        fc.string({ unit: 'grapheme', maxLength: 40 }).map((v) => encodeURIComponent(v)),
+      ),
+      fc.oneof(validCreds, fc.constantFrom(...ctx.badJwts).map((t) => ({ 'x-publisher-id': String(ctx.publisherId), authorization: `Bearer ${t}` }))),
+      fc.constantFrom('', '?a=1', '?synchronizationId=x', '?%00'),
+    )
+    .map(([prefix, id, creds, query]): Draft => ({
+      category: 'status route',
+      method: 'GET',
+      path: `${prefix}/purchases/synchronizations/${id}${query}`,
+      headers: { ...creds },
+      // An empty id is another path (`…/synchronizations/`), which no route serves.
+      knownRoute: id !== '',
+    }));
+
+  const unknownRoute = fc
+    .tuple(fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'), fc.oneof(fc.constantFrom(...UNKNOWN_PATHS), fc.constantFrom(...ROUTES.map((r) => r.path))), validCreds)
+    .filter(([method, path]) => !(method === 'POST' && ROUTES.some((r) => r.path === path)))
+    .map(([method, path, creds]): Draft => ({
+      category: 'unknown route or method',
+      method,
+      path,
+      headers: { ...json, ...creds },
+      body: method === 'GET' || method === 'OPTIONS' ? undefined : '{}',
+      knownRoute: false,
+    }));
+
+  return fc
+    .oneof(
+      { weight: 8, arbitrary: valid },
+      { weight: 10, arbitrary: wrongType },
+      { weight: 8, arbitrary: missing },
+      { weight: 8, arbitrary: extra },
+      { weight: 12, arbitrary: hostile },
+      { weight: 4, arbitrary: oversize },
+      { weight: 8, arbitrary: invalidJson },
+      { weight: 6, arbitrary: contentType },
+      { weight: 10, arbitrary: badHeaders },
+      { weight: 12, arbitrary: badAuth },
+      { weight: 10, arbitrary: statusRoute },
+      { weight: 4, arbitrary: unknownRoute },
+    )
+    .map(applyPatches);
+}
+
+/** Applies the header patch and content-type override some categories carry. */
+function applyPatches(req: Draft): FuzzRequest {
+  const { headerPatch, contentTypeOverride, ...rest } = req;
+  const headers: Record<string, string> = { ...rest.headers };
+  if (contentTypeOverride !== undefined) {
+    delete headers['content-type'];
+    if (contentTypeOverride !== null) headers['content-type'] = contentTypeOverride;
+  }
+  for (const [k, v] of Object.entries(headerPatch ?? {})) {
+    if (v === undefined) delete headers[k];
+    else headers[k] = v;
+  }
+  return { ...rest, headers };
+}

@@ -1,0 +1,81 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { verdictOf, type ScenarioResult } from './scenario';
+
+export interface ResilienceReport {
+  startedAt: string;
+  durationSeconds: number;
+  quick: boolean;
+  machine: Record<string, unknown>;
+  scenarios: (ScenarioResult & { verdict: 'PASS' | 'FAIL' })[];
+  verdict: 'PASS' | 'FAIL';
+}
+
+/** A plain text table: right-aligned numbers, left-aligned text. */
+export function table(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const numeric = header.map((_, i) => rows.every((r) => typeof r[i] === 'number' || /^[\d,.]+$|^-$/.test(String(r[i]))));
+  const line = (r: string[]) => r.map((c, i) => (numeric[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  return [line(cells[0] ?? []), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}
+
+function formatScenario(s: ScenarioResult & { verdict: string }): string {
+  const lines = [`## ${s.name} — ${s.title}  [${s.verdict}, ${s.durationSeconds} s]`];
+  if (s.error) lines.push(`  runner error: ${s.error}`);
+  const r = s.reconciliation;
+  if (r) {
+    lines.push(
+      `  accepted ${r.accepted}, finalized ${r.finalized}, published ${r.published}, delivered ${r.delivered ?? 'n/a'}; ` +
+        `lost ${r.lost}, duplicated ${r.duplicated}, stuck ${r.stuck}, unexpected results ${r.unexpectedResults}` +
+        (r.redeliveries ? `, same-id redeliveries ${r.redeliveries}` : '') +
+        (r.unaccountedEvents ? `, events of unaccepted ids ${r.unaccountedEvents}` : ''),
+    );
+    for (const f of r.findings.slice(0, 8)) lines.push(`  finding: ${JSON.stringify(f)}`);
+  }
+  for (const c of s.checks) lines.push(`  [${c.pass ? 'ok' : 'FAIL'}] ${c.name}: ${c.detail}`);
+  for (const [k, v] of Object.entries(s.details)) {
+    const text = JSON.stringify(v);
+    lines.push(`  ${k}: ${text.length > 600 ? `${text.slice(0, 600)}…` : text}`);
+  }
+  return lines.join('\n');
+}
+
+export function formatReport(report: ResilienceReport): string {
+  const parts = report.scenarios.map(formatScenario);
+  parts.push(
+    table(
+      ['scenario', 'requests', 'accepted', 'lost', 'duplicated', 'stuck', 'unexpected', 'checks', 'verdict'],
+      report.scenarios.map((s) => [
+        s.name,
+        s.requests,
+        s.accepted,
+        s.reconciliation ? s.reconciliation.lost : '-',
+        s.reconciliation ? s.reconciliation.duplicated : '-',
+        s.reconciliation ? s.reconciliation.stuck : '-',
+        s.reconciliation ? s.reconciliation.unexpectedResults : '-',
+        `${s.checks.filter((c) => c.pass).length}/${s.checks.length}`,
+        s.verdict,
+      ]),
+    ),
+  );
+  parts.push(`overall: ${report.verdict} (${report.durationSeconds} s)`);
+  return parts.join('\n\n');
+}
+
+export function buildReport(base: Omit<ResilienceReport, 'scenarios' | 'verdict'>, results: ScenarioResult[]): ResilienceReport {
+  const scenarios = results.map((r) => ({ ...r, verdict: verdictOf(r) }));
+  return { ...base, scenarios, verdict: scenarios.every((s) => s.verdict === 'PASS') ? 'PASS' : 'FAIL' };
+}
+
+/** `resilience-latest.json` and `resilience-<date>.json`, written through a rename (as bench/report.ts does). */
+export function saveReport(report: ResilienceReport, dir: string): string[] {
+  mkdirSync(dir, { recursive: true });
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  const files = [join(dir, 'resilience-latest.json'), join(dir, `resilience-${report.startedAt.slice(0, 10)}.json`)];
+  for (const file of files) {
+    writeFileSync(`${file}.tmp`, json);
+    renameSync(`${file}.tmp`, file);
+  }
+  return files;
+}
