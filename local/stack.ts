@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { UpdateItemCommand, type UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { DynamoDbPublisherRepository } from '../lambdas/adapters/dynamodb-publisher-repository';
+import { DynamoDbSynchronizationRepository } from '../lambdas/adapters/dynamodb-synchronization-repository';
 import { createDocumentClient } from '../lambdas/adapters/dynamodb-client';
 import { EVENT_SOURCE, SYNC_RESULT_DETAIL_TYPE, SYNC_RESULT_EVENT_PATTERN } from '../lambdas/schemas/events';
 import {
@@ -25,7 +26,7 @@ import { createLocalWebhookDelivery, handleLocalWebhookRoutes, type LocalWebhook
 import { createLogger } from '../lambdas/shared/logger';
 import { createGoogleSimulator, GOOGLE_SERVICE_ACCOUNT_FILE } from './simulator/google-simulator';
 import { readBody } from './simulator/http-json';
-import { startLocalSweeper, type LocalSweeper } from './recover';
+import { settlePublishedBeforeRestart, startLocalSweeper, type LocalSweeper } from './recover';
 import { AwsJsonError, LocalStepFunctions, type TaskImplementation } from './step-functions';
 
 export const PROJECT_ROOT = resolve(__dirname, '..');
@@ -314,6 +315,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       intervalMs: options.recovery?.intervalMs ?? 60_000,
       print,
     });
+    if (!options.inMemory) {
+      const syncs = new DynamoDbSynchronizationRepository(createDocumentClient(dynamodb.client), LOCAL_TABLE_NAME);
+      const settled = await settlePublishedBeforeRestart(syncs, join(dataDir, 'events.jsonl'), startedAt);
+      if (settled > 0) print(`recovery     ${settled} event(s) published before the restart marked as published`);
+    }
     await sweeper.sweep(startedAt);
 
     const localJson: LocalJson = {

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createDocumentClient } from '../../lambdas/adapters/dynamodb-client';
 import { DynamoDbPublisherRepository } from '../../lambdas/adapters/dynamodb-publisher-repository';
 import { DynamoDbSynchronizationRepository } from '../../lambdas/adapters/dynamodb-synchronization-repository';
@@ -7,6 +10,7 @@ import type { ExecutionState } from '../../lambdas/ports/workflow';
 import type { SyncResultDetail } from '../../lambdas/schemas/events';
 import { createLogger } from '../../lambdas/shared/logger';
 import { startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local';
+import { settlePublishedBeforeRestart } from '../../local/recover';
 import { googleRegisterSync } from '../support/synchronizations';
 
 const TABLE = 'recover-test';
@@ -155,5 +159,34 @@ describe('recovery sweeper on DynamoDB Local', () => {
     await recoverSynchronizations(startup.deps, { ...OPTIONS, acceptedBefore: new Date(T0 + 500) });
     expect(startup.started).toContainEqual({ name: `${sync.synchronizationId}.r3`, synchronizationId: sync.synchronizationId });
     expect(await syncs.get(sync.synchronizationId)).toMatchObject({ status: 'processing', recoveries: 3 });
+  });
+
+  it('after a local restart, a claimed synchronization whose event is in the bus log is marked published, not published again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iap-sync-settle-'));
+    try {
+      const claimed = async () => {
+        const sync = await accepted();
+        const finalizedAt = new Date(T0 + 5000).toISOString();
+        const eventDetail = { synchronizationId: sync.synchronizationId, finalizedAt };
+        const finalized = { ...sync, status: 'finalized' as const, publishState: 'claimed' as const, updatedAt: finalizedAt, eventDetail };
+        expect(await syncs.finalize({ sync: finalized, entitlementChanges: [] })).toBe(true);
+        return finalized;
+      };
+      const published = await claimed();
+      const notPublished = await claimed();
+      const log = join(dir, 'events.jsonl');
+      // The log as the killed process left it: one complete event and a line cut short.
+      writeFileSync(log, `${JSON.stringify({ detail: published.eventDetail })}\n{"detail":{"synchronizationId":"${notPublished.synchronizationId}"`);
+      expect(await settlePublishedBeforeRestart(syncs, log, new Date(T0 + 10_000))).toBe(1);
+      expect((await syncs.get(published.synchronizationId))?.publishState).toBe('published');
+      expect((await syncs.get(notPublished.synchronizationId))?.publishState).toBe('claimed');
+      // The start-up sweep then publishes only the one the log does not have.
+      const startup = world(T0 + 20_000);
+      await recoverSynchronizations(startup.deps, { ...OPTIONS, acceptedBefore: new Date(T0 + 10_000) });
+      expect(startup.published.map((event) => event.synchronizationId)).toContain(notPublished.synchronizationId);
+      expect(startup.published.map((event) => event.synchronizationId)).not.toContain(published.synchronizationId);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
