@@ -94,6 +94,14 @@ function line(service: string, item: string, quantity: number, unit: string, uni
   };
 }
 
+/**
+ * A global secondary index is billed its own write units, which the request counter (it sees
+ * requests, not what DynamoDB does with them) cannot count. The happy path writes the open index
+ * twice: the accept's Put adds the entry, MarkPublished removes it; the finalize Put leaves it as it is
+ * (same key values). A retry (MarkRetrying moves `openSince`) adds two more per retry.
+ */
+export const OPEN_INDEX_WRITES_PER_SYNCHRONIZATION = 2;
+
 /** Lambda bills duration rounded up to the millisecond. */
 const billedSeconds = (ms: number) => Math.ceil(ms) / 1000;
 
@@ -130,6 +138,13 @@ export function costModel(counts: SynchronizationCounts, durations: MeasuredDura
     ),
     line('DynamoDB', `read request units (${polls} status read included)`, readUnits, 'RRU', PRICES.dynamodbPerReadRequestUnit),
     line('DynamoDB', 'write request units', writeUnits, 'WRU', PRICES.dynamodbPerWriteRequestUnit),
+    line(
+      'DynamoDB',
+      `open-index writes (not seen by the request counter: entry put at accept, removed at MarkPublished; KEYS_ONLY, under 1 KB each)`,
+      OPEN_INDEX_WRITES_PER_SYNCHRONIZATION,
+      'WRU',
+      PRICES.dynamodbPerWriteRequestUnit,
+    ),
     line('EventBridge', 'custom events (PutEvents)', counts.eventBridgeEvents, 'events', PRICES.eventBridgePerCustomEvent),
   ];
   const expressBilledSeconds = (Math.ceil(durations.executionMs / 100) * 100) / 1000;
@@ -160,6 +175,7 @@ export function costModel(counts: SynchronizationCounts, durations: MeasuredDura
       'CloudWatch Logs ingestion and storage (Lambda logs; EXPRESS logs every transition at level ALL, STANDARD only errors)',
       'X-Ray traces (tracing is active on the functions and the state machine; billed per trace recorded, after sampling)',
       'EventBridge archive (30 days) and rule target delivery; Secrets Manager reads (cached per container); KMS; data transfer; DynamoDB storage and backups',
+      'Fixed monthly costs, not per synchronization: the recovery sweeper (8,640 invocations a month, a few index queries each: cents), the dashboard ($3) and alarms ($0.10 each)',
       'Free tiers, Savings Plans and volume tiers',
       'Durations are local (this machine, in-process handlers), not Lambda arm64 at 256/512 MB, where CPU-bound work (JWS verification) runs on a fraction of a vCPU',
     ],

@@ -6,11 +6,14 @@ import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { ReferenceSecretStore } from '../lambdas/adapters/secret-store';
 import {
+  deliveryWebhookId,
   DeliveryNotFoundError,
+  isTopic,
   replayDelivery,
   replaySince,
   type DeliverWebhooksDeps,
   type ReplayReport,
+  webhookBodyOf,
 } from '../lambdas/domain/deliver-webhooks';
 import { createDeliveryDeps, makeDeliverWebhooksHandler } from '../lambdas/handlers/deliver-webhooks';
 import type { Clock } from '../lambdas/ports/clock';
@@ -20,10 +23,11 @@ import {
   type Delivery,
   type DeliveryMessage,
   type DeliveryQueue,
+  type WebhookEndpoint,
   type WebhookSender,
 } from '../lambdas/ports/webhooks';
 import { positiveInt32 } from '../lambdas/schemas/api';
-import { SYNC_RESULT_EVENT_PATTERN } from '../lambdas/schemas/events';
+import { SYNC_RESULT_EVENT_PATTERN, SyncResultDetail } from '../lambdas/schemas/events';
 import { createLogger, type Logger } from '../lambdas/shared/logger';
 import { LOCAL_REGION } from './dynamodb-local';
 import type { LocalRule } from './event-bus';
@@ -300,6 +304,8 @@ export interface LocalWebhookDelivery {
   rule: LocalRule;
   replayDelivery(webhookId: string): Promise<ReplayReport>;
   replaySince(publisherId: number, since: string, limit?: number): Promise<ReplayReport[]>;
+  /** Start-up: queue again the deliveries a killed process held in memory (see requeueUndelivered). */
+  requeueUndelivered(eventsLogFile: string, since: Date): Promise<number>;
   drain(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -330,9 +336,45 @@ export function createLocalWebhookDelivery(options: LocalWebhookDeliveryOptions)
     rule: createLocalWebhookRule(queue),
     replayDelivery: (webhookId) => replayDelivery(deps, webhookId),
     replaySince: (publisherId, since, limit) => replaySince(deps, publisherId, since, limit),
+    requeueUndelivered: (eventsLogFile, since) => requeueUndelivered(deps, eventsLogFile, since),
     drain: () => queue.drain(),
     stop: () => queue.stop(),
   };
+}
+
+/**
+ * The local queue lives in memory (SQS keeps messages on AWS), so deliveries a killed process had
+ * queued, and events it published but had not yet handed to the queue, would be gone. At start-up,
+ * every event of the bus log since `since` whose delivery to an enabled, subscribed endpoint has no
+ * attempt in the delivery log is queued again with its stable webhook id. Returns how many.
+ */
+async function requeueUndelivered(deps: DeliverWebhooksDeps, eventsLogFile: string, since: Date): Promise<number> {
+  if (!existsSync(eventsLogFile)) return 0;
+  let queued = 0;
+  const endpointsOf = new Map<number, Promise<WebhookEndpoint[]>>();
+  for (const line of readFileSync(eventsLogFile, 'utf8').split('\n')) {
+    let event: { time?: string; 'detail-type'?: string; detail?: unknown };
+    try {
+      event = JSON.parse(line) as typeof event;
+    } catch {
+      continue; // empty, or cut short by the kill
+    }
+    const topic = event['detail-type'];
+    if (!event.time || Date.parse(event.time) < since.getTime() || topic === undefined || !isTopic(topic)) continue;
+    const parsed = SyncResultDetail.safeParse(event.detail);
+    if (!parsed.success) continue;
+    const detail = parsed.data;
+    if (!endpointsOf.has(detail.broadcasterId)) endpointsOf.set(detail.broadcasterId, deps.endpoints.listByPublisher(detail.broadcasterId));
+    const endpoints = ((await endpointsOf.get(detail.broadcasterId)) ?? []).filter((endpoint) => endpoint.enabled && endpoint.topics.includes(topic));
+    for (const endpoint of endpoints) {
+      const webhookId = deliveryWebhookId(detail.synchronizationId, endpoint.endpointId);
+      if ((await deps.log.get(webhookId)).length > 0) continue;
+      const delivery = { webhookId, publisherId: detail.broadcasterId, endpointId: endpoint.endpointId, topic, body: webhookBodyOf(detail), attempt: 1 };
+      await deps.queue.enqueue({ kind: 'attempt', delivery }, 0);
+      queued += 1;
+    }
+  }
+  return queued;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -209,7 +209,8 @@ export const crashRestart: Scenario = async ({ quick, log }) => {
     log(`SIGKILL (host + ${killed.length} descendant process(es)); statuses just before: ${JSON.stringify(before)}, events so far ${eventsBeforeCrash}`);
 
     host = await startHost(dataDir);
-    const recoveryLine = host.output.find((line) => line.startsWith('recovery')) ?? 'recovery: no line printed';
+    const recoveryLines = host.output.filter((line) => line.startsWith('recovery'));
+    const recoveryLine = recoveryLines.length > 0 ? recoveryLines.join(' | ') : 'recovery: no line printed';
     log(`restarted at ${host.url}: ${recoveryLine}`);
     const url = host.url;
     // The client retries every register it got no answer for (or a 5xx), with the same Correlation-Id.

@@ -49,12 +49,14 @@ export const MARK_PUBLISHED = {
  * The stored record. `openShard`/`openSince` put it in the sparse open index while it is not
  * finalized, and after finalize until its event is known to be published (`publishState` claimed).
  * Every write of the record is a whole Put, so it enters and leaves the index in that same write.
+ * `openSince` is the accept time, so the finalize Put leaves the index entry as it is (no index
+ * write); MarkRetrying and a sweeper restart move it to when the sweeper should look again.
  */
 function syncItem(sync: Synchronization): Record<string, unknown> {
   const ttl = Math.floor(Date.parse(sync.createdAt) / 1000) + SYNC_RETENTION_SECONDS;
   const open =
     sync.status !== 'finalized' || sync.publishState === 'claimed'
-      ? { [openIndex.partitionKey.name]: openShardOf(sync.synchronizationId), [openIndex.sortKey.name]: sync.updatedAt }
+      ? { [openIndex.partitionKey.name]: openShardOf(sync.synchronizationId), [openIndex.sortKey.name]: sync.createdAt }
       : {};
   return { ...keys.synchronization(sync.synchronizationId), type: 'sync', ...sync, ...open, ttl };
 }
@@ -224,21 +226,22 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     return typeof out.Item?.originalTransactionId === 'string' ? out.Item.originalTransactionId : undefined;
   }
 
-  async markRetrying(synchronizationId: string, attempts: number, now: Date): Promise<void> {
+  async markRetrying(synchronizationId: string, attempts: number, now: Date, nextAttemptAt: Date): Promise<void> {
     try {
       await callAws('mark retrying', () =>
         this.db.send(
           new UpdateCommand({
             TableName: this.tableName,
             Key: keys.synchronization(synchronizationId),
-            UpdateExpression: 'SET #status = :retrying, attempts = :attempts, updatedAt = :now',
+            UpdateExpression: 'SET #status = :retrying, attempts = :attempts, updatedAt = :now, #since = :next',
             ConditionExpression: 'attribute_exists(pk) AND #status <> :finalized',
-            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeNames: { '#status': 'status', '#since': openIndex.sortKey.name },
             ExpressionAttributeValues: {
               ':retrying': 'retrying',
               ':finalized': 'finalized',
               ':attempts': attempts,
               ':now': now.toISOString(),
+              ':next': nextAttemptAt.toISOString(),
             },
           }),
         ),

@@ -146,7 +146,7 @@ function firstIssue(error: z.ZodError): string {
   return issue ? `${issue.path.join('.') || 'message'}: ${issue.message}` : 'invalid';
 }
 
-function isTopic(value: string): value is WebhookTopic {
+export function isTopic(value: string): value is WebhookTopic {
   return (WEBHOOK_TOPICS as readonly string[]).includes(value);
 }
 

@@ -24,18 +24,15 @@ export function makeMarkRetryingHandler(deps: {
   return async (event: unknown): Promise<MarkRetryingOutput> => {
     const input = MarkRetryingInput.parse(event);
     const next = nextRetry(deps.policy, input.retry.attempt + 1);
-    const [sync] = await Promise.all([
-      // Best effort: a failed read costs the metric's dimension, not the retry.
-      deps.syncs.get(input.synchronizationId).catch((error: unknown) => {
-        deps.logger.warn('synchronization not read for the retry metric', { synchronizationId: input.synchronizationId, error });
-        return undefined;
-      }),
-      next.exhausted ? undefined : deps.syncs.markRetrying(input.synchronizationId, next.attempt, deps.clock.now()),
-    ]);
-    if (sync) metrics.add('storeRetries', sync.store);
+    if (!next.exhausted) {
+      // The sweeper leaves it alone until its next attempt is due (the open index's openSince).
+      const now = deps.clock.now();
+      await deps.syncs.markRetrying(input.synchronizationId, next.attempt, now, new Date(now.getTime() + next.waitSeconds * 1000));
+    }
+    metrics.add('storeRetries', input.store);
     deps.logger.warn(next.exhausted ? 'store retry budget exhausted' : 'store unavailable; retrying', {
       synchronizationId: input.synchronizationId,
-      ...(sync ? { publisherId: sync.publisherId, store: sync.store } : {}),
+      store: input.store,
       ...next,
     });
     return next;

@@ -59,8 +59,11 @@ export interface SynchronizationRepository {
   get(synchronizationId: string): Promise<Synchronization | undefined>;
   /** The subscription a transaction belongs to, if this service has verified it before. */
   findOriginalTransactionId(publisherId: number, transactionId: string): Promise<string | undefined>;
-  /** Sets status `retrying` and the attempt count, unless already finalized. */
-  markRetrying(synchronizationId: string, attempts: number, now: Date): Promise<void>;
+  /**
+   * Sets status `retrying` and the attempt count, unless already finalized, and keeps the recovery
+   * sweeper away until `nextAttemptAt` (the workflow is waiting, not lost).
+   */
+  markRetrying(synchronizationId: string, attempts: number, now: Date, nextAttemptAt: Date): Promise<void>;
   getPurchase(publisherId: number, store: Store, purchaseKey: string): Promise<PurchaseRecord | undefined>;
   /**
    * Writes the final record, the ownership record (fenced on its version), the entitlement changes

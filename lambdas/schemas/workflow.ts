@@ -43,6 +43,8 @@ export const VerifyTaskInput = z.object({ synchronizationId: uuid() });
 
 export const MarkRetryingInput = z.object({
   synchronizationId: uuid(),
+  /** The StoreRetries metric's dimension, from the execution input (no read of the record). */
+  store: z.enum(STORES),
   retry: z.object({ attempt: z.number().int().min(0) }),
 });
 

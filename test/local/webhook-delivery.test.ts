@@ -314,3 +314,31 @@ it('keeps dead letters in a file across restarts of the local stack, when given 
   writeFileSync(file, '[{"webhookId": 1}]');
   expect(() => new LocalDeadLetterQueue(file)).toThrow(/not a valid dead-letter file/);
 });
+
+it('at start-up queues again the deliveries of logged events that were never attempted, and only those', async () => {
+  const publisherId = 509;
+  const { endpointId } = await addEndpoint(publisherId, `${receiverUrl}/restart`);
+  const [attempted, neverAttempted] = [randomUUID(), randomUUID()];
+  await publish(publisherId, [attempted]);
+  await delivery.drain();
+  expect(at('/restart')).toHaveLength(1);
+
+  // The bus log of a killed process: the delivered event, one it published but never delivered, an old one and a cut line.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'iap-sync-requeue-'));
+  try {
+    const line = (synchronizationId: string, time: string) =>
+      JSON.stringify({ time, 'detail-type': SYNC_RESULT_DETAIL_TYPE, detail: { ...FIXTURE.data, synchronizationId, broadcasterId: publisherId } });
+    const now = new Date().toISOString();
+    const logFile = path.join(dir, 'events.jsonl');
+    writeFileSync(logFile, [line(attempted, now), line(neverAttempted, now), line(randomUUID(), '2020-01-01T00:00:00.000Z'), '{"cut'].join('\n'));
+
+    expect(await delivery.requeueUndelivered(logFile, new Date(Date.now() - 3600_000))).toBe(1);
+    await delivery.drain();
+    const requests = at('/restart');
+    expect(requests).toHaveLength(2);
+    expect(requests[1]?.headers['webhook-id']).toBe(deliveryWebhookId(neverAttempted, endpointId));
+    expect(await log.get(deliveryWebhookId(neverAttempted, endpointId))).toHaveLength(1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -338,11 +338,10 @@ describe('what each function counts', () => {
   it.each([
     ['a retry', 0, false],
     ['the call that exhausts the budget', 7, true],
-  ])('MarkRetrying counts StoreRetries by the record\'s store: %s', async (_name, attempt, exhausted) => {
-    const marked: number[] = [];
+  ])('MarkRetrying counts StoreRetries by the execution\'s store and holds the sweeper off until the next attempt: %s', async (_name, attempt, exhausted) => {
+    const marked: [number, string][] = [];
     const syncs = {
-      get: async () => googleRegisterSync(ID),
-      markRetrying: async (_id: string, attempts: number) => void marked.push(attempts),
+      markRetrying: async (_id: string, attempts: number, _now: Date, nextAttemptAt: Date) => void marked.push([attempts, nextAttemptAt.toISOString()]),
     } as unknown as SynchronizationRepository;
     const metrics = recordingMetrics();
     const mark = makeMarkRetryingHandler({
@@ -352,9 +351,9 @@ describe('what each function counts', () => {
       logger: createLogger('t', 'silent'),
       metrics,
     });
-    const next = await mark({ synchronizationId: ID, retry: { attempt } });
+    const next = await mark({ synchronizationId: ID, store: 'google', retry: { attempt } });
     expect(next.exhausted).toBe(exhausted);
-    expect(marked).toHaveLength(exhausted ? 0 : 1);
+    expect(marked).toEqual(exhausted ? [] : [[1, '2026-11-23T10:00:15.000Z']]);
     expect(metrics.added).toEqual([['storeRetries', 'google', 1]]);
   });
 

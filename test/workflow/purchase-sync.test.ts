@@ -148,8 +148,8 @@ describe('statemachines/purchase-sync.asl.json', () => {
     expect(result.status).toBe('SUCCEEDED');
     expect(result.calls.VerifyPurchase).toHaveLength(3);
     expect(result.calls.MarkRetrying).toEqual([
-      { synchronizationId: INPUT.synchronizationId, retry: { attempt: 0 } },
-      { synchronizationId: INPUT.synchronizationId, retry: { attempt: 1, waitSeconds: 1, exhausted: false } },
+      { synchronizationId: INPUT.synchronizationId, store: 'apple', retry: { attempt: 0 } },
+      { synchronizationId: INPUT.synchronizationId, store: 'apple', retry: { attempt: 1, waitSeconds: 1, exhausted: false } },
     ]);
     expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, verification: { outcome: 'verified', facts: {} } }]);
     expect(result.entered.filter((name) => name === 'WaitBeforeRetry')).toHaveLength(2);
