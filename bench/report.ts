@@ -35,6 +35,8 @@ export interface Target {
   goal: string;
   measured: string;
   pass: boolean;
+  /** Printed instead of PASS/MISS when neither says it (e.g. PARTIAL). */
+  verdict?: string;
   note?: string;
 }
 
@@ -118,9 +120,13 @@ export function evaluateTargets(report: Omit<BenchReport, 'targets'>): Target[] 
       name: 'Cost per million synchronizations, cheapest workflow type',
       goal: `≤ $${TARGETS.usdPerMillion}`,
       measured: `${usd(cheapest)} (${cheapest === express.totalUsdPerMillion ? 'EXPRESS' : 'STANDARD'}; STANDARD ${usd(standard.totalUsdPerMillion)}, EXPRESS ${usd(express.totalUsdPerMillion)})`,
-      pass: cheapest <= TARGETS.usdPerMillion,
+      // "Without giving up any guarantee": only STANDARD keeps the default store retry budget.
+      pass: standard.totalUsdPerMillion <= TARGETS.usdPerMillion,
+      ...(cheapest <= TARGETS.usdPerMillion && standard.totalUsdPerMillion > TARGETS.usdPerMillion ? { verdict: 'PARTIAL' } : {}),
       note:
-        'EXPRESS ends at 5 minutes and is at-least-once: the stack accepts it only with a retry budget under 300 s of waits (the default budget needs STANDARD), so the 2-hour outage guarantee is given up on EXPRESS.',
+        'EXPRESS meets the price, and a duplicate EXPRESS execution (at-least-once) no longer publishes twice (MarkPublished), lost ones are restarted by the sweeper; ' +
+        'but an EXPRESS execution ends at 5 minutes, so the stack accepts it only with under 4 minutes of store retry waits instead of the default ~32 minutes: ' +
+        'a longer store outage finalizes SYNCHRONIZATION_FAILED sooner. STANDARD keeps the budget; its 5 transitions alone cost $125 per million.',
     },
   ];
 }
@@ -245,7 +251,7 @@ export function formatReport(report: BenchReport): string {
   for (const item of cost.excluded) out.push(`  · ${item}`);
 
   out.push('', '6. Targets (issue 7)');
-  out.push(table(['target', 'goal', 'measured', 'verdict'], report.targets.map((t) => [t.name, t.goal, t.measured, t.pass ? 'PASS' : 'MISS']), ['l', 'l', 'l', 'l']));
+  out.push(table(['target', 'goal', 'measured', 'verdict'], report.targets.map((t) => [t.name, t.goal, t.measured, t.verdict ?? (t.pass ? 'PASS' : 'MISS')]), ['l', 'l', 'l', 'l']));
   for (const t of report.targets) if (t.note) out.push(`  · ${t.name}: ${t.note}`);
   return out.join('\n');
 }
