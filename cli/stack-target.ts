@@ -14,7 +14,7 @@
  *
  * Deployed (`--stack NAME [--region R]`): the stack's CloudFormation outputs `TableName`, `ApiUrl`,
  * `EventBusName` and `StateMachineArn`, with the AWS credentials of the shell. Secrets go to
- * Secrets Manager as `iap-sync/<stack>/<purpose>` (the functions may read `iap-sync/*`) and are
+ * Secrets Manager as `iap-sync/<stack>/<purpose>` (the functions may read only `iap-sync/<stack>/*`) and are
  * referenced by ARN.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';

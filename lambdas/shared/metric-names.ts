@@ -8,7 +8,7 @@ export const METRICS_NAMESPACE = 'IapSync';
 export const METRIC = {
   /** Count; dimension `store` (apple | google). A 202 of a register or transfer. */
   accepted: { name: 'SynchronizationsAccepted', dimension: 'store' },
-  /** Count; dimension `result` (the contract's result code, e.g. PURCHASE_ACTIVE, SYNCHRONIZATION_FAILED). */
+  /** Count; dimension `result` (the contract's result code, e.g. PURCHASE_SYNCHRONIZED, SYNCHRONIZATION_FAILED). */
   finalized: { name: 'SynchronizationsFinalized', dimension: 'result' },
   /** Count; dimension `store`. One per MarkRetrying (the store was unavailable). */
   storeRetries: { name: 'StoreRetries', dimension: 'store' },
