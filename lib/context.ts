@@ -11,7 +11,7 @@ import { DEFAULT_RETRY, type IapSyncStackProps, type RetryBudget } from './iap-s
  */
 export const CONTEXT_KEYS = {
   stage: { default: 'dev', meaning: '`dev` or `prod`; names the stack `IapSync-<stage>`, the bus, the API, the dashboard and the metrics `service`' },
-  workflowType: { default: 'STANDARD', meaning: '`STANDARD` or `EXPRESS` (cheaper, 5-minute executions, needs a retry budget whose waits stay under 4 minutes)' },
+  workflowType: { default: 'STANDARD', meaning: '`STANDARD` or `EXPRESS` (about 7× cheaper; 5-minute, at-least-once executions: during a store outage they park the synchronization and the recovery sweeper, every minute, starts each next attempt)' },
   appleRootsDir: { default: 'config/apple-roots', meaning: 'folder of Apple root certificates (DER `*.cer`), fingerprint-checked; unknown files refused on prod' },
   appleOnlineChecks: { default: 'true', meaning: 'OCSP revocation checks of Apple certificate chains' },
   retryMaxAttempts: { default: '8', meaning: 'store verifications before a synchronization fails for good' },

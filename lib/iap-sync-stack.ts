@@ -5,7 +5,7 @@ import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { type StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import type { IEventBus } from 'aws-cdk-lib/aws-events';
 import type { Construct } from 'constructs';
-import { totalWaitSeconds, type RetryPolicy } from '../lambdas/domain/retry-policy';
+import type { RetryPolicy } from '../lambdas/domain/retry-policy';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { API_FUNCTIONS, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from '../lambdas/shared/catalog';
@@ -34,8 +34,11 @@ export interface IapSyncStackProps extends StackProps {
   /** Deployment stage; names the event bus (`iap-sync-<stage>`) and the API. */
   stage: 'dev' | 'prod';
   /**
-   * Step Functions workflow type. STANDARD survives the long store retry budget; EXPRESS is cheaper
-   * but every execution ends at 5 minutes, so it needs a short retry budget.
+   * Step Functions workflow type. STANDARD waits out a store outage inside the execution (exactly
+   * once, 5 billed transitions per synchronization). EXPRESS is about 7× cheaper; its executions end
+   * at 5 minutes, so while a store is down they park the synchronization and the recovery sweeper
+   * (every minute on EXPRESS) starts each next attempt: the same retry budget, at-least-once executions
+   * (a duplicate does not publish twice).
    * @default 'STANDARD'
    */
   workflowType?: 'STANDARD' | 'EXPRESS';
@@ -45,7 +48,7 @@ export interface IapSyncStackProps extends StackProps {
    */
   appleRootCertificates: string[];
   /**
-   * Store retry budget. With EXPRESS the waits must total under 4 minutes.
+   * Store retry budget (both workflow types).
    * @default the Lambdas' own defaults: 8 attempts, 15 s doubling, 960 s cap (about 32 minutes of waits)
    */
   retry?: RetryBudget;
@@ -80,8 +83,6 @@ export interface IapSyncStackProps extends StackProps {
 /** The Lambdas' own defaults (lambdas/shared/config.ts): 8 attempts, 15 s doubling, 960 s cap. */
 export const DEFAULT_RETRY: Readonly<RetryBudget> = resolveRetry(undefined);
 
-/** EXPRESS executions end at 5 minutes; keep a minute for the Task states around the waits. */
-const EXPRESS_WAIT_BUDGET_SECONDS = 240;
 const API_TIMEOUT = Duration.seconds(10);
 const LOG_LEVEL = 'info';
 
@@ -105,7 +106,6 @@ export class IapSyncStack extends Stack {
     // configuration fails in milliseconds instead of after bundling six functions.
     const workflowType = props.workflowType ?? 'STANDARD';
     const retry = resolveRetry(props.retry);
-    checkRetryFitsWorkflow(workflowType, retry);
     const appleRoots = checkAppleRoots(props.appleRootCertificates);
     const appleOnlineChecks = props.appleOnlineChecks ?? loadConfig({}).APPLE_ONLINE_CHECKS === 'true';
     const alarmTopicArn = checkAlarmTopic(props);
@@ -146,6 +146,7 @@ export class IapSyncStack extends Stack {
         APPLE_ONLINE_CHECKS: String(appleOnlineChecks),
       },
       MarkRetrying: {
+        WORKFLOW_TYPE: workflowType,
         RETRY_MAX_ATTEMPTS: String(retry.maxAttempts),
         RETRY_BASE_SECONDS: String(retry.baseSeconds),
         RETRY_MAX_WAIT_SECONDS: String(retry.maxWaitSeconds),
@@ -273,7 +274,8 @@ export class IapSyncStack extends Stack {
   }
 
   /**
-   * The recovery sweeper (lambdas/domain/recover-synchronizations.ts), every SWEEPER_FUNCTION.scheduleMinutes:
+   * The recovery sweeper (lambdas/domain/recover-synchronizations.ts), every SWEEPER_FUNCTION.scheduleMinutes
+   * (1 minute on EXPRESS, where it also starts the next attempt of parked synchronizations):
    * restarts open synchronizations whose execution ended or never started, gives up on them after
    * RECOVERY_MAX_RESTARTS, and publishes events an ended execution left unpublished.
    */
@@ -312,7 +314,7 @@ export class IapSyncStack extends Stack {
     });
     new Rule(this, 'RecoverySchedule', {
       description: 'iap-sync recovery sweeper: finishes synchronizations whose workflow was lost',
-      schedule: Schedule.rate(Duration.minutes(SWEEPER_FUNCTION.scheduleMinutes)),
+      schedule: Schedule.rate(Duration.minutes(SWEEPER_FUNCTION.scheduleMinutes[workflowType])),
       targets: [new LambdaFunction(fn, { retryAttempts: 0 })],
     });
     return fn;
@@ -348,18 +350,6 @@ function resolveRetry(retry: RetryBudget | undefined): RetryPolicy {
   };
 }
 
-function checkRetryFitsWorkflow(workflowType: 'STANDARD' | 'EXPRESS', retry: RetryPolicy): void {
-  if (workflowType !== 'EXPRESS') return;
-  const waits = totalWaitSeconds(retry);
-  if (waits >= EXPRESS_WAIT_BUDGET_SECONDS) {
-    throw new Error(
-      `EXPRESS workflows end at 5 minutes, but the retry budget (${retry.maxAttempts} attempts, ` +
-        `${retry.baseSeconds} s doubling, ${retry.maxWaitSeconds} s cap) waits ${waits} s in all; ` +
-        `keep the waits under ${EXPRESS_WAIT_BUDGET_SECONDS} s ` +
-        '(e.g. -c retryMaxAttempts=3 -c retryBaseSeconds=15 -c retryMaxWaitSeconds=60) or use workflowType STANDARD.',
-    );
-  }
-}
 
 function checkAppleRoots(roots: string[]): string[] {
   if (roots.length === 0) {

@@ -13,8 +13,13 @@ async function main(): Promise<void> {
       'data-dir': { type: 'string', default: '.iap-sync' },
       'in-memory': { type: 'boolean', default: false },
       'log-level': { type: 'string', default: 'warn' },
+      'workflow-type': { type: 'string', default: 'STANDARD' },
     },
   });
+  const workflowType = values['workflow-type'];
+  if (workflowType !== 'STANDARD' && workflowType !== 'EXPRESS') {
+    throw new LocalStartError(`Invalid --workflow-type: ${workflowType} (STANDARD or EXPRESS)`);
+  }
   const port = Number(values.port ?? process.env.PORT ?? 3000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new LocalStartError(`Invalid port: ${values.port ?? process.env.PORT}`);
   const logLevel = values['log-level'] as 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -23,6 +28,7 @@ async function main(): Promise<void> {
     dataDir: values['data-dir'] ?? '.iap-sync',
     inMemory: values['in-memory'] ?? false,
     logLevel,
+    workflowType,
     print: (line) => process.stdout.write(`${line}\n`),
   });
   process.stdout.write(`ready        ${stack.url} — credentials and demo data in ${stack.localJsonPath}\n`);

@@ -54,6 +54,12 @@ export interface LocalStackOptions {
   extraRules?: LocalRule[];
   /** Multiplies the webhook retry schedule (tests: 0.0001); default 1, the contract's 5 s … 10 h. */
   webhookScheduleScale?: number;
+  /**
+   * Run the workflow with EXPRESS semantics (default STANDARD): store retries park the synchronization
+   * and the recovery sweeper starts each next attempt, as on an EXPRESS stack. The local engine has
+   * no 5-minute limit, so this rehearses the parking, not the limit.
+   */
+  workflowType?: 'STANDARD' | 'EXPRESS';
   /** The recovery sweeper's period (default one minute) and grace period (default as deployed, 180 s). */
   recovery?: { intervalMs?: number; graceSeconds?: number };
 }
@@ -170,7 +176,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       TABLE_NAME: LOCAL_TABLE_NAME,
       STATE_MACHINE_ARN: LOCAL_STATE_MACHINE_ARN,
       EVENT_BUS_NAME: LOCAL_BUS_NAME,
-      WORKFLOW_TYPE: 'STANDARD',
+      WORKFLOW_TYPE: options.workflowType ?? 'STANDARD',
       ...(options.recovery?.graceSeconds !== undefined ? { RECOVERY_GRACE_SECONDS: String(options.recovery.graceSeconds) } : {}),
       APPLE_API_BASE_URL_PRODUCTION: `${url}/__simulator/apple/production`,
       APPLE_API_BASE_URL_SANDBOX: `${url}/__simulator/apple/sandbox`,

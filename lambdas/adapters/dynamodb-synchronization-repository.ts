@@ -226,14 +226,19 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     return typeof out.Item?.originalTransactionId === 'string' ? out.Item.originalTransactionId : undefined;
   }
 
-  async markRetrying(synchronizationId: string, attempts: number, now: Date, nextAttemptAt: Date): Promise<void> {
+  async markRetrying(synchronizationId: string, attempts: number, now: Date, nextAttemptAt: Date, park?: { graceSeconds: number }): Promise<void> {
+    // Waiting in the execution (STANDARD): the sweeper looks again once the attempt is due (plus its
+    // grace). Parked (EXPRESS): the execution ends, so the entry is placed to be listed exactly when due.
+    const lookAt = park ? new Date(nextAttemptAt.getTime() - park.graceSeconds * 1000) : nextAttemptAt;
     try {
       await callAws('mark retrying', () =>
         this.db.send(
           new UpdateCommand({
             TableName: this.tableName,
             Key: keys.synchronization(synchronizationId),
-            UpdateExpression: 'SET #status = :retrying, attempts = :attempts, updatedAt = :now, #since = :next',
+            UpdateExpression:
+              'SET #status = :retrying, attempts = :attempts, updatedAt = :now, #since = :lookAt' +
+              (park ? ', parked = :true, retryAt = :next' : ''),
             ConditionExpression: 'attribute_exists(pk) AND #status <> :finalized',
             ExpressionAttributeNames: { '#status': 'status', '#since': openIndex.sortKey.name },
             ExpressionAttributeValues: {
@@ -241,13 +246,35 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
               ':finalized': 'finalized',
               ':attempts': attempts,
               ':now': now.toISOString(),
-              ':next': nextAttemptAt.toISOString(),
+              ':lookAt': lookAt.toISOString(),
+              ...(park ? { ':true': true, ':next': nextAttemptAt.toISOString() } : {}),
             },
           }),
         ),
       );
     } catch (error) {
       if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+    }
+  }
+
+  async resumeParked(sync: Synchronization, now: Date): Promise<boolean> {
+    try {
+      await callAws('resume parked synchronization', () =>
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: keys.synchronization(sync.synchronizationId),
+            UpdateExpression: 'REMOVE parked, retryAt SET #since = :now, updatedAt = :now',
+            ConditionExpression: 'parked = :true AND attempts = :attempts AND #status = :retrying',
+            ExpressionAttributeNames: { '#status': 'status', '#since': openIndex.sortKey.name },
+            ExpressionAttributeValues: { ':true': true, ':attempts': sync.attempts, ':retrying': 'retrying', ':now': now.toISOString() },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if ((error as Error).name === 'ConditionalCheckFailedException') return false;
+      throw error;
     }
   }
 

@@ -53,7 +53,8 @@ export const appleLocks = {
 };
 
 /** The workflow's input: what the Tasks need of the record, and the retry counter at zero. */
-export function executionInput(sync: Synchronization): SyncExecutionInput {
+/** The workflow's input; a restart or a parked retry continues the retry budget from `sync.attempts`. */
+export function executionInput(sync: Synchronization, attempt = 0): SyncExecutionInput {
   return {
     synchronizationId: sync.synchronizationId,
     publisherId: sync.publisherId,
@@ -61,7 +62,7 @@ export function executionInput(sync: Synchronization): SyncExecutionInput {
     kind: sync.kind,
     customerId: sync.customerId,
     ...(sync.transactionId !== undefined ? { transactionId: sync.transactionId } : {}),
-    retry: { attempt: 0 },
+    retry: { attempt },
   };
 }
 

@@ -48,6 +48,8 @@ export interface RecoverOptions {
 export interface RecoverReport {
   examined: number;
   running: number;
+  /** EXPRESS: parked synchronizations whose next attempt was due and is now started. */
+  resumed: number;
   stuck: number;
   restarted: number;
   failed: number;
@@ -64,7 +66,7 @@ export interface RecoverReport {
  * workflow's MarkPublished state runs; if its execution ended before that, the event is published here.
  */
 export async function recoverSynchronizations(deps: RecoverDeps, options: RecoverOptions): Promise<RecoverReport> {
-  const report: RecoverReport = { examined: 0, running: 0, stuck: 0, restarted: 0, failed: 0, republished: 0, errors: 0 };
+  const report: RecoverReport = { examined: 0, running: 0, resumed: 0, stuck: 0, restarted: 0, failed: 0, republished: 0, errors: 0 };
   const now = deps.clock.now();
   const cutoff = options.acceptedBefore ?? new Date(now.getTime() - options.graceSeconds * 1000);
   const open = await deps.syncs.listOpen(cutoff, options.limit);
@@ -76,6 +78,15 @@ export async function recoverSynchronizations(deps: RecoverDeps, options: Recove
       if (!sync) continue;
       // Finalized and published since the index was read.
       if (sync.status === 'finalized' && sync.publishState !== 'claimed') continue;
+      // EXPRESS: its execution ended on purpose (state Parked); start the next attempt once it is due.
+      if (sync.status === 'retrying' && sync.parked) {
+        if (sync.retryAt !== undefined && Date.parse(sync.retryAt) > now.getTime()) {
+          report.running += 1;
+        } else if (await resume(deps, sync, now)) {
+          report.resumed += 1;
+        }
+        continue;
+      }
       if (await isRunning(deps, sync, entry.openSince, now, options)) {
         report.running += 1;
         continue;
@@ -120,12 +131,25 @@ async function isRunning(
   return false;
 }
 
+async function resume(deps: RecoverDeps, sync: Synchronization, now: Date): Promise<boolean> {
+  if (!(await deps.syncs.resumeParked(sync, now))) return false;
+  // Named after the attempt: each parked attempt is a new execution.
+  await deps.workflow.start(executionInput(sync, sync.attempts), `${sync.synchronizationId}.a${sync.attempts}`);
+  deps.logger.info('parked synchronization resumed by the recovery sweeper', {
+    synchronizationId: sync.synchronizationId,
+    publisherId: sync.publisherId,
+    attempt: sync.attempts + 1,
+  });
+  return true;
+}
+
 async function restart(deps: RecoverDeps, sync: Synchronization, now: Date): Promise<boolean> {
   // Counted first, conditioned on the count read: two sweeps never start two executions of one synchronization.
   if (!(await deps.syncs.recordRecovery(sync, now))) return false;
   const recoveries = (sync.recoveries ?? 0) + 1;
   const name = executionName({ synchronizationId: sync.synchronizationId, recoveries });
-  await deps.workflow.start(executionInput(sync), name);
+  // The retry budget goes on from the attempts already made.
+  await deps.workflow.start(executionInput(sync, sync.attempts), name);
   deps.logger.warn('synchronization restarted by the recovery sweeper', {
     synchronizationId: sync.synchronizationId,
     publisherId: sync.publisherId,

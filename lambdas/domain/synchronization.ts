@@ -38,6 +38,12 @@ export interface Synchronization {
   finalizedAt?: string;
   /** Google: the finalize asked for an acknowledgement (kept so a retried finalize asks again). */
   acknowledge?: boolean;
+  /**
+   * EXPRESS: the execution ended after MarkRetrying; the recovery sweeper starts the next attempt
+   * at `retryAt` (ISO 8601).
+   */
+  parked?: boolean;
+  retryAt?: string;
   /** Restarts by the recovery sweeper; the current execution is named after it (see executionName). */
   recoveries?: number;
   /**

@@ -10,8 +10,9 @@ import { createRuntime, instrument, lazyHandler } from '../shared/runtime';
 /**
  * Task `MarkRetrying`: counts the failed attempt, shows `retrying` to pollers, and says how long to
  * wait. Every call is one StoreRetries (the store was unavailable), also the one that exhausts the
- * budget. The Task input does not name the store, so the record is read for it (in parallel with
- * the update; only on the retry path).
+ * budget. With `park` (EXPRESS workflows, which end at 5 minutes) the answer tells the workflow to
+ * end instead of waiting (state Parked); the recovery sweeper starts the next attempt when it is due,
+ * so EXPRESS keeps the same retry budget as STANDARD.
  */
 export function makeMarkRetryingHandler(deps: {
   syncs: SynchronizationRepository;
@@ -19,6 +20,8 @@ export function makeMarkRetryingHandler(deps: {
   clock: Clock;
   logger: Logger;
   metrics?: MetricsRecorder;
+  /** EXPRESS: park instead of waiting; the sweeper's grace period places the index entry. */
+  park?: { graceSeconds: number };
 }) {
   const metrics = deps.metrics ?? noMetrics;
   return async (event: unknown): Promise<MarkRetryingOutput> => {
@@ -27,15 +30,16 @@ export function makeMarkRetryingHandler(deps: {
     if (!next.exhausted) {
       // The sweeper leaves it alone until its next attempt is due (the open index's openSince).
       const now = deps.clock.now();
-      await deps.syncs.markRetrying(input.synchronizationId, next.attempt, now, new Date(now.getTime() + next.waitSeconds * 1000));
+      await deps.syncs.markRetrying(input.synchronizationId, next.attempt, now, new Date(now.getTime() + next.waitSeconds * 1000), deps.park);
     }
     metrics.add('storeRetries', input.store);
     deps.logger.warn(next.exhausted ? 'store retry budget exhausted' : 'store unavailable; retrying', {
       synchronizationId: input.synchronizationId,
       store: input.store,
       ...next,
+      ...(deps.park && !next.exhausted ? { parked: true } : {}),
     });
-    return next;
+    return deps.park && !next.exhausted ? { ...next, park: true } : next;
   };
 }
 
@@ -52,6 +56,7 @@ export const handler = lazyHandler(() => {
         baseSeconds: config.RETRY_BASE_SECONDS,
         maxWaitSeconds: config.RETRY_MAX_WAIT_SECONDS,
       },
+      ...(config.WORKFLOW_TYPE === 'EXPRESS' ? { park: { graceSeconds: config.RECOVERY_GRACE_SECONDS } } : {}),
     }),
   );
 });

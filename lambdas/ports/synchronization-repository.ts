@@ -61,9 +61,15 @@ export interface SynchronizationRepository {
   findOriginalTransactionId(publisherId: number, transactionId: string): Promise<string | undefined>;
   /**
    * Sets status `retrying` and the attempt count, unless already finalized, and keeps the recovery
-   * sweeper away until `nextAttemptAt` (the workflow is waiting, not lost).
+   * sweeper away until `nextAttemptAt` (the workflow is waiting, not lost). With `park` (EXPRESS) the
+   * execution ends instead of waiting: the record says so, and the sweeper starts the attempt when due.
    */
-  markRetrying(synchronizationId: string, attempts: number, now: Date, nextAttemptAt: Date): Promise<void>;
+  markRetrying(synchronizationId: string, attempts: number, now: Date, nextAttemptAt: Date, park?: { graceSeconds: number }): Promise<void>;
+  /**
+   * EXPRESS: the sweeper takes a parked synchronization whose attempt is due (conditioned on it still
+   * being parked at the same attempt count, so two sweeps never start it twice). False otherwise.
+   */
+  resumeParked(sync: Synchronization, now: Date): Promise<boolean>;
   getPurchase(publisherId: number, store: Store, purchaseKey: string): Promise<PurchaseRecord | undefined>;
   /**
    * Writes the final record, the ownership record (fenced on its version), the entitlement changes

@@ -52,6 +52,8 @@ export const MarkRetryingOutput = z.object({
   attempt: z.number().int().min(1),
   waitSeconds: z.number().int().min(1),
   exhausted: z.boolean(),
+  /** EXPRESS: end the execution (state Parked); the recovery sweeper starts the next attempt when due. */
+  park: z.literal(true).optional(),
 });
 export type MarkRetryingOutput = z.infer<typeof MarkRetryingOutput>;
 

@@ -104,7 +104,8 @@ export const SWEEPER_FUNCTION = {
   id: 'RecoverSynchronizations',
   entry: 'lambdas/handlers/recover-synchronizations.ts',
   timeoutSeconds: 300,
-  scheduleMinutes: 5,
+  /** EXPRESS: every minute, since it also starts the next store attempt of parked synchronizations. */
+  scheduleMinutes: { STANDARD: 5, EXPRESS: 1 },
   expressEndedAfterSeconds: 360,
 } as const;
 

@@ -209,7 +209,7 @@ describe('Lambda functions', () => {
     RegisterGooglePurchase: ['STATE_MACHINE_ARN'],
     TransferGooglePurchase: ['STATE_MACHINE_ARN'],
     VerifyPurchase: ['APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
-    MarkRetrying: ['RETRY_MAX_ATTEMPTS', 'RETRY_BASE_SECONDS', 'RETRY_MAX_WAIT_SECONDS'],
+    MarkRetrying: ['WORKFLOW_TYPE', 'RETRY_MAX_ATTEMPTS', 'RETRY_BASE_SECONDS', 'RETRY_MAX_WAIT_SECONDS'],
     DeliverWebhooks: ['WEBHOOK_QUEUE_URL', 'WEBHOOK_DEAD_LETTER_QUEUE_URL'],
     RecoverSynchronizations: ['STATE_MACHINE_ARN', 'EVENT_BUS_NAME', 'WORKFLOW_TYPE'],
   };
@@ -264,6 +264,7 @@ describe('Lambda functions', () => {
         .Environment as { Variables: Record<string, unknown> }).Variables;
     expect(variables('VerifyPurchase')).toMatchObject({ APPLE_ROOT_CERTIFICATES: MADE_UP_ROOT, APPLE_ONLINE_CHECKS: 'true' });
     expect(variables('MarkRetrying')).toMatchObject({
+      WORKFLOW_TYPE: 'EXPRESS',
       RETRY_MAX_ATTEMPTS: String(SHORT_RETRY.maxAttempts),
       RETRY_BASE_SECONDS: String(SHORT_RETRY.baseSeconds),
       RETRY_MAX_WAIT_SECONDS: String(SHORT_RETRY.maxWaitSeconds),
@@ -604,8 +605,6 @@ describe('AWS Solutions checks (cdk-nag)', () => {
 describe('configuration the stack refuses', () => {
   const slowRetry = { maxAttempts: 8, baseSeconds: 15, maxWaitSeconds: 960 };
   it.each<[string, IapSyncStackProps, RegExp]>([
-    ['EXPRESS with the 30-minute retry budget', stackProps('EXPRESS', { retry: slowRetry }), /EXPRESS workflows end at 5 minutes.*1905 s/],
-    ['EXPRESS with the default retry budget', stackProps('EXPRESS', { retry: undefined }), /EXPRESS workflows end at 5 minutes/],
     ['no Apple root certificate', stackProps('STANDARD', { appleRootCertificates: [] }), /appleRootCertificates is empty/],
     ['a root that is not base64', stackProps('STANDARD', { appleRootCertificates: ['not base64!'] }), /not base64/],
     ['zero retry attempts', stackProps('STANDARD', { retry: { ...slowRetry, maxAttempts: 0 } }), /RETRY_MAX_ATTEMPTS/],
@@ -621,12 +620,15 @@ describe('configuration the stack refuses', () => {
 describe('recovery sweeper', () => {
   const resources = (statement: Statement) => [statement.Resource].flat().map((resource) => JSON.stringify(resource));
 
-  it(`runs every ${SWEEPER_FUNCTION.scheduleMinutes} minutes`, () => {
-    const rules = Object.values(template().findResources('AWS::Events::Rule') as Record<string, Resource>).filter(
+  it.each([
+    ['STANDARD', 'rate(5 minutes)'],
+    ['EXPRESS', 'rate(1 minute)'],
+  ] as const)('runs on %s every %s', (workflowType, expression) => {
+    const rules = Object.values(template(workflowType).findResources('AWS::Events::Rule') as Record<string, Resource>).filter(
       (rule) => rule.Properties.ScheduleExpression !== undefined,
     );
     expect(rules).toHaveLength(1);
-    expect(rules[0]?.Properties.ScheduleExpression).toBe(`rate(${SWEEPER_FUNCTION.scheduleMinutes} minutes)`);
+    expect(rules[0]?.Properties.ScheduleExpression).toBe(expression);
     expect(JSON.stringify(rules[0]?.Properties.Targets)).toContain(functionLogicalId(SWEEPER_FUNCTION.id));
   });
 

@@ -152,7 +152,8 @@ describe('when Apple is down', () => {
     await api.request('POST', '/__simulator/faults', { headers: { 'content-type': 'application/json' }, body: { store: 'apple', status: 503, count: 2 } });
     const accepted = await api.register({ cleengCustomerId: 101, transactionId, ipAddress: '203.0.113.7' });
     const { final, seen } = await api.waitFinalized(String(accepted.body.synchronizationId));
-    expect(seen).toEqual(['processing', 'retrying', 'finalized']);
+    // The first poll may already find it retrying: the workflow can be quicker than the client.
+    expect(seen.filter((status) => status !== 'processing')).toEqual(['retrying', 'finalized']);
     expect(final).toMatchObject({ result: 'PURCHASE_SYNCHRONIZED', accessGranted: true });
   });
 

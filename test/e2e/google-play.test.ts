@@ -177,7 +177,8 @@ describe('Google Play, end to end on the local stack', () => {
       const token = await createSubscription();
       await api.request('POST', '/__simulator/faults', { headers: json, body: { store: 'google', status: 503, count: 2 } });
       const { final, seen } = await registerAndWait(token);
-      expect(seen).toEqual(['processing', 'retrying', 'finalized']);
+      // The first poll may already find it retrying: the workflow can be quicker than the client.
+      expect(seen.filter((status) => status !== 'processing')).toEqual(['retrying', 'finalized']);
       expect(final.result).toBe('PURCHASE_SYNCHRONIZED');
     });
 

@@ -32,6 +32,7 @@ afterAll(async () => dynamodb?.stop());
 /** A world where the sweeper runs at `now`, executions are in `states` (by name) and publishing may fail. */
 function world(now: number, states: Record<string, ExecutionState> = {}, publishFails = false) {
   const started: { name: string; synchronizationId: string }[] = [];
+  const attempts = new Map<string, number>();
   const published: SyncResultDetail[] = [];
   const deps: RecoverDeps = {
     syncs,
@@ -42,6 +43,7 @@ function world(now: number, states: Record<string, ExecutionState> = {}, publish
     workflow: {
       start: async (input, name) => {
         started.push({ name: name ?? input.synchronizationId, synchronizationId: input.synchronizationId });
+        attempts.set(name ?? input.synchronizationId, input.retry.attempt);
       },
     },
     events: {
@@ -51,7 +53,7 @@ function world(now: number, states: Record<string, ExecutionState> = {}, publish
       },
     },
   };
-  return { deps, started, published };
+  return { deps, started, published, attempts };
 }
 
 const OPTIONS: RecoverOptions = { graceSeconds: 180, maxRestarts: 2, unknownEndedAfterSeconds: 360, limit: 100 };
@@ -189,4 +191,31 @@ describe('recovery sweeper on DynamoDB Local', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('EXPRESS: starts a parked synchronization\'s next attempt when it is due, once, with the budget going on', async () => {
+    const sync = await accepted();
+    // MarkRetrying parked it after its 3rd failed attempt with 60 s to wait (grace 180 s places the index entry).
+    await syncs.markRetrying(sync.synchronizationId, 3, new Date(T0), new Date(T0 + 60_000), { graceSeconds: 180 });
+    expect(await syncs.get(sync.synchronizationId)).toMatchObject({ status: 'retrying', parked: true, attempts: 3 });
+
+    const early = world(T0 + 30_000);
+    await recoverSynchronizations(early.deps, OPTIONS);
+    expect(early.started.map((start) => start.synchronizationId)).not.toContain(sync.synchronizationId);
+
+    const due = world(T0 + 61_000);
+    due.deps.inspector = { state: async () => 'unknown' };
+    const report = await recoverSynchronizations(due.deps, OPTIONS);
+    expect(report.resumed).toBeGreaterThanOrEqual(1);
+    expect(due.started).toContainEqual({ name: `${sync.synchronizationId}.a3`, synchronizationId: sync.synchronizationId });
+    expect(due.attempts.get(`${sync.synchronizationId}.a3`)).toBe(3);
+    expect(await syncs.get(sync.synchronizationId)).toMatchObject({ status: 'retrying', attempts: 3 });
+    expect((await syncs.get(sync.synchronizationId))?.parked).toBeUndefined();
+
+    // A second sweep right after does not start it again: the resumed execution has it (EXPRESS, judged by age).
+    const again = world(T0 + 62_000);
+    again.deps.inspector = { state: async () => 'unknown' };
+    await recoverSynchronizations(again.deps, OPTIONS);
+    expect(again.started.map((start) => start.synchronizationId)).not.toContain(sync.synchronizationId);
+  });
 });
+

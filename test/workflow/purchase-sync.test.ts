@@ -32,6 +32,7 @@ interface Script {
   publish?: (call: number) => unknown;
   acknowledge?: (call: number) => unknown;
   markPublished?: (call: number) => unknown;
+  markRetrying?: (input: { retry: { attempt: number } }) => unknown;
 }
 
 /** Runs the real ASL with scripted Task implementations and records what each Task received. */
@@ -52,6 +53,7 @@ async function run(script: Script) {
     },
     [arn('MarkRetrying')]: async (input) => {
       calls.MarkRetrying?.push(input);
+      if (script.markRetrying) return script.markRetrying(input as { retry: { attempt: number } });
       const attempt = (input as { retry: { attempt: number } }).retry.attempt + 1;
       return { attempt, waitSeconds: 1, exhausted: attempt >= 3 };
     },
@@ -153,6 +155,19 @@ describe('statemachines/purchase-sync.asl.json', () => {
     ]);
     expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, verification: { outcome: 'verified', facts: {} } }]);
     expect(result.entered.filter((name) => name === 'WaitBeforeRetry')).toHaveLength(2);
+  });
+
+  it('EXPRESS: a parked retry ends the execution without waiting (the sweeper starts the next attempt)', async () => {
+    const result = await run({
+      verify: () => {
+        throw new StoreUnavailableError('503');
+      },
+      markRetrying: () => ({ attempt: 1, waitSeconds: 15, exhausted: false, park: true }),
+    });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.entered).toEqual(['VerifyPurchase', 'MarkRetrying', 'RetryBudgetLeft', 'Parked']);
+    expect(result.calls.FinalizeSynchronization).toEqual([]);
+    expect(result.calls.Publish).toEqual([]);
   });
 
   it('budget exhausted: finalizes as failed (SYNCHRONIZATION_FAILED path) and still publishes', async () => {
