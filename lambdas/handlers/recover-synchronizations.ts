@@ -32,6 +32,7 @@ export function makeRecoverHandler(deps: RecoverDeps & { metrics?: MetricsRecord
     if (report.restarted > 0) metrics.add('recovered', 'restarted', report.restarted);
     if (report.failed > 0) metrics.add('recovered', 'failed', report.failed);
     if (report.republished > 0) metrics.add('recovered', 'republished', report.republished);
+    if (report.resumed > 0) metrics.add('recovered', 'resumed', report.resumed);
     const acted = report.stuck + report.republished + report.errors > 0;
     (acted ? deps.logger.warn : deps.logger.info)('recovery sweep', { ...report });
     return report;

@@ -20,6 +20,6 @@ export const METRIC = {
   webhookAttempts: { name: 'WebhookAttempts', dimension: 'outcome' },
   /** Count, no extra dimension. Open synchronizations whose execution was no longer running (recovery sweeper). */
   stuck: { name: 'StuckSynchronizations', dimension: undefined },
-  /** Count; dimension `action` (restarted | failed | republished). What the recovery sweeper did. */
+  /** Count; dimension `action` (restarted | failed | republished | resumed: an EXPRESS parked retry started). What the recovery sweeper did. */
   recovered: { name: 'SynchronizationsRecovered', dimension: 'action' },
 } as const;
