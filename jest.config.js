@@ -8,7 +8,7 @@ module.exports = {
   },
   // @middy/core and jose ship ESM only in some releases: let esbuild turn them into CommonJS for Jest.
   transformIgnorePatterns: ['/node_modules/(?!(@middy)/)'],
-  setupFiles: ['<rootDir>/local/polyfills.ts'],
+  setupFiles: ['<rootDir>/local/polyfills.ts', '<rootDir>/test/support/environment.js'],
   testTimeout: 60000,
   reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
 };
