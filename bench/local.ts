@@ -196,7 +196,8 @@ export function descendantRssBytes(pid: number): number {
   return total;
 }
 
-function childPids(pid: number): number[] {
+/** Direct children of a process (Linux /proc); none when it is gone or /proc cannot be read. */
+export function childPids(pid: number): number[] {
   try {
     return readdirSync(`/proc/${pid}/task`).flatMap((task) =>
       readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8')

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { AwsJsonError } from './step-functions';
 
 /** An event as EventBridge delivers it to targets. */
@@ -13,6 +13,28 @@ export interface EventEnvelope {
   region: string;
   resources: string[];
   detail: Record<string, unknown>;
+}
+
+/** A line of the bus log (`events.jsonl`), as far as it was written. */
+export type LoggedEvent = Partial<EventEnvelope>;
+
+/**
+ * The events a bus logged to `logFile` (LocalEventBus `logFile`), oldest first. A missing file is
+ * none; a line a killed process cut short is skipped: that PutEvents did not complete.
+ */
+export function readEventLog(logFile: string): LoggedEvent[] {
+  if (!existsSync(logFile)) return [];
+  const events: LoggedEvent[] = [];
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const event: unknown = JSON.parse(line);
+      if (event !== null && typeof event === 'object') events.push(event as LoggedEvent);
+    } catch {
+      // cut short
+    }
+  }
+  return events;
 }
 
 export interface LocalRule {

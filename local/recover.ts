@@ -1,6 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
 import type { RecoverReport } from '../lambdas/domain/recover-synchronizations';
 import type { SynchronizationRepository } from '../lambdas/ports/synchronization-repository';
+import type { LoggedEvent } from './event-bus';
 
 /** The sweeper handler as the local runtime calls it (lambdas/handlers/recover-synchronizations.ts). */
 type SweeperHandler = (event: unknown, context: unknown) => Promise<RecoverReport>;
@@ -52,28 +52,19 @@ export function startLocalSweeper(options: {
 /**
  * On AWS a STANDARD execution's history is durable: one that published its event goes on to
  * MarkPublished even if anything else fails. A killed local process loses that progress, so before
- * the start-up sweep the bus's own log (events.jsonl) answers it: a synchronization still `claimed`
+ * the start-up sweep the bus's own log (events.jsonl, read with readEventLog) answers it: a synchronization still `claimed`
  * whose event is in the log was published by the previous process and is marked so, instead of
  * being published a second time. Returns how many were marked.
  */
 export async function settlePublishedBeforeRestart(
   syncs: SynchronizationRepository,
-  eventsLogFile: string,
+  loggedEvents: readonly LoggedEvent[],
   acceptedBefore: Date,
 ): Promise<number> {
-  if (!existsSync(eventsLogFile)) return 0;
+  if (loggedEvents.length === 0) return 0;
   const open = await syncs.listOpen(acceptedBefore, 10_000);
   if (open.length === 0) return 0;
-  const published = new Set<string>();
-  for (const line of readFileSync(eventsLogFile, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const event = JSON.parse(line) as { detail?: { synchronizationId?: unknown; finalizedAt?: unknown } };
-      published.add(`${String(event.detail?.synchronizationId)} ${String(event.detail?.finalizedAt)}`);
-    } catch {
-      // A line cut short by the kill: that PutEvents did not complete.
-    }
-  }
+  const published = new Set(loggedEvents.map((event) => `${String(event.detail?.synchronizationId)} ${String(event.detail?.finalizedAt)}`));
   let marked = 0;
   for (const { synchronizationId } of open) {
     const sync = await syncs.get(synchronizationId);

@@ -17,7 +17,7 @@ import {
 } from '../lambdas/shared/catalog';
 import { compileRoute, dispatchApi, sendError, type LocalRoute } from './api-gateway';
 import { LOCAL_CREDENTIALS, LOCAL_REGION, LocalStartError, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';
-import { LocalEventBus, type EventEnvelope, type LocalRule } from './event-bus';
+import { LocalEventBus, readEventLog, type EventEnvelope, type LocalRule } from './event-bus';
 import { lambdaContext, type LambdaEntry } from './lambda-context';
 import { APPLE_KEY_FILE, DEMO, seedDemo } from './seed';
 import { createAppleSimulator } from './simulator/apple-simulator';
@@ -151,6 +151,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   let stepFunctions: LocalStepFunctions | undefined;
   let sweeper: LocalSweeper | undefined;
   const startedAt = new Date();
+  const eventsLogFile = join(dataDir, 'events.jsonl');
   try {
     dynamodb = await startDynamoDbLocal({ tableName: LOCAL_TABLE_NAME, ...(options.inMemory ? {} : { dataDir: join(dataDir, 'dynamodb') }) });
     print(`dynamodb     DynamoDB Local ${options.inMemory ? '(in memory)' : `(data in ${join(dataDir, 'dynamodb')})`} at ${dynamodb.endpoint}`);
@@ -209,7 +210,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const bus = new LocalEventBus({
       busName: LOCAL_BUS_NAME,
       rules: busRules,
-      ...(options.inMemory ? {} : { logFile: join(dataDir, 'events.jsonl') }),
+      ...(options.inMemory ? {} : { logFile: eventsLogFile }),
       onEvent: (event: EventEnvelope) =>
         print(`event        ${event['detail-type']} ${String(event.detail.synchronizationId)} ${String(event.detail.result)}`),
     });
@@ -325,10 +326,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     if (!options.inMemory) {
       const syncs = new DynamoDbSynchronizationRepository(createDocumentClient(dynamodb.client), LOCAL_TABLE_NAME);
-      const settled = await settlePublishedBeforeRestart(syncs, join(dataDir, 'events.jsonl'), startedAt);
+      // What the previous process published, read once for both checks below.
+      const loggedEvents = readEventLog(eventsLogFile);
+      const settled = await settlePublishedBeforeRestart(syncs, loggedEvents, startedAt);
       if (settled > 0) print(`recovery     ${settled} event(s) published before the restart marked as published`);
       // A day back: the deliveries the killed process still held in memory (the retry schedule's longest hop is 10 h).
-      const requeued = await webhooks.requeueUndelivered(join(dataDir, 'events.jsonl'), new Date(startedAt.getTime() - 24 * 3600_000));
+      const requeued = await webhooks.requeueUndelivered(loggedEvents, new Date(startedAt.getTime() - 24 * 3600_000));
       if (requeued > 0) print(`recovery     ${requeued} webhook deliveries the previous process never attempted queued again`);
     }
     await sweeper.sweep(startedAt);

@@ -30,7 +30,7 @@ import { positiveInt32 } from '../lambdas/schemas/api';
 import { SYNC_RESULT_EVENT_PATTERN, SyncResultDetail } from '../lambdas/schemas/events';
 import { createLogger, type Logger } from '../lambdas/shared/logger';
 import { LOCAL_REGION } from './dynamodb-local';
-import type { LocalRule } from './event-bus';
+import type { LocalRule, LoggedEvent } from './event-bus';
 import { describeIssue, readJsonBody, RequestBodyError, sendJson } from './simulator/http-json';
 
 /**
@@ -305,7 +305,7 @@ export interface LocalWebhookDelivery {
   replayDelivery(webhookId: string): Promise<ReplayReport>;
   replaySince(publisherId: number, since: string, limit?: number): Promise<ReplayReport[]>;
   /** Start-up: queue again the deliveries a killed process held in memory (see requeueUndelivered). */
-  requeueUndelivered(eventsLogFile: string, since: Date): Promise<number>;
+  requeueUndelivered(loggedEvents: readonly LoggedEvent[], since: Date): Promise<number>;
   drain(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -336,7 +336,7 @@ export function createLocalWebhookDelivery(options: LocalWebhookDeliveryOptions)
     rule: createLocalWebhookRule(queue),
     replayDelivery: (webhookId) => replayDelivery(deps, webhookId),
     replaySince: (publisherId, since, limit) => replaySince(deps, publisherId, since, limit),
-    requeueUndelivered: (eventsLogFile, since) => requeueUndelivered(deps, eventsLogFile, since),
+    requeueUndelivered: (loggedEvents, since) => requeueUndelivered(deps, loggedEvents, since),
     drain: () => queue.drain(),
     stop: () => queue.stop(),
   };
@@ -345,20 +345,13 @@ export function createLocalWebhookDelivery(options: LocalWebhookDeliveryOptions)
 /**
  * The local queue lives in memory (SQS keeps messages on AWS), so deliveries a killed process had
  * queued, and events it published but had not yet handed to the queue, would be gone. At start-up,
- * every event of the bus log since `since` whose delivery to an enabled, subscribed endpoint has no
+ * every event of the bus log (readEventLog) since `since` whose delivery to an enabled, subscribed endpoint has no
  * attempt in the delivery log is queued again with its stable webhook id. Returns how many.
  */
-async function requeueUndelivered(deps: DeliverWebhooksDeps, eventsLogFile: string, since: Date): Promise<number> {
-  if (!existsSync(eventsLogFile)) return 0;
+async function requeueUndelivered(deps: DeliverWebhooksDeps, loggedEvents: readonly LoggedEvent[], since: Date): Promise<number> {
   let queued = 0;
   const endpointsOf = new Map<number, Promise<WebhookEndpoint[]>>();
-  for (const line of readFileSync(eventsLogFile, 'utf8').split('\n')) {
-    let event: { time?: string; 'detail-type'?: string; detail?: unknown };
-    try {
-      event = JSON.parse(line) as typeof event;
-    } catch {
-      continue; // empty, or cut short by the kill
-    }
+  for (const event of loggedEvents) {
     const topic = event['detail-type'];
     if (!event.time || Date.parse(event.time) < since.getTime() || topic === undefined || !isTopic(topic)) continue;
     const parsed = SyncResultDetail.safeParse(event.detail);

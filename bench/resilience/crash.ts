@@ -1,14 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createDocumentClient } from '../../lambdas/adapters/dynamodb-client';
 import { DynamoDbPublisherRepository } from '../../lambdas/adapters/dynamodb-publisher-repository';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/dynamodb-local';
+import { readEventLog } from '../../local/event-bus';
 import { PROJECT_ROOT, LOCAL_TABLE_NAME, type LocalJson } from '../../local/stack';
-import { runPool } from '../local';
+import { childPids, runPool } from '../local';
 import {
   addWebhookEndpoint,
   createPurchases,
@@ -71,18 +72,7 @@ async function startHost(dataDir: string): Promise<Host> {
 
 /** Every descendant pid (Linux /proc): DynamoDB Local's JVM under the host. */
 function descendants(pid: number): number[] {
-  let children: number[] = [];
-  try {
-    children = readdirSync(`/proc/${pid}/task`).flatMap((task) =>
-      readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8')
-        .split(' ')
-        .filter((x) => x.trim() !== '')
-        .map(Number),
-    );
-  } catch {
-    return [];
-  }
-  return children.flatMap((c) => [c, ...descendants(c)]);
+  return childPids(pid).flatMap((c) => [c, ...descendants(c)]);
 }
 
 function alive(pid: number): boolean {
@@ -125,15 +115,10 @@ async function stopHost(host: Host): Promise<void> {
 }
 
 function readEvents(dataDir: string): PublishedEvent[] {
-  const file = join(dataDir, 'events.jsonl');
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const event = JSON.parse(line) as { detail: { synchronizationId: unknown; result: unknown } };
-      return { synchronizationId: String(event.detail.synchronizationId), result: String(event.detail.result) };
-    });
+  return readEventLog(join(dataDir, 'events.jsonl')).map((event) => ({
+    synchronizationId: String(event.detail?.synchronizationId),
+    result: String(event.detail?.result),
+  }));
 }
 
 /**

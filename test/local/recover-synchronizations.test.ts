@@ -10,6 +10,7 @@ import type { ExecutionState } from '../../lambdas/ports/workflow';
 import type { SyncResultDetail } from '../../lambdas/schemas/events';
 import { createLogger } from '../../lambdas/shared/logger';
 import { startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local';
+import { readEventLog } from '../../local/event-bus';
 import { settlePublishedBeforeRestart } from '../../local/recover';
 import { googleRegisterSync } from '../support/synchronizations';
 
@@ -179,7 +180,7 @@ describe('recovery sweeper on DynamoDB Local', () => {
       const log = join(dir, 'events.jsonl');
       // The log as the killed process left it: one complete event and a line cut short.
       writeFileSync(log, `${JSON.stringify({ detail: published.eventDetail })}\n{"detail":{"synchronizationId":"${notPublished.synchronizationId}"`);
-      expect(await settlePublishedBeforeRestart(syncs, log, new Date(T0 + 10_000))).toBe(1);
+      expect(await settlePublishedBeforeRestart(syncs, readEventLog(log), new Date(T0 + 10_000))).toBe(1);
       expect((await syncs.get(published.synchronizationId))?.publishState).toBe('published');
       expect((await syncs.get(notPublished.synchronizationId))?.publishState).toBe('claimed');
       // The start-up sweep then publishes only the one the log does not have.

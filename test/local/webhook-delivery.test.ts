@@ -14,7 +14,7 @@ import type { Delivery } from '../../lambdas/ports/webhooks';
 import { EVENT_SOURCE, SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/schemas/events';
 import { createLogger } from '../../lambdas/shared/logger';
 import { freePort, startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local';
-import { LocalEventBus } from '../../local/event-bus';
+import { LocalEventBus, readEventLog } from '../../local/event-bus';
 import { LocalDeadLetterQueue, createLocalWebhookDelivery, type LocalWebhookDelivery } from '../../local/webhook-queue';
 
 /**
@@ -332,7 +332,7 @@ it('at start-up queues again the deliveries of logged events that were never att
     const logFile = path.join(dir, 'events.jsonl');
     writeFileSync(logFile, [line(attempted, now), line(neverAttempted, now), line(randomUUID(), '2020-01-01T00:00:00.000Z'), '{"cut'].join('\n'));
 
-    expect(await delivery.requeueUndelivered(logFile, new Date(Date.now() - 3600_000))).toBe(1);
+    expect(await delivery.requeueUndelivered(readEventLog(logFile), new Date(Date.now() - 3600_000))).toBe(1);
     await delivery.drain();
     const requests = at('/restart');
     expect(requests).toHaveLength(2);
