@@ -4,6 +4,7 @@ import {
   TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
+  type UpdateCommandInput,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { ConcurrentUpdateError } from '../domain/errors';
@@ -28,6 +29,8 @@ const SYNC_RETENTION_SECONDS = 400 * 24 * 3600;
 const LOCK_TTL_GRACE_SECONDS = 24 * 3600;
 
 const { openIndex } = TABLE_DEFINITION;
+/** `keys.synchronization(id).pk` is this prefix and the id. */
+const SYNC_KEY_PREFIX = keys.synchronization('').pk;
 const ITEM_ATTRIBUTES = new Set(['pk', 'sk', 'type', 'ttl', openIndex.partitionKey.name, openIndex.sortKey.name]);
 
 function toSynchronization(item: Record<string, unknown>): Synchronization {
@@ -230,52 +233,29 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     // Waiting in the execution (STANDARD): the sweeper looks again once the attempt is due (plus its
     // grace). Parked (EXPRESS): the execution ends, so the entry is placed to be listed exactly when due.
     const lookAt = park ? new Date(nextAttemptAt.getTime() - park.graceSeconds * 1000) : nextAttemptAt;
-    try {
-      await callAws('mark retrying', () =>
-        this.db.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: keys.synchronization(synchronizationId),
-            UpdateExpression:
-              'SET #status = :retrying, attempts = :attempts, updatedAt = :now, #since = :lookAt' +
-              (park ? ', parked = :true, retryAt = :next' : ''),
-            ConditionExpression: 'attribute_exists(pk) AND #status <> :finalized',
-            ExpressionAttributeNames: { '#status': 'status', '#since': openIndex.sortKey.name },
-            ExpressionAttributeValues: {
-              ':retrying': 'retrying',
-              ':finalized': 'finalized',
-              ':attempts': attempts,
-              ':now': now.toISOString(),
-              ':lookAt': lookAt.toISOString(),
-              ...(park ? { ':true': true, ':next': nextAttemptAt.toISOString() } : {}),
-            },
-          }),
-        ),
-      );
-    } catch (error) {
-      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
-    }
+    await this.updateIf('mark retrying', synchronizationId, {
+      UpdateExpression:
+        'SET #status = :retrying, attempts = :attempts, updatedAt = :now, #since = :lookAt' + (park ? ', parked = :true, retryAt = :next' : ''),
+      ConditionExpression: 'attribute_exists(pk) AND #status <> :finalized',
+      ExpressionAttributeNames: { '#status': 'status', '#since': openIndex.sortKey.name },
+      ExpressionAttributeValues: {
+        ':retrying': 'retrying',
+        ':finalized': 'finalized',
+        ':attempts': attempts,
+        ':now': now.toISOString(),
+        ':lookAt': lookAt.toISOString(),
+        ...(park ? { ':true': true, ':next': nextAttemptAt.toISOString() } : {}),
+      },
+    });
   }
 
   async resumeParked(sync: Synchronization, now: Date): Promise<boolean> {
-    try {
-      await callAws('resume parked synchronization', () =>
-        this.db.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: keys.synchronization(sync.synchronizationId),
-            UpdateExpression: 'REMOVE parked, retryAt SET #since = :now, updatedAt = :now',
-            ConditionExpression: 'parked = :true AND attempts = :attempts AND #status = :retrying',
-            ExpressionAttributeNames: { '#status': 'status', '#since': openIndex.sortKey.name },
-            ExpressionAttributeValues: { ':true': true, ':attempts': sync.attempts, ':retrying': 'retrying', ':now': now.toISOString() },
-          }),
-        ),
-      );
-      return true;
-    } catch (error) {
-      if ((error as Error).name === 'ConditionalCheckFailedException') return false;
-      throw error;
-    }
+    return this.updateIf('resume parked synchronization', sync.synchronizationId, {
+      UpdateExpression: 'REMOVE parked, retryAt SET #since = :now, updatedAt = :now',
+      ConditionExpression: 'parked = :true AND attempts = :attempts AND #status = :retrying',
+      ExpressionAttributeNames: { '#status': 'status', '#since': openIndex.sortKey.name },
+      ExpressionAttributeValues: { ':true': true, ':attempts': sync.attempts, ':retrying': 'retrying', ':now': now.toISOString() },
+    });
   }
 
   async listOpen(olderThan: Date, limit: number): Promise<OpenSynchronization[]> {
@@ -298,7 +278,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
           ),
         );
         for (const item of page.Items ?? []) {
-          const id = typeof item.pk === 'string' ? item.pk.slice('SYNC#'.length) : '';
+          const id = typeof item.pk === 'string' ? item.pk.slice(SYNC_KEY_PREFIX.length) : '';
           const since = item[openIndex.sortKey.name];
           if (id && typeof since === 'string') found.push({ synchronizationId: id, openSince: since });
         }
@@ -311,25 +291,29 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
 
   async recordRecovery(sync: Synchronization, now: Date): Promise<boolean> {
     const recoveries = sync.recoveries ?? 0;
+    return this.updateIf('record recovery', sync.synchronizationId, {
+      UpdateExpression: 'SET recoveries = :next, #since = :now, updatedAt = :now',
+      ConditionExpression:
+        'attribute_exists(pk) AND #status <> :finalized AND ' + (recoveries === 0 ? 'attribute_not_exists(recoveries)' : 'recoveries = :current'),
+      ExpressionAttributeNames: { '#status': 'status', '#since': openIndex.sortKey.name },
+      ExpressionAttributeValues: {
+        ':next': recoveries + 1,
+        ':now': now.toISOString(),
+        ':finalized': 'finalized',
+        ...(recoveries === 0 ? {} : { ':current': recoveries }),
+      },
+    });
+  }
+
+  /** A conditional update of a synchronization record: false, not an error, when its condition does not hold. */
+  private async updateIf(
+    operation: string,
+    synchronizationId: string,
+    update: Omit<UpdateCommandInput, 'TableName' | 'Key'> & { ConditionExpression: string },
+  ): Promise<boolean> {
     try {
-      await callAws('record recovery', () =>
-        this.db.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: keys.synchronization(sync.synchronizationId),
-            UpdateExpression: 'SET recoveries = :next, #since = :now, updatedAt = :now',
-            ConditionExpression:
-              'attribute_exists(pk) AND #status <> :finalized AND ' +
-              (recoveries === 0 ? 'attribute_not_exists(recoveries)' : 'recoveries = :current'),
-            ExpressionAttributeNames: { '#status': 'status', '#since': openIndex.sortKey.name },
-            ExpressionAttributeValues: {
-              ':next': recoveries + 1,
-              ':now': now.toISOString(),
-              ':finalized': 'finalized',
-              ...(recoveries === 0 ? {} : { ':current': recoveries }),
-            },
-          }),
-        ),
+      await callAws(operation, () =>
+        this.db.send(new UpdateCommand({ TableName: this.tableName, Key: keys.synchronization(synchronizationId), ...update })),
       );
       return true;
     } catch (error) {
