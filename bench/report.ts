@@ -35,8 +35,6 @@ export interface Target {
   goal: string;
   measured: string;
   pass: boolean;
-  /** Printed instead of PASS/MISS when neither says it (e.g. PARTIAL). */
-  verdict?: string;
   note?: string;
 }
 
@@ -250,7 +248,7 @@ export function formatReport(report: BenchReport): string {
   for (const item of cost.excluded) out.push(`  · ${item}`);
 
   out.push('', '6. Targets (issue 7)');
-  out.push(table(['target', 'goal', 'measured', 'verdict'], report.targets.map((t) => [t.name, t.goal, t.measured, t.verdict ?? (t.pass ? 'PASS' : 'MISS')]), ['l', 'l', 'l', 'l']));
+  out.push(table(['target', 'goal', 'measured', 'verdict'], report.targets.map((t) => [t.name, t.goal, t.measured, t.pass ? 'PASS' : 'MISS']), ['l', 'l', 'l', 'l']));
   for (const t of report.targets) if (t.note) out.push(`  · ${t.name}: ${t.note}`);
   return out.join('\n');
 }
