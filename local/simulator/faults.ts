@@ -1,9 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { describeIssue, readJsonBody, RequestBodyError, sendJson } from './http-json';
+import type { NotificationOutbox } from './notifications';
 
 /** The stores the simulator stands in for. */
 export type SimulatedStore = 'apple' | 'google';
+
+const SIMULATED_STORES: readonly SimulatedStore[] = ['apple', 'google'];
 
 /** The failures worth rehearsing: throttling and the two 5xx the services' retry policies handle. */
 export type FaultStatus = 429 | 500 | 503;
@@ -25,6 +28,11 @@ const faultBodySchema = z.union([
   z.strictObject({
     store: z.enum(['apple', 'google']),
     latencyMs: z.number().int().min(0).max(MAX_LATENCY_MS),
+  }),
+  // Lost server notifications: the store "sends" them, the service never hears of them.
+  z.strictObject({
+    store: z.enum(['apple', 'google']),
+    dropNotifications: z.number().int().min(0).max(MAX_FAULT_COUNT),
   }),
 ]);
 
@@ -71,8 +79,9 @@ export class FaultInjector {
 }
 
 /**
- * Serves `POST /__simulator/faults` `{ store, status, count }` or `{ store, latencyMs }` and
- * `DELETE /__simulator/faults` (clears both).
+ * Serves `POST /__simulator/faults` `{ store, status, count }`, `{ store, latencyMs }` or
+ * `{ store, dropNotifications }` (the latter needs `outbox`) and `DELETE /__simulator/faults`
+ * (clears them all).
  * Answers `false` for any other path so the caller can try its next route.
  */
 export async function handleFaultRoutes(
@@ -80,10 +89,12 @@ export async function handleFaultRoutes(
   res: ServerResponse,
   url: URL,
   faults: FaultInjector,
+  outbox?: NotificationOutbox,
 ): Promise<boolean> {
   if (url.pathname !== FAULTS_PATH) return false;
   if (req.method === 'DELETE') {
     faults.clear();
+    for (const store of SIMULATED_STORES) outbox?.dropNext(store, 0);
     sendJson(res, 200, { cleared: true });
     return true;
   }
@@ -98,7 +109,13 @@ export async function handleFaultRoutes(
       return true;
     }
     const fault = parsed.data;
-    if ('latencyMs' in fault) faults.setLatency(fault.store, fault.latencyMs);
+    if ('dropNotifications' in fault) {
+      if (!outbox) {
+        sendJson(res, 400, { error: 'dropNotifications: this simulator sends no notifications' });
+        return true;
+      }
+      outbox.dropNext(fault.store, fault.dropNotifications);
+    } else if ('latencyMs' in fault) faults.setLatency(fault.store, fault.latencyMs);
     else faults.set(fault.store, fault.status, fault.count);
     sendJson(res, 200, fault);
   } catch (error) {
