@@ -11,10 +11,8 @@ import { DynamoDbPublisherRepository } from '../lambdas/adapters/dynamodb-publis
 import { DynamoDbSynchronizationRepository } from '../lambdas/adapters/dynamodb-synchronization-repository';
 import { ReferenceSecretStore } from '../lambdas/adapters/secret-store';
 import { hashPublisherToken } from '../lambdas/domain/authenticate';
+import { APPLE_ENVIRONMENTS, type AppleConfig, type AppleEnvironment } from '../lambdas/domain/apple-config';
 import {
-  APPLE_ENVIRONMENTS,
-  type AppleConfig,
-  type AppleEnvironment,
   type JwtSettings,
   type OwnershipPolicy,
   type Publisher,
@@ -22,10 +20,11 @@ import {
 import { STORES, type Store } from '../lambdas/domain/results';
 import { jwksUrlProblem } from '../lambdas/ports/credential-verifier';
 import { toStatusView } from '../lambdas/domain/synchronization';
-import { GoogleRegisterBody, UUID_PATTERN } from '../lambdas/schemas/api';
+import { GoogleRegisterBody } from '../lambdas/schemas/api';
 import { APPLE_KEY_FILE, JWT_SECRET_FILE, issueCustomerJwt } from '../local/seed';
 import { GOOGLE_SERVICE_ACCOUNT_FILE } from '../local/simulator/google-simulator';
 import type { StackTarget } from './stack-target';
+import { UUID_PATTERN } from '../lambdas/schemas/primitives';
 
 /** The command line is wrong (unknown option, missing or malformed value): exit code 2. */
 export class UsageError extends Error {

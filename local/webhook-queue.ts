@@ -26,12 +26,12 @@ import {
   type WebhookEndpoint,
   type WebhookSender,
 } from '../lambdas/ports/webhooks';
-import { positiveInt32 } from '../lambdas/schemas/api';
 import { SYNC_RESULT_EVENT_PATTERN, SyncResultDetail } from '../lambdas/schemas/events';
 import { createLogger, type Logger } from '../lambdas/shared/logger';
 import { LOCAL_REGION } from './dynamodb-local';
 import type { LocalRule, LoggedEvent } from './event-bus';
 import { describeIssue, readJsonBody, RequestBodyError, sendJson } from './simulator/http-json';
+import { positiveInt32 } from '../lambdas/schemas/primitives';
 
 /**
  * SQS and the webhook delivery Lambda of `npm start` (shared/local-runtime.md: "the same delivery

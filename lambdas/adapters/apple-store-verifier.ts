@@ -8,7 +8,7 @@ import {
 } from '@apple/app-store-server-library';
 import type { AppleFacts, AppleProductType, AppleVerification } from '../domain/apple-purchase';
 import { ConfigurationError, StoreCredentialsError, StoreRejectedError, StoreUnavailableError } from '../domain/errors';
-import type { AppleConfig, AppleEnvironment } from '../domain/publisher';
+import type { AppleConfig, AppleEnvironment } from '../domain/apple-config';
 import type { SecretStore } from '../ports/secret-store';
 import type { AppleVerifier } from '../ports/store-verifier';
 import { AppStoreClient } from './apple-app-store-client';

@@ -12,7 +12,7 @@ import { DependencyUnavailableError } from '../domain/errors';
 import type { Publisher } from '../domain/publisher';
 import { jwksUrlProblem, type CustomerClaims, type CustomerTokenVerifier } from '../ports/credential-verifier';
 import type { SecretStore } from '../ports/secret-store';
-import { positiveInt32 } from '../schemas/api';
+import { positiveInt32 } from '../schemas/primitives';
 
 const Claims = z.object({ customerId: positiveInt32, publisherId: positiveInt32 });
 

@@ -1,5 +1,4 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { UUID_PATTERN } from '../schemas/api';
 import type { SyncExecutionInput } from '../schemas/workflow';
 import type { Logger } from '../shared/logger';
 import type { Clock } from '../ports/clock';
@@ -10,7 +9,7 @@ import { ApiError } from './errors';
 import type { Publisher } from './publisher';
 import type { SyncKind } from './results';
 import type { ClientMetadata, Synchronization } from './synchronization';
-
+import { UUID_PATTERN } from '../schemas/primitives';
 
 export interface AcceptDeps {
   syncs: SynchronizationRepository;

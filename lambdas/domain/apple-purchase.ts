@@ -1,4 +1,4 @@
-import type { AppleEnvironment } from './publisher';
+import type { AppleEnvironment } from './apple-config';
 
 /** Apple's product types as they appear in a JWSTransaction `type`. */
 export type AppleProductType =
@@ -29,19 +29,3 @@ export type AppleVerification =
   | { outcome: 'verified'; facts: AppleFacts }
   | { outcome: 'not_found' }
   | { outcome: 'invalid'; reason: string };
-
-export type PurchaseState = 'active' | 'expired' | 'revoked';
-
-/**
- * Whether the purchase grants access now. Grace period (4) grants access as Apple advises;
- * billing retry (3) does not. A consumable or non-renewing item with an expiry in the past is expired.
- * https://developer.apple.com/documentation/appstoreserverapi/status
- */
-export function applePurchaseState(facts: AppleFacts, now: Date): PurchaseState {
-  if (facts.revokedAt !== null || facts.subscriptionStatus === 5) return 'revoked';
-  if (facts.type === 'Auto-Renewable Subscription' && facts.subscriptionStatus !== undefined) {
-    return facts.subscriptionStatus === 1 || facts.subscriptionStatus === 4 ? 'active' : 'expired';
-  }
-  if (facts.expiresAt !== null && Date.parse(facts.expiresAt) <= now.getTime()) return 'expired';
-  return 'active';
-}

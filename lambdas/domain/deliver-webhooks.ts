@@ -16,7 +16,6 @@ import {
   type WebhookSender,
   type WebhookTopic,
 } from '../ports/webhooks';
-import { positiveInt32 } from '../schemas/api';
 import { SYNC_RESULT_DETAIL_TYPE, SyncResultDetail, SyncResultWebhookBody } from '../schemas/events';
 import type { Logger } from '../shared/logger';
 import {
@@ -29,6 +28,7 @@ import {
   type TransportFailure,
 } from './webhook-delivery';
 import { WEBHOOK_ID_PREFIX, webhookHeaders } from './webhook-signature';
+import { positiveInt32 } from '../schemas/primitives';
 
 /**
  * The webhook delivery use case (contract §8): turns an `inappPurchaseSyncResult` event into one

@@ -1,6 +1,3 @@
-import type { StoreVerdict } from './ownership';
-import type { PurchaseState } from './apple-purchase';
-
 /**
  * `subscriptionState` of a SubscriptionPurchaseV2, as Google documents it:
  * https://developers.google.com/android-publisher/api-ref/rest/v3/purchases.subscriptionsv2#SubscriptionState
@@ -49,45 +46,3 @@ export type GoogleVerification =
   | { outcome: 'not_found' }
   /** Package name or product id does not match what the caller expected. */
   | { outcome: 'invalid'; reason: string };
-
-/**
- * Whether the subscription grants access now, following Google's guidance on entitlement:
- * https://developers.google.com/android-publisher/api-ref/rest/v3/purchases.subscriptionsv2#SubscriptionState
- * - ACTIVE and IN_GRACE_PERIOD (payment being retried, user keeps access) are entitled.
- * - CANCELED means auto-renew was turned off: entitled until `expiryTime`, expired after.
- * - PENDING, ON_HOLD, PAUSED, EXPIRED, PENDING_PURCHASE_CANCELED and unknown values are not.
- * 'revoked' is never answered from Google's state alone (see GOOGLE_SUBSCRIPTION_STATES); it
- * stays in the return type shared with Apple.
- */
-export function googlePurchaseState(facts: GoogleFacts, now: Date): PurchaseState {
-  switch (facts.subscriptionState) {
-    case 'SUBSCRIPTION_STATE_ACTIVE':
-    case 'SUBSCRIPTION_STATE_IN_GRACE_PERIOD':
-      return 'active';
-    case 'SUBSCRIPTION_STATE_CANCELED': {
-      const expiresAt = facts.expiresAt === null ? Number.NaN : Date.parse(facts.expiresAt);
-      return expiresAt > now.getTime() ? 'active' : 'expired';
-    }
-    default:
-      return 'expired';
-  }
-}
-
-/** Google's answer as a verdict for the ownership decision; the purchase token is the purchase key. */
-export function googleVerdict(verification: GoogleVerification | undefined, now: Date): StoreVerdict | undefined {
-  if (verification === undefined) return undefined;
-  if (verification.outcome === 'not_found') return { outcome: 'not_found', result: 'PURCHASE_TOKEN_NOT_FOUND' };
-  if (verification.outcome === 'invalid') return { outcome: 'invalid' };
-  const { facts } = verification;
-  return {
-    outcome: 'verified',
-    facts: {
-      store: 'google',
-      purchaseKey: facts.purchaseToken,
-      productId: facts.productId,
-      state: googlePurchaseState(facts, now),
-      expiresAt: facts.expiresAt,
-      needsAcknowledgement: !facts.acknowledged,
-    },
-  };
-}

@@ -1,6 +1,9 @@
-import { applePurchaseState, type AppleVerification, type PurchaseState } from './apple-purchase';
-import type { AppleEnvironment, OwnershipPolicy } from './publisher';
+import type { AppleEnvironment } from './apple-config';
+import type { OwnershipPolicy } from './publisher';
 import { grantsAccess, type Store, type SyncKind, type SyncResult } from './results';
+
+/** What the store says of a purchase, as the ownership decision sees it. */
+export type PurchaseState = 'active' | 'expired' | 'revoked';
 
 /**
  * The ownership record: one per purchase (Apple: per originalTransactionId, so renewals stay with
@@ -67,26 +70,6 @@ export type StoreVerdict =
   | { outcome: 'invalid' }
   /** Google transfers do not ask Google: the record this service keeps is the truth. */
   | { outcome: 'from_record' };
-
-/** Apple's verification as a verdict: the latest renewal's state decides. */
-export function appleVerdict(verification: AppleVerification | undefined, now: Date): StoreVerdict | undefined {
-  if (verification === undefined) return undefined;
-  if (verification.outcome === 'not_found') return { outcome: 'not_found', result: 'TRANSACTION_ID_NOT_FOUND' };
-  if (verification.outcome === 'invalid') return { outcome: 'invalid' };
-  const { facts } = verification;
-  return {
-    outcome: 'verified',
-    facts: {
-      store: 'apple',
-      purchaseKey: facts.originalTransactionId,
-      productId: facts.productId,
-      state: applePurchaseState(facts, now),
-      expiresAt: facts.expiresAt,
-      environment: facts.environment,
-      lastTransactionId: facts.transactionId,
-    },
-  };
-}
 
 export interface DecisionInput {
   /** Register: the buyer asks for access. Transfer: the purchase moves to `customerId`. */

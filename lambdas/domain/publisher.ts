@@ -1,19 +1,6 @@
+import type { AppleConfig } from './apple-config';
+
 /** A publisher (tenant) and its configuration, as the use cases see it. */
-export type AppleEnvironment = 'Production' | 'Sandbox';
-export const APPLE_ENVIRONMENTS: readonly AppleEnvironment[] = ['Production', 'Sandbox'];
-
-export interface AppleConfig {
-  bundleId: string;
-  /** Required by Apple's verifier for production data. */
-  appAppleId?: number;
-  issuerId: string;
-  keyId: string;
-  /** Where the App Store Connect API key (.p8) lives: `file:` locally, a Secrets Manager ARN when deployed. */
-  privateKeyRef: string;
-  /** Looked up in this order; Apple recommends production first, then sandbox on 4040010. */
-  environments: AppleEnvironment[];
-}
-
 /**
  * How customer JWTs of a publisher are verified (contract §5). A publisher may have both keys: the
  * token's `alg` header picks one (HS256 → the secret; RS256/ES256 → the JWKS), never both.

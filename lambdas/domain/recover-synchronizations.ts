@@ -1,24 +1,20 @@
 import type { Clock } from '../ports/clock';
+import type { EventPublisher } from '../ports/event-publisher';
 import type { PublisherRepository } from '../ports/publisher-repository';
 import type { SynchronizationRepository } from '../ports/synchronization-repository';
 import type { WorkflowInspector, WorkflowStarter } from '../ports/workflow';
-import type { SyncResultDetail } from '../schemas/events';
+import { SYNC_RESULT_DETAIL_TYPE } from '../schemas/events';
 import type { Logger } from '../shared/logger';
 import { executionInput } from './accept-purchase';
 import { finalizeSynchronization } from './finalize-synchronization';
 import { executionName, type Synchronization } from './synchronization';
-
-/** Publishes the `inappPurchaseSyncResult` event exactly as the workflow's PublishResult state does. */
-export interface ResultPublisher {
-  publish(detail: SyncResultDetail): Promise<void>;
-}
 
 export interface RecoverDeps {
   syncs: SynchronizationRepository;
   publishers: PublisherRepository;
   workflow: WorkflowStarter;
   inspector: WorkflowInspector;
-  events: ResultPublisher;
+  events: EventPublisher;
   clock: Clock;
   logger: Logger;
 }
@@ -169,13 +165,13 @@ async function giveUp(deps: RecoverDeps, sync: Synchronization): Promise<void> {
     result: outcome.event.result,
   });
   // Should this publish fail, the record stays `claimed` in the open index and the next sweep publishes it.
-  await deps.events.publish(outcome.event);
+  await deps.events.publish(SYNC_RESULT_DETAIL_TYPE, outcome.event);
   await deps.syncs.markPublished(sync.synchronizationId);
 }
 
 async function republish(deps: RecoverDeps, sync: Synchronization): Promise<void> {
   if (!sync.eventDetail) throw new Error('finalized without an event detail');
-  await deps.events.publish(sync.eventDetail as unknown as SyncResultDetail);
+  await deps.events.publish(SYNC_RESULT_DETAIL_TYPE, sync.eventDetail);
   await deps.syncs.markPublished(sync.synchronizationId);
   deps.logger.warn('event republished by the recovery sweeper', {
     synchronizationId: sync.synchronizationId,

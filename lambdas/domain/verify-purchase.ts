@@ -4,8 +4,8 @@ import type { PublisherRepository } from '../ports/publisher-repository';
 import type { AppleVerifier } from '../ports/store-verifier';
 import type { SynchronizationRepository } from '../ports/synchronization-repository';
 import { ConfigurationError, SynchronizationMissingError } from './errors';
-import { googleVerdict } from './google-purchase';
-import { appleVerdict, type StoreVerdict } from './ownership';
+import { appleVerdict, googleVerdict } from './store-verdicts';
+import type { StoreVerdict } from './ownership';
 
 export interface VerifyDeps {
   publishers: PublisherRepository;

@@ -1,9 +1,10 @@
 import { acknowledgePurchase, type VerifyDeps } from '../domain/verify-purchase';
 import { AcknowledgeTaskInput } from '../schemas/workflow';
 import { withKeys, type Logger } from '../shared/logger';
-import { createRuntime, instrument, lazyHandler } from '../shared/runtime';
+import { createRuntime } from '../shared/runtime';
 import { createStoreVerifiers } from '../shared/store-verifiers';
 import { createTracing } from '../shared/tracer';
+import { instrument, lazyHandler } from '../shared/handler-runtime';
 
 /**
  * Task `AcknowledgePurchase` (Google): runs after FinalizeSynchronization saved the entitlement.

@@ -15,7 +15,7 @@ import type { DeadLetterQueue, DeliveryQueue, WebhookSender } from '../ports/web
 import { loadConfig, required } from '../shared/config';
 import { createLogger, type Logger } from '../shared/logger';
 import { createMetrics, noMetrics, type MetricsRecorder } from '../shared/metrics';
-import { instrument, lazyHandler } from '../shared/runtime';
+import { instrument, lazyHandler } from '../shared/handler-runtime';
 
 const ATTEMPT_OUTCOMES: Partial<Record<AttemptReport['outcome'], string>> = {
   done: 'delivered',

@@ -4,7 +4,8 @@ import type { SyncResultDetail } from '../schemas/events';
 import { FinalizeTaskInput } from '../schemas/workflow';
 import type { Logger } from '../shared/logger';
 import { noMetrics, type MetricsRecorder } from '../shared/metrics';
-import { createRuntime, instrument, lazyHandler } from '../shared/runtime';
+import { createRuntime } from '../shared/runtime';
+import { instrument, lazyHandler } from '../shared/handler-runtime';
 
 /**
  * Tasks `FinalizeSynchronization` and `FinalizeFailure`: one transaction, then the event to publish

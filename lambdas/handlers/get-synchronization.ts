@@ -10,7 +10,8 @@ import type { SynchronizationRepository } from '../ports/synchronization-reposit
 import { SynchronizationIdParam } from '../schemas/api';
 import { apiError, apiErrors, json, parseHeaders, type ApiEvent, type ApiResult } from '../shared/http';
 import type { Logger } from '../shared/logger';
-import { createRuntime, instrument, lazyHandler } from '../shared/runtime';
+import { createRuntime } from '../shared/runtime';
+import { instrument, lazyHandler } from '../shared/handler-runtime';
 
 export interface GetSynchronizationDeps {
   publishers: PublisherRepository;

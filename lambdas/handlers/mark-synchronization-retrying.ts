@@ -5,7 +5,8 @@ import type { SynchronizationRepository } from '../ports/synchronization-reposit
 import { MarkRetryingInput, type MarkRetryingOutput } from '../schemas/workflow';
 import type { Logger } from '../shared/logger';
 import { noMetrics, type MetricsRecorder } from '../shared/metrics';
-import { createRuntime, instrument, lazyHandler } from '../shared/runtime';
+import { createRuntime } from '../shared/runtime';
+import { instrument, lazyHandler } from '../shared/handler-runtime';
 
 /**
  * Task `MarkRetrying`: counts the failed attempt, shows `retrying` to pollers, and says how long to

@@ -1,11 +1,12 @@
-import { EventBridgeResultPublisher } from '../adapters/eventbridge-result-publisher';
+import { EventBridgeEventPublisher } from '../adapters/eventbridge-event-publisher';
 import { SfnWorkflowInspector, SfnWorkflowStarter } from '../adapters/sfn-workflow-starter';
 import { recoverSynchronizations, type RecoverDeps, type RecoverOptions, type RecoverReport } from '../domain/recover-synchronizations';
 import { systemClock } from '../ports/clock';
 import { SWEEPER_FUNCTION } from '../shared/catalog';
 import { required } from '../shared/config';
 import { noMetrics, type MetricsRecorder } from '../shared/metrics';
-import { createRuntime, instrument, lazyHandler } from '../shared/runtime';
+import { createRuntime } from '../shared/runtime';
+import { instrument, lazyHandler } from '../shared/handler-runtime';
 
 /**
  * What the sweeper is invoked with: a scheduled EventBridge event (ignored), or, from the local
@@ -49,7 +50,7 @@ export const handler = lazyHandler(() => {
       clock: systemClock,
       workflow: new SfnWorkflowStarter(stateMachineArn),
       inspector: new SfnWorkflowInspector(stateMachineArn, config.WORKFLOW_TYPE),
-      events: new EventBridgeResultPublisher(required(config, 'EVENT_BUS_NAME')),
+      events: new EventBridgeEventPublisher(required(config, 'EVENT_BUS_NAME')),
     },
     {
       graceSeconds: config.RECOVERY_GRACE_SECONDS,

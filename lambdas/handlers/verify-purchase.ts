@@ -2,9 +2,10 @@ import { verifyPurchase, type VerifyDeps } from '../domain/verify-purchase';
 import { systemClock } from '../ports/clock';
 import { VerdictOutput, VerifyTaskInput } from '../schemas/workflow';
 import { withKeys, type Logger } from '../shared/logger';
-import { createRuntime, instrument, lazyHandler } from '../shared/runtime';
+import { createRuntime } from '../shared/runtime';
 import { createStoreVerifiers } from '../shared/store-verifiers';
 import { createTracing } from '../shared/tracer';
+import { instrument, lazyHandler } from '../shared/handler-runtime';
 
 /**
  * Task `VerifyPurchase`. Answers the store's verdict; throws StoreUnavailableError (the workflow

@@ -1,5 +1,5 @@
 import type { AppleVerification } from '../domain/apple-purchase';
-import type { AppleConfig } from '../domain/publisher';
+import type { AppleConfig } from '../domain/apple-config';
 
 /**
  * Asks Apple about a transaction and checks what it signed. Throws StoreUnavailableError when

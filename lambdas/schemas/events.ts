@@ -1,10 +1,14 @@
 import * as z from 'zod';
 import { STORES, SYNC_KINDS, SYNC_RESULTS } from '../domain/results';
-import { positiveInt32, uuid } from './api';
+import { positiveInt32, uuid } from './primitives';
 
 /** Contract §8: fixed source and detail-type of the one event this service publishes. */
 export const EVENT_SOURCE = 'iap-sync';
 export const SYNC_RESULT_DETAIL_TYPE = 'inappPurchaseSyncResult';
+
+/** Every detail-type this service publishes. */
+export const EVENT_DETAIL_TYPES = [SYNC_RESULT_DETAIL_TYPE] as const;
+export type EventDetailType = (typeof EVENT_DETAIL_TYPES)[number];
 
 /**
  * The rule pattern that selects the event, defined once: the CDK stack deploys it and the local

@@ -6,10 +6,10 @@ import {
   AppleTransferBody,
   GoogleRegisterBody,
   GoogleTransferBody,
-  ErrorResponse,
   SynchronizationStatusResponse,
 } from './api';
 import { SyncResultDetail, SyncResultWebhookBody } from './events';
+import { ErrorResponse } from './primitives';
 
 /**
  * The OpenAPI 3.1 document, generated from the same zod schemas the handlers validate with

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { STORES, SYNC_KINDS } from '../domain/results';
-import { positiveInt32, uuid } from './api';
+import { positiveInt32, uuid } from './primitives';
 
 /**
  * Inputs and outputs of the Task states of `statemachines/purchase-sync.asl.json`. Each Lambda

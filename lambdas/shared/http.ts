@@ -2,8 +2,8 @@ import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { ApiError, DependencyUnavailableError, ERROR_CODES, type ErrorCode } from '../domain/errors';
-import { MAX_BODY_BYTES, RequestHeaders } from '../schemas/api';
 import type { Logger } from './logger';
+import { MAX_BODY_BYTES, RequestHeaders } from '../schemas/primitives';
 
 export type ApiEvent = APIGatewayProxyEventV2;
 export type ApiResult = APIGatewayProxyStructuredResultV2;

@@ -15,7 +15,8 @@ import { required } from './config';
 import { apiErrors, json, parseHeaders, parseJsonBody, type ApiEvent, type ApiResult } from './http';
 import { purchaseTokenHash, withKeys } from './logger';
 import { noMetrics, type MetricsRecorder } from './metrics';
-import { createRuntime, instrument, lazyHandler, type Runtime } from './runtime';
+import { createRuntime, type Runtime } from './runtime';
+import { instrument, lazyHandler } from './handler-runtime';
 
 export interface PurchaseHandlerDeps extends AcceptDeps {
   publishers: PublisherRepository;

@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import { ERROR_CODES } from '../../lambdas/domain/errors';
 import { RESULTS } from '../../lambdas/domain/results';
 import { toStatusView, type Synchronization } from '../../lambdas/domain/synchronization';
-import { AcceptedResponse, ErrorResponse, SynchronizationStatusResponse } from '../../lambdas/schemas/api';
+import { AcceptedResponse, SynchronizationStatusResponse } from '../../lambdas/schemas/api';
 import { SyncResultDetail, SyncResultWebhookBody, toDetail } from '../../lambdas/schemas/events';
+import { ErrorResponse } from '../../lambdas/schemas/primitives';
 
 /** The examples of shared/api-contract.md, kept as fixtures: our schemas must accept them as they are. */
 const fixture = (name: string): unknown => JSON.parse(readFileSync(join(__dirname, 'fixtures', name), 'utf8'));

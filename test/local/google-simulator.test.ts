@@ -8,12 +8,8 @@ import { importPKCS8, SignJWT } from 'jose';
 import { GoogleAccessTokenProvider } from '../../lambdas/adapters/google-access-token-provider';
 import { GooglePlayStoreVerifier } from '../../lambdas/adapters/google-play-verifier';
 import { ConfigurationError, StoreCredentialsError, StoreRejectedError, StoreUnavailableError } from '../../lambdas/domain/errors';
-import {
-  GOOGLE_SUBSCRIPTION_STATES,
-  googlePurchaseState,
-  type GoogleFacts,
-  type GoogleVerification,
-} from '../../lambdas/domain/google-purchase';
+import { GOOGLE_SUBSCRIPTION_STATES, type GoogleFacts, type GoogleVerification } from '../../lambdas/domain/google-purchase';
+import { googlePurchaseState } from '../../lambdas/domain/store-verdicts';
 import type { AccessTokenProvider, GoogleProfile } from '../../lambdas/ports/google-verifier';
 import type { SecretStore } from '../../lambdas/ports/secret-store';
 import { FaultInjector, handleFaultRoutes } from '../../local/simulator/faults';

@@ -48,9 +48,10 @@ function world(now: number, states: Record<string, ExecutionState> = {}, publish
       },
     },
     events: {
-      publish: async (detail) => {
+      publish: async (detailType, detail) => {
         if (publishFails) throw new Error('EventBridge is down');
-        published.push(detail);
+        expect(detailType).toBe('inappPurchaseSyncResult');
+        published.push(detail as SyncResultDetail);
       },
     },
   };

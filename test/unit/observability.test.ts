@@ -15,11 +15,11 @@ import { createLogger, purchaseTokenHash, withKeys } from '../../lambdas/shared/
 import { METRIC, METRICS_NAMESPACE } from '../../lambdas/shared/metric-names';
 import { createMetrics, noMetrics, type MetricKey, type MetricsRecorder } from '../../lambdas/shared/metrics';
 import { makePurchaseHandler } from '../../lambdas/shared/purchase-handler';
-import { instrument } from '../../lambdas/shared/runtime';
 import { measureStoreCall } from '../../lambdas/shared/store-verifiers';
 import { createTracing, noTracing } from '../../lambdas/shared/tracer';
 import { apiEvent, testContext } from '../support/api-events';
 import { googleRegisterSync } from '../support/synchronizations';
+import { instrument } from '../../lambdas/shared/handler-runtime';
 
 const PUBLISHER_TOKEN = 'pt_8cTq2m0Yv4bX9kLrW1sZ7dNfH3jG6pQa';
 // A compact JWS as apps send it (header {"alg":"HS256"}, claims {"customerId":42,"publisherId":7}).

@@ -1,5 +1,6 @@
 import type { AppleFacts, AppleVerification } from '../../lambdas/domain/apple-purchase';
-import { appleVerdict, decidePurchase, type DecisionInput, type PurchaseRecord } from '../../lambdas/domain/ownership';
+import { decidePurchase, type DecisionInput, type PurchaseRecord } from '../../lambdas/domain/ownership';
+import { appleVerdict } from '../../lambdas/domain/store-verdicts';
 
 /** What the workflow does for Apple: VerifyPurchase turns the verification into a verdict, Finalize decides. */
 function decideApplePurchase(input: Omit<DecisionInput, 'verdict'> & { verification: AppleVerification | undefined }) {
