@@ -1,5 +1,6 @@
 // Lint of the whole project (`npm run lint` runs `tsc --noEmit` first for the types).
 const tseslint = require('typescript-eslint');
+const layout = require('./eslint-slice-boundaries');
 
 module.exports = tseslint.config(
   { ignores: ['node_modules/**', 'cdk.out/**', 'dist/**', '.iap-sync/**', 'coverage/**', 'bench/results/**', '.scratch/**'] },
@@ -14,6 +15,11 @@ module.exports = tseslint.config(
       eqeqeq: ['error', 'always'],
       'no-console': 'error',
     },
+  },
+  {
+    files: ['lambdas/**/*.ts'],
+    plugins: { layout },
+    rules: { 'layout/slice-boundaries': 'error' },
   },
   {
     // Command-line programs talk to their user on the console.

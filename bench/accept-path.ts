@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDbPublisherRepository } from '../lambdas/adapters/dynamodb-publisher-repository';
-import { DynamoDbSynchronizationRepository } from '../lambdas/adapters/dynamodb-synchronization-repository';
-import { createDocumentClient } from '../lambdas/adapters/dynamodb-client';
-import { appleLocks, requestHash } from '../lambdas/domain/accept-purchase';
-import type { Synchronization } from '../lambdas/domain/synchronization';
-import { LOCK_LEASE_SECONDS } from '../lambdas/shared/catalog';
+import { DynamoDbPublisherRepository } from '../lambdas/tenants/adapters/dynamodb-publisher-repository';
+import { DynamoDbSynchronizationRepository } from '../lambdas/purchases/adapters/dynamodb-synchronization-repository';
+import { createDocumentClient } from '../lambdas/platform/dynamodb-client';
+import { appleLocks, requestHash } from '../lambdas/purchases/domain/accept-purchase';
+import type { Synchronization } from '../lambdas/purchases/domain/synchronization';
+import { LOCK_LEASE_SECONDS } from '../lib/catalog';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/dynamodb-local';
 import { LOCAL_TABLE_NAME } from '../local/stack';
 import { RssSampler, runPool, type BenchStack } from './local';

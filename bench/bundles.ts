@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildLambdas } from '../lib/build-lambdas';
-import { API_FUNCTIONS } from '../lambdas/shared/catalog';
+import { API_FUNCTIONS } from '../lib/catalog';
 import { median, round } from './stats';
 
 export interface BundleReport {

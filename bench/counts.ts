@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import asl from '../statemachines/purchase-sync.asl.json';
-import { WORKFLOW_FUNCTIONS } from '../lambdas/shared/catalog';
+import { WORKFLOW_FUNCTIONS } from '../lib/catalog';
 import type { LocalExecution } from '../local/step-functions';
 import { startDynamoDbCountingProxy, type DynamoDbRequestRecord } from './dynamodb-proxy';
 import { startBenchStack, type BenchStack } from './local';

@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DynamoDbPublisherRepository } from '../lambdas/adapters/dynamodb-publisher-repository';
-import { createDocumentClient } from '../lambdas/adapters/dynamodb-client';
+import { DynamoDbPublisherRepository } from '../lambdas/tenants/adapters/dynamodb-publisher-repository';
+import { createDocumentClient } from '../lambdas/platform/dynamodb-client';
 import { LOCAL_STATE_MACHINE_ARN, LOCAL_TABLE_NAME, startLocalStack, type LocalStack, type LocalStackOptions } from '../local/stack';
 import type { LocalExecution } from '../local/step-functions';
 

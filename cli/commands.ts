@@ -7,24 +7,24 @@ import { createPrivateKey, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { DynamoDbPublisherRepository } from '../lambdas/adapters/dynamodb-publisher-repository';
-import { DynamoDbSynchronizationRepository } from '../lambdas/adapters/dynamodb-synchronization-repository';
-import { ReferenceSecretStore } from '../lambdas/adapters/secret-store';
-import { hashPublisherToken } from '../lambdas/domain/authenticate';
-import { APPLE_ENVIRONMENTS, type AppleConfig, type AppleEnvironment } from '../lambdas/domain/apple-config';
+import { DynamoDbPublisherRepository } from '../lambdas/tenants/adapters/dynamodb-publisher-repository';
+import { DynamoDbSynchronizationRepository } from '../lambdas/purchases/adapters/dynamodb-synchronization-repository';
+import { ReferenceSecretStore } from '../lambdas/platform/reference-secret-store';
+import { hashPublisherToken } from '../lambdas/tenants/domain/authenticate';
+import { APPLE_ENVIRONMENTS, type AppleConfig, type AppleEnvironment } from '../lambdas/stores/apple/config';
 import {
   type JwtSettings,
   type OwnershipPolicy,
   type Publisher,
-} from '../lambdas/domain/publisher';
-import { STORES, type Store } from '../lambdas/domain/results';
-import { jwksUrlProblem } from '../lambdas/ports/credential-verifier';
-import { toStatusView } from '../lambdas/domain/synchronization';
-import { GoogleRegisterBody } from '../lambdas/schemas/api';
+} from '../lambdas/tenants/domain/publisher';
+import { STORES, type Store } from '../lambdas/events/vocabulary';
+import { jwksUrlProblem } from '../lambdas/tenants/ports/credential-verifier';
+import { toStatusView } from '../lambdas/purchases/domain/synchronization';
+import { GoogleRegisterBody } from '../lambdas/purchases/schemas';
 import { APPLE_KEY_FILE, JWT_SECRET_FILE, issueCustomerJwt } from '../local/seed';
 import { GOOGLE_SERVICE_ACCOUNT_FILE } from '../local/simulator/google-simulator';
 import type { StackTarget } from './stack-target';
-import { UUID_PATTERN } from '../lambdas/schemas/primitives';
+import { UUID_PATTERN } from '../lambdas/platform/schema-primitives';
 
 /** The command line is wrong (unknown option, missing or malformed value): exit code 2. */
 export class UsageError extends Error {

@@ -9,7 +9,7 @@
  *   { "dynamodbEndpoint": "http://127.0.0.1:NNNN", "tableName": "iap-sync-local" }
  *
  * (extra fields are ignored). `local.json` is read too, only for the API URL. Secrets are files
- * under `<data-dir>/secrets`, referenced as `file:<name>` (the scheme lambdas/adapters/secret-store.ts
+ * under `<data-dir>/secrets`, referenced as `file:<name>` (the scheme lambdas/platform/reference-secret-store.ts
  * resolves in local mode).
  *
  * Deployed (`--stack NAME [--region R]`): the stack's CloudFormation outputs `TableName`, `ApiUrl`,
@@ -25,7 +25,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { createDocumentClient } from '../lambdas/adapters/dynamodb-client';
+import { createDocumentClient } from '../lambdas/platform/dynamodb-client';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/dynamodb-local';
 import type { LocalJson } from '../local/stack';
 import { CommandError, UsageError } from './commands';

@@ -5,19 +5,19 @@
  * through `target.storeSecret` (a file of the local stack, Secrets Manager when deployed).
  */
 import { randomBytes } from 'node:crypto';
-import { DynamoDbPublisherRepository } from '../lambdas/adapters/dynamodb-publisher-repository';
-import { DynamoDbDeliveryLog, DynamoDbWebhookEndpointRepository } from '../lambdas/adapters/dynamodb-webhook-repository';
-import { checkEndpointUrl, type ResolveAddresses } from '../lambdas/adapters/http-webhook-sender';
-import { generateWebhookSecret } from '../lambdas/domain/webhook-signature';
+import { DynamoDbPublisherRepository } from '../lambdas/tenants/adapters/dynamodb-publisher-repository';
+import { DynamoDbDeliveryLog, DynamoDbWebhookEndpointRepository } from '../lambdas/webhooks/adapters/dynamodb-webhook-repository';
+import { checkEndpointUrl, type ResolveAddresses } from '../lambdas/webhooks/adapters/http-webhook-sender';
+import { generateWebhookSecret } from '../lambdas/webhooks/domain/signature';
 import {
   SECRET_ROTATION_WINDOW_SECONDS,
   WEBHOOK_TOPICS,
   type DeliveryAttemptSummary,
   type WebhookEndpoint,
   type WebhookTopic,
-} from '../lambdas/ports/webhooks';
+} from '../lambdas/webhooks/ports';
 import { LOCAL_WEBHOOK_ROUTES, type ReplayRequest } from '../local/webhook-queue';
-import type { ReplayReport } from '../lambdas/domain/deliver-webhooks';
+import type { ReplayReport } from '../lambdas/webhooks/domain/deliver-webhooks';
 import { CommandError, UsageError, optionalString, parsePositiveInt32, requiredString, type Args } from './commands';
 import type { StackTarget } from './stack-target';
 

@@ -2,7 +2,7 @@ import { readFileSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build, type BuildOptions } from 'esbuild';
-import { API_FUNCTIONS, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from '../lambdas/shared/catalog';
+import { API_FUNCTIONS, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from './catalog';
 import { BUNDLE_ALIASES, LAMBDA_BUNDLING, PROJECT_ROOT } from './constructs/lambda-function';
 
 /** Size of one function's bundle. */

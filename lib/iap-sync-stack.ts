@@ -5,11 +5,11 @@ import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { type StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import type { IEventBus } from 'aws-cdk-lib/aws-events';
 import type { Construct } from 'constructs';
-import type { RetryPolicy } from '../lambdas/domain/retry-policy';
+import type { RetryPolicy } from '../lambdas/purchases/domain/retry-policy';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
-import { API_FUNCTIONS, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from '../lambdas/shared/catalog';
-import { loadConfig } from '../lambdas/shared/config';
+import { API_FUNCTIONS, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from './catalog';
+import { loadConfig } from '../lambdas/platform/config';
 import { DataTable } from './constructs/data-table';
 import { SyncEventBus } from './constructs/event-bus';
 import { checkThrottles, SyncHttpApi, type ThrottleLimits } from './constructs/http-api';
@@ -80,7 +80,7 @@ export interface IapSyncStackProps extends StackProps {
   monitoringThresholds?: Partial<MonitoringThresholds>;
 }
 
-/** The Lambdas' own defaults (lambdas/shared/config.ts): 8 attempts, 15 s doubling, 960 s cap. */
+/** The Lambdas' own defaults (lambdas/platform/config.ts): 8 attempts, 15 s doubling, 960 s cap. */
 export const DEFAULT_RETRY: Readonly<RetryBudget> = resolveRetry(undefined);
 
 const API_TIMEOUT = Duration.seconds(10);
@@ -274,7 +274,7 @@ export class IapSyncStack extends Stack {
   }
 
   /**
-   * The recovery sweeper (lambdas/domain/recover-synchronizations.ts), every SWEEPER_FUNCTION.scheduleMinutes
+   * The recovery sweeper (lambdas/lifecycle/domain/recover-synchronizations.ts), every SWEEPER_FUNCTION.scheduleMinutes
    * (1 minute on EXPRESS, where it also starts the next attempt of parked synchronizations):
    * restarts open synchronizations whose execution ended or never started, gives up on them after
    * RECOVERY_MAX_RESTARTS, and publishes events an ended execution left unpublished.

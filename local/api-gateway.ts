@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { ERROR_CODES } from '../lambdas/domain/errors';
+import { ERROR_CODES } from '../lambdas/platform/errors';
 import { lambdaContext, type LambdaEntry } from './lambda-context';
 
 export interface LocalRoute {

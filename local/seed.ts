@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import type { DynamoDbPublisherRepository } from '../lambdas/adapters/dynamodb-publisher-repository';
-import { hashPublisherToken } from '../lambdas/domain/authenticate';
-import type { Publisher } from '../lambdas/domain/publisher';
+import type { DynamoDbPublisherRepository } from '../lambdas/tenants/adapters/dynamodb-publisher-repository';
+import { hashPublisherToken } from '../lambdas/tenants/domain/authenticate';
+import type { Publisher } from '../lambdas/tenants/domain/publisher';
 import { GOOGLE_SERVICE_ACCOUNT_FILE } from './simulator/google-simulator';
 
 /** The demo tenant of `npm start` (shared/local-runtime.md). */

@@ -4,17 +4,18 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { join, resolve } from 'node:path';
 import { DynamoDBClient, UpdateItemCommand, type UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { DynamoDbPublisherRepository } from '../lambdas/adapters/dynamodb-publisher-repository';
-import { DynamoDbSynchronizationRepository } from '../lambdas/adapters/dynamodb-synchronization-repository';
-import { createDocumentClient } from '../lambdas/adapters/dynamodb-client';
-import { EVENT_SOURCE, SYNC_RESULT_DETAIL_TYPE, SYNC_RESULT_EVENT_PATTERN } from '../lambdas/schemas/events';
+import { DynamoDbPublisherRepository } from '../lambdas/tenants/adapters/dynamodb-publisher-repository';
+import { DynamoDbSynchronizationRepository } from '../lambdas/purchases/adapters/dynamodb-synchronization-repository';
+import { createDocumentClient } from '../lambdas/platform/dynamodb-client';
+import { SYNC_RESULT_EVENT_PATTERN } from '../lambdas/events/schemas';
 import {
   API_FUNCTIONS,
   WORKFLOW_DEFINITION_FILE,
   WORKFLOW_FUNCTIONS,
   substituteDefinition,
+  workflowValueSubstitutions,
   SWEEPER_FUNCTION,
-} from '../lambdas/shared/catalog';
+} from '../lib/catalog';
 import { compileRoute, dispatchApi, sendError, type LocalRoute } from './api-gateway';
 import { LOCAL_CREDENTIALS, LOCAL_REGION, LocalStartError, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';
 import { LocalEventBus, readEventLog, type EventEnvelope, type LocalRule } from './event-bus';
@@ -23,7 +24,7 @@ import { APPLE_KEY_FILE, DEMO, seedDemo } from './seed';
 import { createAppleSimulator } from './simulator/apple-simulator';
 import { FaultInjector, handleFaultRoutes } from './simulator/faults';
 import { createLocalWebhookDelivery, handleLocalWebhookRoutes, type LocalWebhookDelivery } from './webhook-queue';
-import { createLogger } from '../lambdas/shared/logger';
+import { createLogger } from '../lambdas/platform/logger';
 import { createGoogleSimulator, GOOGLE_SERVICE_ACCOUNT_FILE } from './simulator/google-simulator';
 import { readBody } from './simulator/http-json';
 import { settlePublishedBeforeRestart, startLocalSweeper, type LocalSweeper } from './recover';
@@ -218,12 +219,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     // Built on first use like a handler's client (AWS_ENDPOINT_URL_DYNAMODB), so the bench's request counter sees it too.
     let taskClient: DynamoDBClient | undefined;
-    const substitutions: Record<string, string> = {
-      TableName: LOCAL_TABLE_NAME,
-      EventBusName: LOCAL_BUS_NAME,
-      EventSource: EVENT_SOURCE,
-      EventDetailType: SYNC_RESULT_DETAIL_TYPE,
-    };
+    const substitutions: Record<string, string> = workflowValueSubstitutions({ tableName: LOCAL_TABLE_NAME, eventBusName: LOCAL_BUS_NAME });
     const tasks: Record<string, TaskImplementation> = {};
     for (const fn of WORKFLOW_FUNCTIONS) {
       const arn = `arn:aws:lambda:${LOCAL_REGION}:000000000000:function:iap-sync-local-${fn.id}`;

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { ReferenceSecretStore } from '../lambdas/adapters/secret-store';
+import { ReferenceSecretStore } from '../lambdas/platform/reference-secret-store';
 import {
   deliveryWebhookId,
   DeliveryNotFoundError,
@@ -14,9 +14,9 @@ import {
   type DeliverWebhooksDeps,
   type ReplayReport,
   webhookBodyOf,
-} from '../lambdas/domain/deliver-webhooks';
-import { createDeliveryDeps, makeDeliverWebhooksHandler } from '../lambdas/handlers/deliver-webhooks';
-import type { Clock } from '../lambdas/ports/clock';
+} from '../lambdas/webhooks/domain/deliver-webhooks';
+import { createDeliveryDeps, makeDeliverWebhooksHandler } from '../lambdas/webhooks/handlers/deliver-webhooks';
+import type { Clock } from '../lambdas/platform/clock';
 import {
   WEBHOOK_TOPICS,
   type DeadLetterQueue,
@@ -25,13 +25,13 @@ import {
   type DeliveryQueue,
   type WebhookEndpoint,
   type WebhookSender,
-} from '../lambdas/ports/webhooks';
-import { SYNC_RESULT_EVENT_PATTERN, SyncResultDetail } from '../lambdas/schemas/events';
-import { createLogger, type Logger } from '../lambdas/shared/logger';
+} from '../lambdas/webhooks/ports';
+import { SYNC_RESULT_EVENT_PATTERN, SyncResultDetail } from '../lambdas/events/schemas';
+import { createLogger, type Logger } from '../lambdas/platform/logger';
 import { LOCAL_REGION } from './dynamodb-local';
 import type { LocalRule, LoggedEvent } from './event-bus';
 import { describeIssue, readJsonBody, RequestBodyError, sendJson } from './simulator/http-json';
-import { positiveInt32 } from '../lambdas/schemas/primitives';
+import { positiveInt32 } from '../lambdas/platform/schema-primitives';
 
 /**
  * SQS and the webhook delivery Lambda of `npm start` (shared/local-runtime.md: "the same delivery

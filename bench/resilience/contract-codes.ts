@@ -7,7 +7,7 @@ export const CONTRACT_FILE = join(PROJECT_ROOT, '..', 'shared', 'api-contract.md
 
 /**
  * The error codes of the contract's §6 table, with their HTTP status. Parsed from the contract
- * rather than imported from lambdas/domain/errors.ts on purpose: the product's table is what is
+ * rather than imported from lambdas/platform/errors.ts on purpose: the product's table is what is
  * under test, so a code the product added (or changed the status of) without the contract must
  * show up, not pass by construction.
  */

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import * as z from 'zod';
-import { AppleRegisterBody, GoogleRegisterBody } from '../../lambdas/schemas/api';
-import { MAX_BODY_BYTES } from '../../lambdas/schemas/primitives';
+import { AppleRegisterBody, GoogleRegisterBody } from '../../lambdas/purchases/schemas';
+import { MAX_BODY_BYTES } from '../../lambdas/platform/schema-primitives';
 
 /** One generated request and what kind of damage it carries (for the counts by category). */
 export interface FuzzRequest {

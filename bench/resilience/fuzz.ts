@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { SignJWT } from 'jose';
-import { AcceptedResponse, SynchronizationStatusResponse } from '../../lambdas/schemas/api';
+import { AcceptedResponse, SynchronizationStatusResponse } from '../../lambdas/purchases/schemas';
 import { issueCustomerJwt, JWT_SECRET_FILE } from '../../local/seed';
 import { runPool } from '../local';
 import { loadContractCodes, CONTRACT_FILE } from './contract-codes';

@@ -4,12 +4,12 @@ import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, 
 import { dirname, join } from 'node:path';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Webhook } from 'standardwebhooks';
-import { createDocumentClient } from '../../lambdas/adapters/dynamodb-client';
-import { DynamoDbPublisherRepository } from '../../lambdas/adapters/dynamodb-publisher-repository';
-import { DynamoDbWebhookEndpointRepository } from '../../lambdas/adapters/dynamodb-webhook-repository';
-import { hashPublisherToken } from '../../lambdas/domain/authenticate';
-import { generateWebhookSecret } from '../../lambdas/domain/webhook-signature';
-import { SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/schemas/events';
+import { createDocumentClient } from '../../lambdas/platform/dynamodb-client';
+import { DynamoDbPublisherRepository } from '../../lambdas/tenants/adapters/dynamodb-publisher-repository';
+import { DynamoDbWebhookEndpointRepository } from '../../lambdas/webhooks/adapters/dynamodb-webhook-repository';
+import { hashPublisherToken } from '../../lambdas/tenants/domain/authenticate';
+import { generateWebhookSecret } from '../../lambdas/webhooks/domain/signature';
+import { SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/events/schemas';
 import { LOCAL_TABLE_NAME, type LocalStack } from '../../local/stack';
 import { issueCustomerJwt } from '../../local/seed';
 import { runPool } from '../local';

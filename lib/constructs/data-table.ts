@@ -2,7 +2,7 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { TABLE_DEFINITION } from '../../lambdas/adapters/dynamodb-table';
+import { TABLE_DEFINITION } from '../../lambdas/platform/dynamodb-table';
 
 const ATTRIBUTE_TYPES: Record<'S' | 'N' | 'B', AttributeType> = {
   S: AttributeType.STRING,

@@ -1,7 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import { type Archive, EventBus, type EventPattern } from 'aws-cdk-lib/aws-events';
 import { Construct } from 'constructs';
-import { SYNC_RESULT_EVENT_PATTERN } from '../../lambdas/schemas/events';
+import { SYNC_RESULT_EVENT_PATTERN } from '../../lambdas/events/schemas';
 
 /** Props of {@link SyncEventBus}. */
 export interface SyncEventBusProps {

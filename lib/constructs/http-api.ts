@@ -13,7 +13,7 @@ import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { API_FUNCTIONS, type ApiFunction } from '../../lambdas/shared/catalog';
+import { API_FUNCTIONS, type ApiFunction } from '../catalog';
 
 /** API Gateway throttling: a token bucket of `burstLimit` tokens refilled at `rateLimit` requests per second. */
 export interface ThrottleLimits {

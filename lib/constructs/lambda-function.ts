@@ -5,14 +5,14 @@ import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, type BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { loadConfig } from '../../lambdas/shared/config';
-import { METRICS_NAMESPACE } from '../../lambdas/shared/metric-names';
+import { loadConfig } from '../../lambdas/platform/config';
+import { METRICS_NAMESPACE } from '../../lambdas/platform/metric-names';
 
 /** The repository root: catalog entries and the ASL path are relative to it. */
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 
-/** See lambdas/shared/lambda-credentials.ts: the default credential chain, cut to what Lambda uses. */
-const CREDENTIALS_STAND_IN = path.join(PROJECT_ROOT, 'lambdas', 'shared', 'lambda-credentials.ts');
+/** See lambdas/platform/lambda-credentials.ts: the default credential chain, cut to what Lambda uses. */
+const CREDENTIALS_STAND_IN = path.join(PROJECT_ROOT, 'lambdas', 'platform', 'lambda-credentials.ts');
 
 /**
  * esbuild options of every function, shared with lib/build-lambdas.ts so the measured bundles
@@ -73,11 +73,11 @@ export interface LambdaFunctionProps {
   kind: LambdaKind;
   /** Lambda timeout. */
   timeout: Duration;
-  /** Variables read by lambdas/shared/config.ts; validated against that schema at synth. */
+  /** Variables read by lambdas/platform/config.ts; validated against that schema at synth. */
   environment: Record<string, string>;
   /**
    * `iap-sync-<stage>`: POWERTOOLS_SERVICE_NAME of the function and the `service` dimension of its
-   * metrics (lambdas/shared/metric-names.ts), which the dashboard and alarms read.
+   * metrics (lambdas/platform/metric-names.ts), which the dashboard and alarms read.
    */
   service: string;
 }

@@ -21,8 +21,8 @@ import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { STORES, SYNC_RESULTS } from '../../lambdas/domain/results';
-import { METRIC, METRICS_NAMESPACE } from '../../lambdas/shared/metric-names';
+import { STORES, SYNC_RESULTS } from '../../lambdas/events/vocabulary';
+import { METRIC, METRICS_NAMESPACE } from '../../lambdas/platform/metric-names';
 
 /** When the alarms of {@link Monitoring} fire. */
 export interface MonitoringThresholds {
@@ -71,7 +71,7 @@ const STUCK_PERIOD = Duration.minutes(15);
 
 /**
  * CloudWatch dashboard and alarms of one iap-sync stack, all alarms to `alarmTopic`. iap-sync's own
- * metrics (namespace IapSync, lambdas/shared/metric-names.ts) are read with the known dimension
+ * metrics (namespace IapSync, lambdas/platform/metric-names.ts) are read with the known dimension
  * values where the code defines them (results, stores), so a typo cannot hide a line and a result
  * added to RESULTS appears by itself; webhook outcomes and recovery actions are named only in
  * comments, so their widgets use SEARCH and show whatever value the functions publish.

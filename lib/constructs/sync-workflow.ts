@@ -7,12 +7,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import {
-  WORKFLOW_DEFINITION_FILE,
-  WORKFLOW_FUNCTIONS,
-  type WORKFLOW_VALUE_SUBSTITUTIONS,
-} from '../../lambdas/shared/catalog';
-import { EVENT_SOURCE, SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/schemas/events';
+import { WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS, workflowValueSubstitutions } from '../catalog';
 import type { DataTable } from './data-table';
 import { PROJECT_ROOT } from './lambda-function';
 
@@ -80,12 +75,7 @@ export class SyncWorkflow extends Construct {
     super(scope, id);
     const definition = readFileSync(path.join(PROJECT_ROOT, WORKFLOW_DEFINITION_FILE), 'utf8');
 
-    const values: Record<(typeof WORKFLOW_VALUE_SUBSTITUTIONS)[number], string> = {
-      TableName: props.data.table.tableName,
-      EventBusName: props.eventBus.eventBusName,
-      EventSource: EVENT_SOURCE,
-      EventDetailType: SYNC_RESULT_DETAIL_TYPE,
-    };
+    const values = workflowValueSubstitutions({ tableName: props.data.table.tableName, eventBusName: props.eventBus.eventBusName });
     const invoked: IFunction[] = [];
     const substitutions: Record<string, string> = { ...values };
     for (const entry of WORKFLOW_FUNCTIONS) {

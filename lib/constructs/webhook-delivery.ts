@@ -10,8 +10,8 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { SYNC_RESULT_EVENT_PATTERN } from '../../lambdas/schemas/events';
-import { WEBHOOK_FUNCTION } from '../../lambdas/shared/catalog';
+import { SYNC_RESULT_EVENT_PATTERN } from '../../lambdas/events/schemas';
+import { WEBHOOK_FUNCTION } from '../catalog';
 import { toCdkEventPattern } from './event-bus';
 import { createLambdaFunction } from './lambda-function';
 

@@ -4,11 +4,11 @@ import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
-import { TABLE_DEFINITION } from '../../lambdas/adapters/dynamodb-table';
-import { STORES } from '../../lambdas/domain/results';
-import { SYNC_RESULT_EVENT_PATTERN } from '../../lambdas/schemas/events';
-import { API_FUNCTIONS, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS } from '../../lambdas/shared/catalog';
-import { METRIC, METRICS_NAMESPACE } from '../../lambdas/shared/metric-names';
+import { TABLE_DEFINITION } from '../../lambdas/platform/dynamodb-table';
+import { STORES } from '../../lambdas/events/vocabulary';
+import { SYNC_RESULT_EVENT_PATTERN } from '../../lambdas/events/schemas';
+import { API_FUNCTIONS, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS } from '../../lib/catalog';
+import { METRIC, METRICS_NAMESPACE } from '../../lambdas/platform/metric-names';
 import { createLambdaFunction, LOCAL_ONLY_VARIABLES } from '../../lib/constructs/lambda-function';
 import { IapSyncStack, type IapSyncStackProps } from '../../lib/iap-sync-stack';
 
@@ -560,7 +560,7 @@ describe('a deployed stack never talks to the local stand-ins', () => {
     const stack = new Stack(new App({ context: CDK_CONTEXT }), 'Refused');
     expect(() =>
       createLambdaFunction(stack, 'Probe', {
-        entry: 'lambdas/handlers/get-openapi.ts',
+        entry: 'lambdas/openapi/get-openapi.ts',
         kind: 'api',
         service: 'iap-sync-prod',
         timeout: Duration.seconds(3),

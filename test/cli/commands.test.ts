@@ -5,15 +5,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { decodeJwt, jwtVerify } from 'jose';
-import { DynamoDbPublisherRepository } from '../../lambdas/adapters/dynamodb-publisher-repository';
-import { DynamoDbSynchronizationRepository } from '../../lambdas/adapters/dynamodb-synchronization-repository';
-import { keys } from '../../lambdas/adapters/dynamodb-table';
-import { JoseCustomerTokenVerifier } from '../../lambdas/adapters/jose-customer-token-verifier';
-import { ReferenceSecretStore } from '../../lambdas/adapters/secret-store';
-import { authenticate, hashPublisherToken } from '../../lambdas/domain/authenticate';
-import { ApiError } from '../../lambdas/domain/errors';
-import type { Publisher } from '../../lambdas/domain/publisher';
-import type { Synchronization } from '../../lambdas/domain/synchronization';
+import { DynamoDbPublisherRepository } from '../../lambdas/tenants/adapters/dynamodb-publisher-repository';
+import { DynamoDbSynchronizationRepository } from '../../lambdas/purchases/adapters/dynamodb-synchronization-repository';
+import { keys } from '../../lambdas/platform/dynamodb-table';
+import { JoseCustomerTokenVerifier } from '../../lambdas/tenants/adapters/jose-customer-token-verifier';
+import { ReferenceSecretStore } from '../../lambdas/platform/reference-secret-store';
+import { authenticate, hashPublisherToken } from '../../lambdas/tenants/domain/authenticate';
+import { ApiError } from '../../lambdas/platform/errors';
+import type { Publisher } from '../../lambdas/tenants/domain/publisher';
+import type { Synchronization } from '../../lambdas/purchases/domain/synchronization';
 import {
   CommandError,
   UsageError,

@@ -16,10 +16,10 @@ import {
   webhookReplay,
   webhookRotateSecret,
 } from '../../cli/webhook-commands';
-import { DynamoDbDeliveryLog, webhookKeys } from '../../lambdas/adapters/dynamodb-webhook-repository';
-import type { DeliveryAttemptRecord } from '../../lambdas/ports/webhooks';
-import { SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/schemas/events';
-import { createLogger } from '../../lambdas/shared/logger';
+import { DynamoDbDeliveryLog, webhookKeys } from '../../lambdas/webhooks/adapters/dynamodb-webhook-repository';
+import type { DeliveryAttemptRecord } from '../../lambdas/webhooks/ports';
+import { SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/events/schemas';
+import { createLogger } from '../../lambdas/platform/logger';
 import { startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local';
 import { LOCAL_TABLE_NAME } from '../../local/stack';
 import { createLocalWebhookDelivery, handleLocalWebhookRoutes, type LocalWebhookDelivery } from '../../local/webhook-queue';

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ERROR_CODES } from '../../lambdas/domain/errors';
-import { RESULTS } from '../../lambdas/domain/results';
-import { toStatusView, type Synchronization } from '../../lambdas/domain/synchronization';
-import { AcceptedResponse, SynchronizationStatusResponse } from '../../lambdas/schemas/api';
-import { SyncResultDetail, SyncResultWebhookBody, toDetail } from '../../lambdas/schemas/events';
-import { ErrorResponse } from '../../lambdas/schemas/primitives';
+import { ERROR_CODES } from '../../lambdas/platform/errors';
+import { RESULTS } from '../../lambdas/events/vocabulary';
+import { toStatusView, type Synchronization } from '../../lambdas/purchases/domain/synchronization';
+import { AcceptedResponse, SynchronizationStatusResponse } from '../../lambdas/purchases/schemas';
+import { SyncResultDetail, SyncResultWebhookBody, toDetail } from '../../lambdas/events/schemas';
+import { ErrorResponse } from '../../lambdas/platform/schema-primitives';
 
 /** The examples of shared/api-contract.md, kept as fixtures: our schemas must accept them as they are. */
 const fixture = (name: string): unknown => JSON.parse(readFileSync(join(__dirname, 'fixtures', name), 'utf8'));

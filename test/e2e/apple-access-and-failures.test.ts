@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createDocumentClient } from '../../lambdas/adapters/dynamodb-client';
-import { DynamoDbPublisherRepository } from '../../lambdas/adapters/dynamodb-publisher-repository';
-import { hashPublisherToken } from '../../lambdas/domain/authenticate';
-import { type ERROR_CODES } from '../../lambdas/domain/errors';
+import { createDocumentClient } from '../../lambdas/platform/dynamodb-client';
+import { DynamoDbPublisherRepository } from '../../lambdas/tenants/adapters/dynamodb-publisher-repository';
+import { hashPublisherToken } from '../../lambdas/tenants/domain/authenticate';
+import { type ERROR_CODES } from '../../lambdas/platform/errors';
 import { LOCAL_TABLE_NAME } from '../../local/stack';
 import { startTestStack, type LocalClient, type Reply } from '../support/local-client';
 

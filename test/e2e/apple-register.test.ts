@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SyncResultDetail } from '../../lambdas/schemas/events';
+import { SyncResultDetail } from '../../lambdas/events/schemas';
 import { startTestStack, type LocalClient } from '../support/local-client';
 
 let env: Awaited<ReturnType<typeof startTestStack>>;

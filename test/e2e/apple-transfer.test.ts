@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { createDocumentClient } from '../../lambdas/adapters/dynamodb-client';
-import { DynamoDbPublisherRepository } from '../../lambdas/adapters/dynamodb-publisher-repository';
-import { keys } from '../../lambdas/adapters/dynamodb-table';
-import { hashPublisherToken } from '../../lambdas/domain/authenticate';
+import { createDocumentClient } from '../../lambdas/platform/dynamodb-client';
+import { DynamoDbPublisherRepository } from '../../lambdas/tenants/adapters/dynamodb-publisher-repository';
+import { keys } from '../../lambdas/platform/dynamodb-table';
+import { hashPublisherToken } from '../../lambdas/tenants/domain/authenticate';
 import { LOCAL_TABLE_NAME } from '../../local/stack';
 import { startTestStack, type LocalClient } from '../support/local-client';
 

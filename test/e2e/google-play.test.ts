@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GoogleAccessTokenProvider } from '../../lambdas/adapters/google-access-token-provider';
-import { GooglePlayStoreVerifier } from '../../lambdas/adapters/google-play-verifier';
-import { SyncResultDetail } from '../../lambdas/schemas/events';
+import { GoogleAccessTokenProvider } from '../../lambdas/stores/google/adapters/google-access-token-provider';
+import { GooglePlayStoreVerifier } from '../../lambdas/stores/google/adapters/google-play-verifier';
+import { SyncResultDetail } from '../../lambdas/events/schemas';
 import { startTestStack, type LocalClient, type Reply } from '../support/local-client';
 
 let env: Awaited<ReturnType<typeof startTestStack>>;

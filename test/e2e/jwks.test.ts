@@ -1,9 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type KeyLike } from 'jose';
-import { createDocumentClient } from '../../lambdas/adapters/dynamodb-client';
-import { DynamoDbPublisherRepository } from '../../lambdas/adapters/dynamodb-publisher-repository';
-import { hashPublisherToken } from '../../lambdas/domain/authenticate';
+import { createDocumentClient } from '../../lambdas/platform/dynamodb-client';
+import { DynamoDbPublisherRepository } from '../../lambdas/tenants/adapters/dynamodb-publisher-repository';
+import { hashPublisherToken } from '../../lambdas/tenants/domain/authenticate';
 import { LOCAL_TABLE_NAME } from '../../local/stack';
 import { startTestStack, type LocalClient, type Reply } from '../support/local-client';
 

@@ -1,8 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDocumentClient } from '../../lambdas/adapters/dynamodb-client';
-import { DynamoDbPublisherRepository } from '../../lambdas/adapters/dynamodb-publisher-repository';
+import { createDocumentClient } from '../../lambdas/platform/dynamodb-client';
+import { DynamoDbPublisherRepository } from '../../lambdas/tenants/adapters/dynamodb-publisher-repository';
 import { LOCAL_STATE_MACHINE_ARN, LOCAL_TABLE_NAME } from '../../local/stack';
 import { startTestStack } from '../support/local-client';
 

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { Webhook } from 'standardwebhooks';
-import { SyncResultWebhookBody } from '../../lambdas/schemas/events';
+import { SyncResultWebhookBody } from '../../lambdas/events/schemas';
 import { localTarget } from '../../cli/stack-target';
 import { webhookAdd, webhookDeliveries } from '../../cli/webhook-commands';
 import { startTestStack, type LocalClient } from '../support/local-client';

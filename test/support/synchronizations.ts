@@ -1,4 +1,4 @@
-import type { Synchronization } from '../../lambdas/domain/synchronization';
+import type { Synchronization } from '../../lambdas/purchases/domain/synchronization';
 
 /** A Google register as accepted (processing, holding its token lock and claim). */
 export function googleRegisterSync(synchronizationId: string): Synchronization {

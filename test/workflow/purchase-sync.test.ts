@@ -1,19 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MARK_PUBLISHED } from '../../lambdas/adapters/dynamodb-synchronization-repository';
-import { keys } from '../../lambdas/adapters/dynamodb-table';
-import { StoreUnavailableError } from '../../lambdas/domain/errors';
-import { WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS, substituteDefinition } from '../../lambdas/shared/catalog';
+import { MARK_PUBLISHED } from '../../lambdas/purchases/adapters/dynamodb-synchronization-repository';
+import { keys } from '../../lambdas/platform/dynamodb-table';
+import { StoreUnavailableError } from '../../lambdas/platform/errors';
+import { WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS, substituteDefinition, workflowValueSubstitutions } from '../../lib/catalog';
 import { LocalStepFunctions, type TaskImplementation } from '../../local/step-functions';
 
 const SM_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:test';
 const arn = (id: string) => `arn:aws:lambda:us-east-1:000000000000:function:${id}`;
 const definition = substituteDefinition(readFileSync(join(__dirname, '../..', WORKFLOW_DEFINITION_FILE), 'utf8'), {
   ...Object.fromEntries(WORKFLOW_FUNCTIONS.map((fn) => [fn.substitution, arn(fn.id)])),
-  TableName: 'table',
-  EventBusName: 'bus',
-  EventSource: 'iap-sync',
-  EventDetailType: 'inappPurchaseSyncResult',
+  ...workflowValueSubstitutions({ tableName: 'table', eventBusName: 'bus' }),
 });
 
 const INPUT = {

@@ -1,4 +1,0 @@
-import { purchaseHandler } from '../shared/purchase-handler';
-
-/** `POST /storekit2/purchases`: register an Apple purchase and start its synchronization. */
-export const handler = purchaseHandler('apple', 'register', 'register-apple-purchase');

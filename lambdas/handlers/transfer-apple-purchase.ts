@@ -1,4 +1,0 @@
-import { purchaseHandler } from '../shared/purchase-handler';
-
-/** `POST /storekit2/purchases/transfers`: move an active Apple purchase to another customer. */
-export const handler = purchaseHandler('apple', 'transfer', 'transfer-apple-purchase');

@@ -1,4 +1,0 @@
-import { purchaseHandler } from '../shared/purchase-handler';
-
-/** `POST /google-play/purchases/transfers`: move an active Google Play subscription to another customer. */
-export const handler = purchaseHandler('google', 'transfer', 'transfer-google-purchase');

@@ -1,0 +1,186 @@
+import type { Clock } from '../../platform/clock';
+import type { EventPublisher } from '../../events/ports';
+import type { PublisherRepository } from '../../tenants';
+import type { SynchronizationRepository } from '../../purchases';
+import type { WorkflowInspector, WorkflowStarter } from '../../purchases';
+import { SYNC_RESULT_DETAIL_TYPE } from '../../events/schemas';
+import type { Logger } from '../../platform/logger';
+import { executionInput } from '../../purchases';
+import { finalizeSynchronization } from '../../purchases';
+import { executionName, type Synchronization } from '../../purchases';
+
+/**
+ * EXPRESS executions last at most 5 minutes and cannot be described afterwards, so a
+ * synchronization open longer than that (plus a minute) has lost its execution.
+ */
+export const EXPRESS_ENDED_AFTER_SECONDS = 360;
+
+export interface RecoverDeps {
+  syncs: SynchronizationRepository;
+  publishers: PublisherRepository;
+  workflow: WorkflowStarter;
+  inspector: WorkflowInspector;
+  events: EventPublisher;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** Settings of one sweep. */
+export interface RecoverOptions {
+  /**
+   * Open synchronizations younger than this are not looked at: their workflow was started a moment
+   * ago (or is about to be). Above the API's timeout, so a register still calling StartExecution is
+   * never taken for a lost one.
+   */
+  graceSeconds: number;
+  /** Restarts of one synchronization before the sweeper gives up and finalizes it SYNCHRONIZATION_FAILED. */
+  maxRestarts: number;
+  /**
+   * EXPRESS executions cannot be described: one whose synchronization has been open (since accept or
+   * the last restart) longer than this has ended, because an EXPRESS execution lasts at most 5 minutes.
+   */
+  unknownEndedAfterSeconds: number;
+  /** Most synchronizations handled by one sweep (the next sweep takes the rest). */
+  limit: number;
+  /** Start-up of a local process: everything accepted before it started is orphaned, whatever its age. */
+  acceptedBefore?: Date;
+}
+
+/** What one sweep found and did. `stuck` = open with no running execution (the alarm's metric). */
+export interface RecoverReport {
+  examined: number;
+  running: number;
+  /** EXPRESS: parked synchronizations whose next attempt was due and is now started. */
+  resumed: number;
+  stuck: number;
+  restarted: number;
+  failed: number;
+  republished: number;
+  errors: number;
+}
+
+/**
+ * The recovery sweeper (deployed: a scheduled Lambda; local: at start-up and every minute). Nothing
+ * accepted stays unfinished: an open synchronization whose execution is no longer running (failed,
+ * timed out, aborted, never started, or lost with a local process) is started again under a new
+ * execution name, and after `maxRestarts` it is finalized SYNCHRONIZATION_FAILED, which releases its
+ * locks, and its event is published. A finalized synchronization stays in the open index until the
+ * workflow's MarkPublished state runs; if its execution ended before that, the event is published here.
+ */
+export async function recoverSynchronizations(deps: RecoverDeps, options: RecoverOptions): Promise<RecoverReport> {
+  const report: RecoverReport = { examined: 0, running: 0, resumed: 0, stuck: 0, restarted: 0, failed: 0, republished: 0, errors: 0 };
+  const now = deps.clock.now();
+  const cutoff = options.acceptedBefore ?? new Date(now.getTime() - options.graceSeconds * 1000);
+  const open = await deps.syncs.listOpen(cutoff, options.limit);
+  for (const entry of open) {
+    report.examined += 1;
+    try {
+      const sync = await deps.syncs.get(entry.synchronizationId);
+      // Abandoned since: the accept was undone.
+      if (!sync) continue;
+      // Finalized and published since the index was read.
+      if (sync.status === 'finalized' && sync.publishState !== 'claimed') continue;
+      // EXPRESS: its execution ended on purpose (state Parked); start the next attempt once it is due.
+      if (sync.status === 'retrying' && sync.parked) {
+        if (sync.retryAt !== undefined && Date.parse(sync.retryAt) > now.getTime()) {
+          report.running += 1;
+        } else if (await resume(deps, sync, now)) {
+          report.resumed += 1;
+        }
+        continue;
+      }
+      if (await isRunning(deps, sync, entry.openSince, now, options)) {
+        report.running += 1;
+        continue;
+      }
+      if (sync.status === 'finalized') {
+        // Its execution ended between the finalize and MarkPublished: publish what the finalize recorded.
+        await republish(deps, sync);
+        report.republished += 1;
+        continue;
+      }
+      report.stuck += 1;
+      // Executions lost with a local process say nothing about the synchronization: no restart limit then.
+      if (options.acceptedBefore || (sync.recoveries ?? 0) < options.maxRestarts) {
+        if (await restart(deps, sync, now)) report.restarted += 1;
+      } else {
+        await giveUp(deps, sync);
+        report.failed += 1;
+      }
+    } catch (error) {
+      report.errors += 1;
+      deps.logger.error('recovery of a synchronization failed; the next sweep tries again', {
+        synchronizationId: entry.synchronizationId,
+        error,
+      });
+    }
+  }
+  return report;
+}
+
+async function isRunning(
+  deps: RecoverDeps,
+  sync: Synchronization,
+  openSince: string,
+  now: Date,
+  options: RecoverOptions,
+): Promise<boolean> {
+  // A local process that just started has no execution of anything accepted before it.
+  if (options.acceptedBefore) return false;
+  const state = await deps.inspector.state(executionName(sync));
+  if (state === 'running') return true;
+  if (state === 'unknown') return now.getTime() - Date.parse(openSince) < options.unknownEndedAfterSeconds * 1000;
+  return false;
+}
+
+async function resume(deps: RecoverDeps, sync: Synchronization, now: Date): Promise<boolean> {
+  if (!(await deps.syncs.resumeParked(sync, now))) return false;
+  // Named after the attempt: each parked attempt is a new execution.
+  await deps.workflow.start(executionInput(sync, sync.attempts), `${sync.synchronizationId}.a${sync.attempts}`);
+  deps.logger.info('parked synchronization resumed by the recovery sweeper', {
+    synchronizationId: sync.synchronizationId,
+    publisherId: sync.publisherId,
+    attempt: sync.attempts + 1,
+  });
+  return true;
+}
+
+async function restart(deps: RecoverDeps, sync: Synchronization, now: Date): Promise<boolean> {
+  // Counted first, conditioned on the count read: two sweeps never start two executions of one synchronization.
+  if (!(await deps.syncs.recordRecovery(sync, now))) return false;
+  const recoveries = (sync.recoveries ?? 0) + 1;
+  const name = executionName({ synchronizationId: sync.synchronizationId, recoveries });
+  // The retry budget goes on from the attempts already made.
+  await deps.workflow.start(executionInput(sync, sync.attempts), name);
+  deps.logger.warn('synchronization restarted by the recovery sweeper', {
+    synchronizationId: sync.synchronizationId,
+    publisherId: sync.publisherId,
+    status: sync.status,
+    restart: recoveries,
+  });
+  return true;
+}
+
+/** Restarts did not finish it: finalize as the workflow's failure path would, then publish. */
+async function giveUp(deps: RecoverDeps, sync: Synchronization): Promise<void> {
+  const outcome = await finalizeSynchronization(deps, { synchronizationId: sync.synchronizationId });
+  deps.logger.error('synchronization finalized SYNCHRONIZATION_FAILED by the recovery sweeper', {
+    synchronizationId: sync.synchronizationId,
+    publisherId: sync.publisherId,
+    restarts: sync.recoveries ?? 0,
+    result: outcome.event.result,
+  });
+  // Should this publish fail, the record stays `claimed` in the open index and the next sweep publishes it.
+  await deps.events.publish(SYNC_RESULT_DETAIL_TYPE, outcome.event);
+  await deps.syncs.markPublished(sync.synchronizationId);
+}
+
+async function republish(deps: RecoverDeps, sync: Synchronization): Promise<void> {
+  if (!sync.eventDetail) throw new Error('finalized without an event detail');
+  await deps.events.publish(SYNC_RESULT_DETAIL_TYPE, sync.eventDetail);
+  await deps.syncs.markPublished(sync.synchronizationId);
+  deps.logger.warn('event republished by the recovery sweeper', {
+    synchronizationId: sync.synchronizationId,
+    publisherId: sync.publisherId,
+  });
+}

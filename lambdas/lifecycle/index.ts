@@ -1,0 +1,1 @@
+export { EXPRESS_ENDED_AFTER_SECONDS } from './domain/recover-synchronizations';

@@ -1,0 +1,24 @@
+import type { SynchronizationRepository } from '../ports/synchronization-repository';
+import type { Caller } from '../../tenants';
+import { ApiError } from '../../platform/errors';
+import type { Store } from '../../events/vocabulary';
+import { toStatusView } from './synchronization';
+
+/**
+ * Status of a synchronization. Another publisher's, another customer's (for a JWT) or another
+ * store's synchronization answers exactly like an unknown id: `404 REQ0100` (no existence oracle).
+ */
+export async function getSynchronizationStatus(
+  deps: { syncs: SynchronizationRepository },
+  query: { caller: Caller; store: Store; synchronizationId: string },
+) {
+  const sync = await deps.syncs.get(query.synchronizationId.toLowerCase());
+  const { caller } = query;
+  const visible =
+    sync !== undefined &&
+    sync.publisherId === caller.publisherId &&
+    sync.store === query.store &&
+    (caller.kind === 'publisher' || sync.customerId === caller.customerId);
+  if (!visible) throw new ApiError('REQ0100');
+  return toStatusView(sync);
+}

@@ -1,0 +1,46 @@
+import { finalizeAndReport, type FinalizeDeps } from '../domain/finalize-synchronization';
+import { systemClock } from '../../platform/clock';
+import type { SyncResultDetail } from '../../events/schemas';
+import { FinalizeTaskInput } from '../workflow-schemas';
+import type { Logger } from '../../platform/logger';
+import { noMetrics, type MetricsRecorder } from '../../platform/metrics';
+import { createRuntime } from '../runtime';
+import { instrument, lazyHandler } from '../../platform/handler';
+
+/**
+ * Tasks `FinalizeSynchronization` and `FinalizeFailure`: one transaction, then the event to publish
+ * and, for a Google purchase to acknowledge, `acknowledge` (the workflow's AcknowledgeNeeded choice).
+ * Counts SynchronizationsFinalized by result once per synchronization (not when a retried call
+ * answers the stored event again).
+ */
+export function makeFinalizeHandler(deps: FinalizeDeps & { logger: Logger; metrics?: MetricsRecorder }) {
+  const metrics = deps.metrics ?? noMetrics;
+  return async (event: unknown): Promise<{ event: SyncResultDetail; acknowledge?: { synchronizationId: string }; published?: true }> => {
+    const input = FinalizeTaskInput.parse(event);
+    const { outcome, written } = await finalizeAndReport(deps, {
+      synchronizationId: input.synchronizationId,
+      ...('verification' in input ? { verdict: input.verification } : {}),
+    });
+    const detail = outcome.event;
+    if (written) metrics.add('finalized', detail.result);
+    deps.logger.info(written ? 'synchronization finalized' : 'synchronization was already finalized', {
+      synchronizationId: detail.synchronizationId,
+      publisherId: detail.broadcasterId,
+      store: detail.store,
+      kind: detail.kind,
+      result: detail.result,
+      accessGranted: detail.accessGranted,
+      ownershipVersion: detail.ownershipVersion,
+    });
+    return {
+      event: detail,
+      ...(outcome.acknowledge ? { acknowledge: { synchronizationId: detail.synchronizationId } } : {}),
+      ...(outcome.published ? { published: true as const } : {}),
+    };
+  };
+}
+
+export const handler = lazyHandler(() => {
+  const runtime = createRuntime('finalize-synchronization');
+  return instrument(runtime, makeFinalizeHandler({ ...runtime, clock: systemClock }));
+});

@@ -1,0 +1,4 @@
+import { purchaseHandler } from './purchase-handler';
+
+/** `POST /storekit2/purchases/transfers`: move an active Apple purchase to another customer. */
+export const handler = purchaseHandler('apple', 'transfer', 'transfer-apple-purchase');

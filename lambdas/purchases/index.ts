@@ -1,0 +1,10 @@
+export { SfnWorkflowInspector, SfnWorkflowStarter } from './adapters/sfn-workflow-starter';
+export { executionInput } from './domain/accept-purchase';
+export { finalizeSynchronization } from './domain/finalize-synchronization';
+export { executionName } from './domain/synchronization';
+export type { Synchronization } from './domain/synchronization';
+export type { SynchronizationRepository } from './ports/synchronization-repository';
+export type { WorkflowInspector, WorkflowStarter } from './ports/workflow';
+export { createRuntime } from './runtime';
+export { AcceptedResponse, AppleRegisterBody, AppleTransferBody, GoogleRegisterBody, GoogleTransferBody, SynchronizationStatusResponse } from './schemas';
+export { LOCK_LEASE_SECONDS, WORKFLOW_TIMEOUT_SECONDS } from './workflow-definition';

@@ -1,0 +1,180 @@
+import {
+  APIException,
+  Environment,
+  SignedDataVerifier,
+  VerificationException,
+  VerificationStatus,
+  type JWSTransactionDecodedPayload,
+} from '@apple/app-store-server-library';
+import type { AppleFacts, AppleProductType, AppleVerification } from '../facts';
+import { ConfigurationError, StoreCredentialsError, StoreRejectedError, StoreUnavailableError } from '../../../platform/errors';
+import type { AppleConfig, AppleEnvironment } from '../config';
+import type { SecretStore } from '../../../platform/secret-store';
+import type { AppleVerifier } from '../ports';
+import { AppStoreClient } from './app-store-client';
+
+export interface AppleStoreVerifierOptions {
+  secrets: SecretStore;
+  /** DER certificates this deployment trusts as roots of Apple's signing chain. */
+  rootCertificates: Buffer[];
+  /** OCSP revocation checks (deployed stacks); off locally, where Apple's responder is unreachable. */
+  onlineChecks: boolean;
+  baseUrls: Record<AppleEnvironment, string>;
+  timeoutMs: number;
+}
+
+/** Apple answers that mean "not now" rather than "no": retry later. */
+const RETRYABLE_API_ERRORS = new Set([4040002, 4040004, 4040006, 4290000, 5000000, 5000001]);
+const NOT_FOUND_API_ERRORS = new Set([4040010, 4000006]);
+
+const ENVIRONMENT: Record<AppleEnvironment, Environment.PRODUCTION | Environment.SANDBOX> = {
+  Production: Environment.PRODUCTION,
+  Sandbox: Environment.SANDBOX,
+};
+
+type Lookup<T> = { found: true; value: T } | { found: false };
+
+/**
+ * Verifies Apple purchases with Apple's own library: the App Store Server API for the transaction
+ * (and, for auto-renewable subscriptions, Get All Subscription Statuses, so the latest renewal
+ * decides access) and SignedDataVerifier for the signature, the full chain to a trusted root,
+ * the bundle id and the environment.
+ */
+export class AppleStoreVerifier implements AppleVerifier {
+  private readonly clients = new Map<string, AppStoreClient>();
+  private readonly verifiers = new Map<string, SignedDataVerifier>();
+
+  constructor(private readonly options: AppleStoreVerifierOptions) {
+    if (options.rootCertificates.length === 0) throw new ConfigurationError('no trusted Apple root certificates configured');
+  }
+
+  async verify(config: AppleConfig, transactionId: string): Promise<AppleVerification> {
+    const privateKey = await this.options.secrets.get(config.privateKeyRef);
+    // Apple's advice: production first, sandbox when production does not know the transaction.
+    const environments = [...config.environments].sort((a) => (a === 'Production' ? -1 : 1));
+    for (const environment of environments) {
+      const client = this.client(config, environment, privateKey);
+      const info = await this.call(() => client.getTransactionInfo(transactionId));
+      if (!info.found) continue;
+      const signed = info.value.signedTransactionInfo;
+      if (!signed) return { outcome: 'invalid', reason: 'no signedTransactionInfo in Apple answer' };
+      const verifier = this.verifier(config, environment);
+      const decoded = await this.decode(verifier, signed);
+      if ('invalid' in decoded) return { outcome: 'invalid', reason: decoded.invalid };
+      let latest = decoded.payload;
+      let subscriptionStatus: number | undefined;
+      if (latest.type === 'Auto-Renewable Subscription') {
+        const statuses = await this.call(() => client.getAllSubscriptionStatuses(transactionId));
+        if (statuses.found) {
+          const entry = (statuses.value.data ?? [])
+            .flatMap((group) => group.lastTransactions ?? [])
+            .find((item) => item.originalTransactionId === latest.originalTransactionId);
+          if (entry?.signedTransactionInfo) {
+            const renewed = await this.decode(verifier, entry.signedTransactionInfo);
+            if ('invalid' in renewed) return { outcome: 'invalid', reason: renewed.invalid };
+            latest = renewed.payload;
+            subscriptionStatus = typeof entry.status === 'number' ? entry.status : undefined;
+          }
+        }
+      }
+      return { outcome: 'verified', facts: toFacts(environment, latest, subscriptionStatus) };
+    }
+    return { outcome: 'not_found' };
+  }
+
+  private client(config: AppleConfig, environment: AppleEnvironment, privateKey: string): AppStoreClient {
+    const cacheKey = [config.bundleId, config.issuerId, config.keyId, environment, privateKey.length].join('|');
+    let client = this.clients.get(cacheKey);
+    if (!client) {
+      client = new AppStoreClient(
+        privateKey,
+        config.keyId,
+        config.issuerId,
+        config.bundleId,
+        ENVIRONMENT[environment],
+        this.options.baseUrls[environment],
+        this.options.timeoutMs,
+      );
+      this.clients.set(cacheKey, client);
+    }
+    return client;
+  }
+
+  private verifier(config: AppleConfig, environment: AppleEnvironment): SignedDataVerifier {
+    if (environment === 'Production' && config.appAppleId === undefined) {
+      throw new ConfigurationError('appAppleId is required to verify production transactions');
+    }
+    const cacheKey = [config.bundleId, config.appAppleId ?? '', environment].join('|');
+    let verifier = this.verifiers.get(cacheKey);
+    if (!verifier) {
+      verifier = new SignedDataVerifier(
+        this.options.rootCertificates,
+        this.options.onlineChecks,
+        ENVIRONMENT[environment],
+        config.bundleId,
+        config.appAppleId,
+      );
+      this.verifiers.set(cacheKey, verifier);
+    }
+    return verifier;
+  }
+
+  private async decode(
+    verifier: SignedDataVerifier,
+    signed: string,
+  ): Promise<{ payload: JWSTransactionDecodedPayload } | { invalid: string }> {
+    try {
+      return { payload: await verifier.verifyAndDecodeTransaction(signed) };
+    } catch (error) {
+      if (error instanceof VerificationException) {
+        if (error.status === VerificationStatus.RETRYABLE_VERIFICATION_FAILURE) {
+          throw new StoreUnavailableError('Apple certificate status could not be checked');
+        }
+        return { invalid: VerificationStatus[error.status] ?? 'VERIFICATION_FAILURE' };
+      }
+      throw error;
+    }
+  }
+
+  /** Maps Apple's failures: not found → not found; 401/403 → our credentials; 429/5xx/network → retryable. */
+  private async call<T>(request: () => Promise<T>): Promise<Lookup<T>> {
+    try {
+      return { found: true, value: await request() };
+    } catch (error) {
+      if (error instanceof APIException) {
+        const apiError = typeof error.apiError === 'number' ? error.apiError : undefined;
+        if (apiError !== undefined && NOT_FOUND_API_ERRORS.has(apiError)) return { found: false };
+        if (apiError !== undefined && RETRYABLE_API_ERRORS.has(apiError)) {
+          throw new StoreUnavailableError(`Apple answered ${error.httpStatusCode} (${apiError})`);
+        }
+        if (error.httpStatusCode === 401 || error.httpStatusCode === 403) {
+          throw new StoreCredentialsError(`Apple refused our API key (${error.httpStatusCode})`);
+        }
+        if (error.httpStatusCode === 429 || error.httpStatusCode >= 500) {
+          throw new StoreUnavailableError(`Apple answered ${error.httpStatusCode}`);
+        }
+        if (error.httpStatusCode === 404) return { found: false };
+        throw new StoreRejectedError(`Apple rejected the request (${error.httpStatusCode}, ${apiError ?? 'no code'})`);
+      }
+      // fetch failures (connection refused, DNS, timeout) and malformed answers: Apple may answer later.
+      throw new StoreUnavailableError(`Apple could not be reached: ${(error as Error).name}`);
+    }
+  }
+}
+
+function toIso(ms: number | undefined): string | null {
+  return typeof ms === 'number' ? new Date(ms).toISOString() : null;
+}
+
+function toFacts(environment: AppleEnvironment, tx: JWSTransactionDecodedPayload, subscriptionStatus?: number): AppleFacts {
+  return {
+    environment,
+    transactionId: String(tx.transactionId),
+    originalTransactionId: String(tx.originalTransactionId ?? tx.transactionId),
+    productId: String(tx.productId),
+    type: (tx.type ?? 'Non-Consumable') as AppleProductType,
+    expiresAt: toIso(tx.expiresDate),
+    revokedAt: toIso(tx.revocationDate),
+    ...(subscriptionStatus !== undefined ? { subscriptionStatus } : {}),
+  };
+}

@@ -1,0 +1,445 @@
+import { createHash } from 'node:crypto';
+import * as z from 'zod';
+import type { Clock } from '../../platform/clock';
+import type { SecretStore } from '../../platform/secret-store';
+import {
+  WEBHOOK_TOPICS,
+  type DeadLetterQueue,
+  type Delivery,
+  type DeliveryAttemptRecord,
+  type DeliveryLog,
+  type DeliveryMessage,
+  type DeliveryQueue,
+  type EventEnvelopeMessage,
+  type WebhookEndpoint,
+  type WebhookEndpointRepository,
+  type WebhookSender,
+  type WebhookTopic,
+} from '../ports';
+import { SYNC_RESULT_DETAIL_TYPE, SyncResultDetail, SyncResultWebhookBody } from '../../events/schemas';
+import type { Logger } from '../../platform/logger';
+import {
+  DELIVERY_TIMEOUT_MS,
+  MAX_RETRY_DELAY_SECONDS,
+  RETRY_SCHEDULE_SECONDS,
+  nextAttempt,
+  outcomeOf,
+  type NextAttempt,
+  type TransportFailure,
+} from './delivery-policy';
+import { WEBHOOK_ID_PREFIX, webhookHeaders } from './signature';
+import { positiveInt32 } from '../../platform/schema-primitives';
+
+/**
+ * The webhook delivery use case (contract §8): turns an `inappPurchaseSyncResult` event into one
+ * delivery per subscribed endpoint, makes attempts, and schedules retries, dead letters and
+ * endpoint disabling from `nextAttempt`. Pure of AWS: queues, storage, secrets and HTTP are ports.
+ */
+
+/** SQS's longest message delay. Longer waits are made in hops (see `attemptDelivery`). */
+export const SQS_MAX_DELAY_SECONDS = 900;
+
+export interface DeliverWebhooksDeps {
+  endpoints: WebhookEndpointRepository;
+  log: DeliveryLog;
+  queue: DeliveryQueue;
+  deadLetters: DeadLetterQueue;
+  sender: WebhookSender;
+  secrets: SecretStore;
+  clock: Clock;
+  logger: Logger;
+  /** Waits before the retries; default the contract's schedule. The local runtime scales it down. */
+  scheduleSeconds?: readonly number[];
+  /** Ceiling for a receiver's Retry-After; default 10 h (scale it with the schedule). */
+  maxRetryDelaySeconds?: number;
+  /** Longest delay the queue accepts; default SQS's 900 s. */
+  maxQueueDelaySeconds?: number;
+  /** Bound on one attempt; default the contract's 15 s. */
+  timeoutMs?: number;
+}
+
+/** The message is not an event or an attempt this handler knows. Permanent: retrying cannot help. */
+export class InvalidDeliveryMessageError extends Error {
+  override readonly name = 'InvalidDeliveryMessageError';
+  readonly retryable = false;
+}
+
+/** Neither the dead-letter queue nor the delivery log knows this webhook id. */
+export class DeliveryNotFoundError extends Error {
+  override readonly name = 'DeliveryNotFoundError';
+  readonly retryable = false;
+}
+
+/** What became of one delivery when a message was processed. */
+export type AttemptReport =
+  | {
+      webhookId: string;
+      endpointId: string;
+      attempt: number;
+      /** The action `nextAttempt` chose after a real attempt. */
+      outcome: NextAttempt['action'];
+      status?: number;
+      error?: TransportFailure;
+      /** For `retry`: the wait before the next attempt, in seconds. */
+      delaySeconds?: number;
+    }
+  /** Not due yet: sent back to the queue for `delaySeconds` (a hop of a long wait). */
+  | { webhookId: string; endpointId: string; attempt: number; outcome: 'deferred'; delaySeconds: number }
+  /** Not attempted: the endpoint is gone or disabled. */
+  | { webhookId: string; endpointId: string; attempt: number; outcome: 'skipped'; reason: 'endpoint-missing' | 'endpoint-disabled' }
+  /** The attempt failed inside this service (storage, secrets); queued again as it was. */
+  | { webhookId: string; endpointId: string; attempt: number; outcome: 'requeued'; delaySeconds: number };
+
+export interface ReplayReport {
+  webhookId: string;
+  /** Where the delivery was found: the dead-letter queue first, else the delivery log. */
+  source: 'dead-letter-queue' | 'log';
+  report: AttemptReport;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+const DeliverySchema = z.strictObject({
+  webhookId: z.string().regex(/^msg_[A-Za-z0-9_-]{1,64}$/),
+  publisherId: positiveInt32,
+  endpointId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  topic: z.enum(WEBHOOK_TOPICS),
+  body: z.string().min(2).max(256 * 1024),
+  attempt: z.number().int().min(1).max(1000),
+  notBefore: z.iso.datetime().optional(),
+});
+
+const AttemptMessageSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('attempt'), delivery: DeliverySchema }),
+  z.strictObject({ kind: z.literal('replay'), webhookId: z.string().min(1).max(200) }),
+  z.strictObject({
+    kind: z.literal('replay-since'),
+    publisherId: z.number().int().min(1),
+    since: z.iso.datetime(),
+    limit: z.number().int().min(1).max(10_000),
+  }),
+]);
+
+/** The fields of an EventBridge envelope the delivery reads; the others are ignored. */
+const EventMessageSchema = z.object({
+  id: z.string().optional(),
+  source: z.string(),
+  'detail-type': z.string(),
+  detail: z.unknown(),
+});
+
+/** Reads a queue message: a scheduled attempt, or an EventBridge event. */
+export function parseDeliveryMessage(raw: unknown): DeliveryMessage {
+  if (typeof raw === 'object' && raw !== null && 'kind' in raw) {
+    const attempt = AttemptMessageSchema.safeParse(raw);
+    if (!attempt.success) throw new InvalidDeliveryMessageError(`Invalid attempt message: ${firstIssue(attempt.error)}`);
+    return attempt.data;
+  }
+  const event = EventMessageSchema.safeParse(raw);
+  if (!event.success) throw new InvalidDeliveryMessageError(`Neither an event nor an attempt: ${firstIssue(event.error)}`);
+  return event.data;
+}
+
+function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  return issue ? `${issue.path.join('.') || 'message'}: ${issue.message}` : 'invalid';
+}
+
+export function isTopic(value: string): value is WebhookTopic {
+  return (WEBHOOK_TOPICS as readonly string[]).includes(value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure helpers
+
+/**
+ * The webhook id of an event's delivery to one endpoint: `msg_` + 22 url-safe characters of
+ * SHA-256(synchronizationId, endpointId). Derived, not random, so an event the queue delivers twice
+ * (SQS is at-least-once) gives the same id and receivers drop the second copy.
+ */
+export function deliveryWebhookId(synchronizationId: string, endpointId: string): string {
+  const digest = createHash('sha256').update(`${synchronizationId}\n${endpointId}`).digest('base64url');
+  return WEBHOOK_ID_PREFIX + digest.slice(0, 22);
+}
+
+/** The contract's webhook body for an event detail: `{ broadcasterId, topic, data }`, data = detail minus broadcasterId. */
+export function webhookBodyOf(detail: SyncResultDetail): string {
+  const { broadcasterId, ...data } = detail;
+  // Parsing orders the keys as the schema declares them, which is the contract's order.
+  return JSON.stringify(SyncResultWebhookBody.parse({ broadcasterId, topic: SYNC_RESULT_DETAIL_TYPE, data }));
+}
+
+/** The secrets that sign an attempt at `nowMs`: the current one, and the previous one during its rotation window. */
+export function activeSecretRefs(endpoint: WebhookEndpoint, nowMs: number): string[] {
+  const refs = [endpoint.secretRef];
+  if (
+    endpoint.previousSecretRef !== undefined &&
+    endpoint.previousSecretActiveUntil !== undefined &&
+    Date.parse(endpoint.previousSecretActiveUntil) > nowMs
+  ) {
+    refs.push(endpoint.previousSecretRef);
+  }
+  return refs;
+}
+
+function queueDelay(deps: DeliverWebhooksDeps, seconds: number): number {
+  return Math.max(0, Math.min(seconds, deps.maxQueueDelaySeconds ?? SQS_MAX_DELAY_SECONDS));
+}
+
+function firstRetryDelay(deps: DeliverWebhooksDeps): number {
+  return (deps.scheduleSeconds ?? RETRY_SCHEDULE_SECONDS)[0] ?? 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Use case
+
+/** Processes one queue message (already JSON-parsed). Throws when the message must be retried. */
+export async function processDeliveryMessage(deps: DeliverWebhooksDeps, raw: unknown): Promise<AttemptReport[]> {
+  const message = parseDeliveryMessage(raw);
+  if (!('kind' in message)) return fanOutEvent(deps, message);
+  switch (message.kind) {
+    case 'attempt':
+      return [await attemptDelivery(deps, message.delivery)];
+    case 'replay':
+      try {
+        return [(await replayDelivery(deps, message.webhookId)).report];
+      } catch (error) {
+        // An unknown id will not become known by retrying the message.
+        if (!(error instanceof DeliveryNotFoundError)) throw error;
+        deps.logger.warn('replay of an unknown webhook id ignored', { webhookId: message.webhookId });
+        return [];
+      }
+    case 'replay-since':
+      return (await replaySince(deps, message.publisherId, message.since, message.limit)).map((replayed) => replayed.report);
+  }
+}
+
+/**
+ * A new event: one delivery per enabled endpoint of the publisher subscribed to the topic, each
+ * attempted now. An attempt that fails inside this service is queued again on its own, so the
+ * other endpoints are not sent the event twice; only when that queueing fails does this throw
+ * (and the event comes back with the same webhook ids).
+ */
+export async function fanOutEvent(deps: DeliverWebhooksDeps, event: EventEnvelopeMessage): Promise<AttemptReport[]> {
+  const topic = event['detail-type'];
+  if (!isTopic(topic)) {
+    deps.logger.warn('webhook event ignored: unknown topic', { topic, eventId: event.id });
+    return [];
+  }
+  const parsed = SyncResultDetail.safeParse(event.detail);
+  if (!parsed.success) throw new InvalidDeliveryMessageError(`Invalid ${topic} detail: ${firstIssue(parsed.error)}`);
+  const detail = parsed.data;
+  const endpoints = (await deps.endpoints.listByPublisher(detail.broadcasterId)).filter(
+    (endpoint) => endpoint.enabled && endpoint.topics.includes(topic),
+  );
+  if (endpoints.length === 0) {
+    deps.logger.debug('webhook event without endpoints', { publisherId: detail.broadcasterId, synchronizationId: detail.synchronizationId });
+    return [];
+  }
+  const body = webhookBodyOf(detail);
+  const deliveries = endpoints.map((endpoint) => ({
+    endpoint,
+    delivery: {
+      webhookId: deliveryWebhookId(detail.synchronizationId, endpoint.endpointId),
+      publisherId: detail.broadcasterId,
+      endpointId: endpoint.endpointId,
+      topic,
+      body,
+      attempt: 1,
+    } satisfies Delivery,
+  }));
+
+  const settled = await Promise.allSettled(deliveries.map(({ delivery, endpoint }) => attemptDelivery(deps, delivery, endpoint)));
+  const reports: AttemptReport[] = [];
+  for (const [index, result] of settled.entries()) {
+    const entry = deliveries[index];
+    if (entry === undefined) continue;
+    if (result.status === 'fulfilled') {
+      reports.push(result.value);
+      continue;
+    }
+    const { delivery } = entry;
+    const delaySeconds = queueDelay(deps, firstRetryDelay(deps));
+    deps.logger.error('webhook attempt failed inside the service; queued again', {
+      webhookId: delivery.webhookId,
+      endpointId: delivery.endpointId,
+      publisherId: delivery.publisherId,
+      error: result.reason,
+    });
+    // Throws when the queue is down too: then the whole event is retried.
+    await deps.queue.enqueue({ kind: 'attempt', delivery }, delaySeconds);
+    reports.push({ webhookId: delivery.webhookId, endpointId: delivery.endpointId, attempt: delivery.attempt, outcome: 'requeued', delaySeconds });
+  }
+  return reports;
+}
+
+/**
+ * One attempt of one delivery: sign with the endpoint's active secrets (timestamp = now), send,
+ * log, then act on `nextAttempt`. A delivery whose `notBefore` is still ahead is not attempted but
+ * queued again for the rest of the wait (at most one queue delay per hop).
+ * `knownEndpoint` saves a read when the caller has just listed it.
+ */
+export async function attemptDelivery(
+  deps: DeliverWebhooksDeps,
+  delivery: Delivery,
+  knownEndpoint?: WebhookEndpoint,
+): Promise<AttemptReport> {
+  const { webhookId, endpointId, attempt, publisherId } = delivery;
+  const nowMs = deps.clock.now().getTime();
+  if (delivery.notBefore !== undefined) {
+    const remainingSeconds = (Date.parse(delivery.notBefore) - nowMs) / 1000;
+    if (remainingSeconds > 0) {
+      const delaySeconds = queueDelay(deps, remainingSeconds);
+      await deps.queue.enqueue({ kind: 'attempt', delivery }, delaySeconds);
+      return { webhookId, endpointId, attempt, outcome: 'deferred', delaySeconds };
+    }
+  }
+
+  const endpoint = knownEndpoint ?? (await deps.endpoints.get(publisherId, endpointId));
+  if (!endpoint?.enabled) {
+    const reason = endpoint ? 'endpoint-disabled' : 'endpoint-missing';
+    deps.logger.info('webhook dropped', { webhookId, endpointId, publisherId, attempt, reason });
+    return { webhookId, endpointId, attempt, outcome: 'skipped', reason };
+  }
+
+  // Trimmed: a secret file edited by hand often ends with a newline, which is not part of the secret.
+  const secrets = await Promise.all(activeSecretRefs(endpoint, nowMs).map(async (ref) => (await deps.secrets.get(ref)).trim()));
+  const headers = webhookHeaders(secrets, webhookId, Math.floor(nowMs / 1000), delivery.body);
+  const result = await deps.sender.send({
+    url: endpoint.url,
+    body: delivery.body,
+    headers,
+    timeoutMs: deps.timeoutMs ?? DELIVERY_TIMEOUT_MS,
+  });
+  const afterMs = deps.clock.now().getTime();
+  const decision = nextAttempt(attempt, outcomeOf(result), result.retryAfter, {
+    scheduleSeconds: deps.scheduleSeconds ?? RETRY_SCHEDULE_SECONDS,
+    maxDelaySeconds: deps.maxRetryDelaySeconds ?? MAX_RETRY_DELAY_SECONDS,
+    nowMs: afterMs,
+  });
+  const nextAttemptAt = decision.action === 'retry' ? new Date(afterMs + decision.delaySeconds * 1000).toISOString() : undefined;
+
+  const record: DeliveryAttemptRecord = {
+    webhookId,
+    publisherId,
+    endpointId,
+    topic: delivery.topic,
+    url: endpoint.url,
+    attempt,
+    at: new Date(nowMs).toISOString(),
+    latencyMs: result.latencyMs,
+    next: decision.action,
+    body: delivery.body,
+    ...(result.status !== undefined ? { status: result.status } : {}),
+    ...(result.error !== undefined ? { error: result.error } : {}),
+    ...(nextAttemptAt !== undefined ? { nextAttemptAt } : {}),
+  };
+  await deps.log.append(record);
+  deps.logger.info('webhook attempt', {
+    webhookId,
+    endpointId,
+    publisherId,
+    attempt,
+    status: result.status,
+    error: result.error,
+    latencyMs: result.latencyMs,
+    next: decision.action,
+    nextAttemptAt,
+  });
+
+  const report = {
+    webhookId,
+    endpointId,
+    attempt,
+    outcome: decision.action,
+    ...(result.status !== undefined ? { status: result.status } : {}),
+    ...(result.error !== undefined ? { error: result.error } : {}),
+  };
+  switch (decision.action) {
+    case 'done':
+      return report;
+    case 'disable-endpoint':
+      await deps.endpoints.setEnabled(publisherId, endpointId, false, '410', new Date(afterMs));
+      deps.logger.warn('webhook endpoint disabled: the receiver answered 410 Gone', { endpointId, publisherId, url: endpoint.url });
+      return report;
+    case 'dead-letter':
+      await deps.deadLetters.put({ webhookId, publisherId, endpointId, topic: delivery.topic, body: delivery.body, attempt });
+      deps.logger.warn('webhook dead-lettered', { webhookId, endpointId, publisherId, attempts: attempt });
+      return report;
+    case 'retry': {
+      const next: Delivery = {
+        webhookId,
+        publisherId,
+        endpointId,
+        topic: delivery.topic,
+        body: delivery.body,
+        attempt: attempt + 1,
+        ...(nextAttemptAt !== undefined ? { notBefore: nextAttemptAt } : {}),
+      };
+      await deps.queue.enqueue({ kind: 'attempt', delivery: next }, queueDelay(deps, decision.delaySeconds));
+      return { ...report, delaySeconds: decision.delaySeconds };
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay
+
+/**
+ * Sends a delivery again with the same webhook id (receivers de-duplicate on it), a fresh timestamp
+ * and signature, and a fresh retry budget (attempt 1). Taken from the dead-letter queue if it is
+ * there (and removed from it), else from the delivery log. A delivery to a disabled or deleted
+ * endpoint is not sent and stays in the dead-letter queue.
+ */
+export async function replayDelivery(deps: DeliverWebhooksDeps, webhookId: string): Promise<ReplayReport> {
+  const dead = (await deps.deadLetters.list()).find((delivery) => delivery.webhookId === webhookId);
+  let delivery: Delivery;
+  if (dead) {
+    delivery = { webhookId, publisherId: dead.publisherId, endpointId: dead.endpointId, topic: dead.topic, body: dead.body, attempt: 1 };
+  } else {
+    const last = (await deps.log.get(webhookId)).at(-1);
+    if (!last) throw new DeliveryNotFoundError(`Webhook ${webhookId} is neither in the dead-letter queue nor in the delivery log.`);
+    delivery = { webhookId, publisherId: last.publisherId, endpointId: last.endpointId, topic: last.topic, body: last.body, attempt: 1 };
+  }
+  // Removed before the attempt: an attempt that ends in the dead-letter queue again puts it back.
+  if (dead) await deps.deadLetters.remove(webhookId);
+  let report: AttemptReport;
+  try {
+    report = await attemptDelivery(deps, delivery);
+  } catch (error) {
+    if (dead) await deps.deadLetters.put(dead);
+    throw error;
+  }
+  if (dead && report.outcome === 'skipped') await deps.deadLetters.put(dead);
+  deps.logger.info('webhook replayed', { webhookId, source: dead ? 'dead-letter-queue' : 'log', outcome: report.outcome });
+  return { webhookId, source: dead ? 'dead-letter-queue' : 'log', report };
+}
+
+/** Replays run this many at a time: a receiver that times out should not make a replay take hours. */
+const REPLAY_CONCURRENCY = 8;
+
+/**
+ * Replays every delivery of the publisher logged at or after `since` (ISO), oldest first, each
+ * once, whatever its outcome was. `limit` bounds the log entries read.
+ */
+export async function replaySince(
+  deps: DeliverWebhooksDeps,
+  publisherId: number,
+  since: string,
+  limit = 1000,
+): Promise<ReplayReport[]> {
+  const entries = await deps.log.listByPublisher(publisherId, { since, limit });
+  const ids = [...new Set(entries.map((entry) => entry.webhookId).reverse())];
+  const reports: ReplayReport[] = new Array<ReplayReport>(ids.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < ids.length) {
+      const index = next++;
+      const id = ids[index];
+      if (id !== undefined) reports[index] = await replayDelivery(deps, id);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(REPLAY_CONCURRENCY, ids.length) }, worker));
+  return reports;
+}

@@ -1,0 +1,153 @@
+import { EVENT_SOURCE, SYNC_RESULT_DETAIL_TYPE } from '../lambdas/events/schemas';
+import { EXPRESS_ENDED_AFTER_SECONDS } from '../lambdas/lifecycle';
+import { SYNCHRONIZATION_KEY } from '../lambdas/platform/dynamodb-table';
+export { LOCK_LEASE_SECONDS, WORKFLOW_TIMEOUT_SECONDS } from '../lambdas/purchases';
+
+/**
+ * The Lambda functions and HTTP routes of iap-sync, defined once: the CDK stack creates one
+ * function per entry and the local runtime calls the same handler modules in-process.
+ */
+export interface ApiFunction {
+  /** Construct id (PascalCase) and local name. */
+  id: string;
+  /** Handler module, relative to the project root; it exports `handler`. */
+  entry: string;
+  /** HTTP API route keys (`METHOD /path/{param}`). */
+  routes: string[];
+  /** What the function may touch; the CDK stack grants exactly this. */
+  access: { table: 'none' | 'read' | 'readwrite'; startsWorkflow: boolean; readsSecrets: boolean };
+}
+
+export interface WorkflowFunction {
+  id: string;
+  entry: string;
+  /** The `${…}` placeholder of the ASL that receives this function's ARN. */
+  substitution: string;
+  /** Lambda timeout; below the Task state's TimeoutSeconds. */
+  timeoutSeconds: number;
+  /** Reads publishers' store credentials (App Store Connect key, Google service account). */
+  readsSecrets: boolean;
+}
+
+export const API_FUNCTIONS: ApiFunction[] = [
+  {
+    id: 'RegisterApplePurchase',
+    entry: 'lambdas/purchases/handlers/register-apple-purchase.ts',
+    routes: ['POST /storekit2/purchases'],
+    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
+  },
+  {
+    id: 'TransferApplePurchase',
+    entry: 'lambdas/purchases/handlers/transfer-apple-purchase.ts',
+    routes: ['POST /storekit2/purchases/transfers'],
+    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
+  },
+  {
+    id: 'RegisterGooglePurchase',
+    entry: 'lambdas/purchases/handlers/register-google-purchase.ts',
+    routes: ['POST /google-play/purchases'],
+    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
+  },
+  {
+    id: 'TransferGooglePurchase',
+    entry: 'lambdas/purchases/handlers/transfer-google-purchase.ts',
+    routes: ['POST /google-play/purchases/transfers'],
+    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
+  },
+  {
+    id: 'GetSynchronization',
+    entry: 'lambdas/purchases/handlers/get-synchronization.ts',
+    routes: [
+      'GET /storekit2/purchases/synchronizations/{synchronizationId}',
+      'GET /google-play/purchases/synchronizations/{synchronizationId}',
+    ],
+    access: { table: 'read', startsWorkflow: false, readsSecrets: true },
+  },
+  {
+    id: 'GetOpenApi',
+    entry: 'lambdas/openapi/get-openapi.ts',
+    routes: ['GET /openapi.json'],
+    access: { table: 'none', startsWorkflow: false, readsSecrets: false },
+  },
+];
+
+export const WORKFLOW_FUNCTIONS: WorkflowFunction[] = [
+  { id: 'VerifyPurchase', entry: 'lambdas/purchases/handlers/verify-purchase.ts', substitution: 'VerifyPurchaseFunctionArn', timeoutSeconds: 50, readsSecrets: true },
+  { id: 'MarkRetrying', entry: 'lambdas/purchases/handlers/mark-synchronization-retrying.ts', substitution: 'MarkRetryingFunctionArn', timeoutSeconds: 15, readsSecrets: false },
+  {
+    id: 'AcknowledgePurchase',
+    entry: 'lambdas/purchases/handlers/acknowledge-purchase.ts',
+    substitution: 'AcknowledgePurchaseFunctionArn',
+    timeoutSeconds: 25,
+    readsSecrets: true,
+  },
+  {
+    id: 'FinalizeSynchronization',
+    entry: 'lambdas/purchases/handlers/finalize-synchronization.ts',
+    substitution: 'FinalizeSynchronizationFunctionArn',
+    timeoutSeconds: 25,
+    readsSecrets: false,
+  },
+];
+
+/** The webhook delivery function, fed by the SQS queue behind the bus rule. */
+export const WEBHOOK_FUNCTION = {
+  id: 'DeliverWebhooks',
+  entry: 'lambdas/webhooks/handlers/deliver-webhooks.ts',
+  /** Several 15 s attempts of a batch run concurrently; SQS visibility is six times this. */
+  timeoutSeconds: 60,
+} as const;
+
+/**
+ * The recovery sweeper: scheduled on AWS, called at start-up and every minute by `npm start`.
+ * EXPRESS executions last at most 5 minutes, so a synchronization open longer than that (plus a
+ * minute) has lost its execution.
+ */
+export const SWEEPER_FUNCTION = {
+  id: 'RecoverSynchronizations',
+  entry: 'lambdas/lifecycle/handlers/recover-synchronizations.ts',
+  timeoutSeconds: 300,
+  /** EXPRESS: every minute, since it also starts the next store attempt of parked synchronizations. */
+  scheduleMinutes: { STANDARD: 5, EXPRESS: 1 },
+  expressEndedAfterSeconds: EXPRESS_ENDED_AFTER_SECONDS,
+} as const;
+
+/** Placeholders of the ASL that are not function ARNs. */
+export const WORKFLOW_VALUE_SUBSTITUTIONS = [
+  'TableName',
+  'EventBusName',
+  'EventSource',
+  'EventDetailType',
+  'SynchronizationKeyPrefix',
+  'SynchronizationSortKey',
+] as const;
+
+/**
+ * The ASL's non-ARN placeholders, from the same definitions the code uses: the event's source and
+ * detail-type from the event registry, and the synchronization item's key (MarkPublished writes it
+ * directly) from the table's key builder.
+ */
+export function workflowValueSubstitutions(names: {
+  tableName: string;
+  eventBusName: string;
+}): Record<(typeof WORKFLOW_VALUE_SUBSTITUTIONS)[number], string> {
+  return {
+    TableName: names.tableName,
+    EventBusName: names.eventBusName,
+    EventSource: EVENT_SOURCE,
+    EventDetailType: SYNC_RESULT_DETAIL_TYPE,
+    SynchronizationKeyPrefix: SYNCHRONIZATION_KEY.partitionPrefix,
+    SynchronizationSortKey: SYNCHRONIZATION_KEY.sortKey,
+  };
+}
+
+export const WORKFLOW_DEFINITION_FILE = 'statemachines/purchase-sync.asl.json';
+
+/** Replaces `${Name}` placeholders like CloudFormation's DefinitionSubstitutions does. */
+export function substituteDefinition(definition: string, values: Record<string, string>): string {
+  return definition.replace(/\$\{([A-Za-z0-9]+)\}/g, (whole, name: string) => {
+    const value = values[name];
+    if (value === undefined) throw new Error(`No substitution for \${${name}} in the workflow definition`);
+    return value;
+  });
+}

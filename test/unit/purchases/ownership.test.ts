@@ -1,0 +1,164 @@
+import type { AppleFacts, AppleVerification } from '../../../lambdas/stores/apple/facts';
+import { decidePurchase, type DecisionInput, type PurchaseRecord } from '../../../lambdas/purchases/domain/ownership';
+import { appleVerdict } from '../../../lambdas/purchases/domain/store-verdicts';
+
+/** What the workflow does for Apple: VerifyPurchase turns the verification into a verdict, Finalize decides. */
+function decideApplePurchase(input: Omit<DecisionInput, 'verdict'> & { verification: AppleVerification | undefined }) {
+  const { verification, ...rest } = input;
+  return decidePurchase({ ...rest, verdict: appleVerdict(verification, input.now) });
+}
+
+const NOW = new Date('2026-11-23T10:00:00.000Z');
+const FUTURE = '2026-12-23T10:00:00.000Z';
+const PAST = '2026-11-01T10:00:00.000Z';
+
+function facts(overrides: Partial<AppleFacts> = {}): AppleFacts {
+  return {
+    environment: 'Sandbox',
+    transactionId: '2000000000000002',
+    originalTransactionId: '2000000000000001',
+    productId: 'premium_monthly',
+    type: 'Auto-Renewable Subscription',
+    expiresAt: FUTURE,
+    revokedAt: null,
+    subscriptionStatus: 1,
+    ...overrides,
+  };
+}
+
+const verified = (overrides: Partial<AppleFacts> = {}): AppleVerification => ({ outcome: 'verified', facts: facts(overrides) });
+
+function record(overrides: Partial<PurchaseRecord> = {}): PurchaseRecord {
+  return {
+    publisherId: 1,
+    store: 'apple',
+    purchaseKey: '2000000000000001',
+    ownerCustomerId: 101,
+    ownershipVersion: 3,
+    productId: 'premium_monthly',
+    offerId: 'S1',
+    state: 'active',
+    entitled: true,
+    expiresAt: FUTURE,
+    environment: 'Sandbox',
+    lastTransactionId: '2000000000000002',
+    updatedAt: NOW.toISOString(),
+    ...overrides,
+  };
+}
+
+const base = { kind: 'register' as const, publisherId: 1, customerId: 101, policy: 'keep' as const, offerId: 'S1' as string | undefined, now: NOW };
+
+describe('decideApplePurchase, register', () => {
+  it.each([
+    ['store gave up (no verification)', undefined, undefined, 'SYNCHRONIZATION_FAILED', false],
+    ['unknown transaction', { outcome: 'not_found' } as AppleVerification, undefined, 'TRANSACTION_ID_NOT_FOUND', false],
+    ['bad signature or bundle', { outcome: 'invalid', reason: 'INVALID_APP_IDENTIFIER' } as AppleVerification, undefined, 'VERIFICATION_FAILED', false],
+    ['active and mapped, first time', verified(), undefined, 'PURCHASE_SYNCHRONIZED', true],
+    ['refunded', verified({ revokedAt: PAST }), undefined, 'PURCHASE_REVOKED', false],
+    ['subscription status revoked', verified({ subscriptionStatus: 5 }), undefined, 'PURCHASE_REVOKED', false],
+    ['subscription expired', verified({ subscriptionStatus: 2, expiresAt: PAST }), undefined, 'RECEIVED_EXPIRED_PURCHASE', false],
+    ['billing retry grants nothing', verified({ subscriptionStatus: 3 }), undefined, 'RECEIVED_EXPIRED_PURCHASE', false],
+    ['grace period grants access', verified({ subscriptionStatus: 4 }), undefined, 'PURCHASE_SYNCHRONIZED', true],
+    ['non-renewing past its term', verified({ type: 'Non-Renewing Subscription', subscriptionStatus: undefined, expiresAt: PAST }), undefined, 'RECEIVED_EXPIRED_PURCHASE', false],
+    ['non-consumable without expiry', verified({ type: 'Non-Consumable', subscriptionStatus: undefined, expiresAt: null }), undefined, 'PURCHASE_SYNCHRONIZED', true],
+    ['owned by another customer (keep)', verified(), record({ ownerCustomerId: 999 }), 'PURCHASE_OWNED_BY_ANOTHER_CUSTOMER', false],
+    ['already owned by this customer', verified(), record(), 'PURCHASE_SYNCHRONIZED', true],
+  ])('%s → %s', (_name, verification, existing, result, access) => {
+    const decision = decideApplePurchase({ ...base, verification, existing });
+    expect(decision.result).toBe(result);
+    expect(decision.accessGranted).toBe(access);
+    expect(decision.offerId).toBe(access ? 'S1' : undefined);
+  });
+
+  it('reports OFFER_NOT_MAPPED for a verified, active product without an offer', () => {
+    const decision = decideApplePurchase({ ...base, offerId: undefined, verification: verified(), existing: undefined });
+    expect(decision.result).toBe('OFFER_NOT_MAPPED');
+    expect(decision.purchaseWrite).toBeUndefined();
+  });
+
+  it('creates the ownership record at version 1, fenced on absence, and grants the entitlement', () => {
+    const decision = decideApplePurchase({ ...base, verification: verified(), existing: undefined });
+    expect(decision.purchaseWrite?.expectedVersion).toBe(0);
+    expect(decision.purchaseWrite?.next).toMatchObject({ ownerCustomerId: 101, ownershipVersion: 1, entitled: true, purchaseKey: '2000000000000001' });
+    expect(decision.entitlementChanges).toEqual([{ customerId: 101, active: true, offerId: 'S1', expiresAt: FUTURE }]);
+    expect(decision.ownershipVersion).toBe(1);
+  });
+
+  it('writes nothing and keeps the version when nothing changed', () => {
+    const decision = decideApplePurchase({ ...base, verification: verified(), existing: record() });
+    expect(decision.purchaseWrite).toBeUndefined();
+    expect(decision.entitlementChanges).toEqual([]);
+    expect(decision.ownershipVersion).toBe(3);
+  });
+
+  it('bumps the version by one when a renewal extends the expiry', () => {
+    const renewed = '2027-01-23T10:00:00.000Z';
+    const decision = decideApplePurchase({ ...base, verification: verified({ expiresAt: renewed }), existing: record() });
+    expect(decision.purchaseWrite).toMatchObject({ expectedVersion: 3, next: { ownershipVersion: 4, expiresAt: renewed } });
+  });
+
+  it('revokes the owner entitlement when the store reports a refund, whoever registers', () => {
+    const decision = decideApplePurchase({ ...base, customerId: 555, verification: verified({ revokedAt: PAST }), existing: record() });
+    expect(decision.result).toBe('PURCHASE_REVOKED');
+    expect(decision.purchaseWrite?.next).toMatchObject({ ownerCustomerId: 101, entitled: false, state: 'revoked', ownershipVersion: 4 });
+    expect(decision.entitlementChanges).toEqual([{ customerId: 101, active: false, offerId: 'S1', expiresAt: FUTURE }]);
+  });
+
+  it('leaves the owner untouched under the keep policy', () => {
+    const decision = decideApplePurchase({ ...base, customerId: 102, verification: verified(), existing: record() });
+    expect(decision.purchaseWrite).toBeUndefined();
+    expect(decision.previousCustomerId).toBeUndefined();
+  });
+
+  it('moves ownership under the transfer policy and revokes the previous owner', () => {
+    const decision = decideApplePurchase({ ...base, customerId: 102, policy: 'transfer', verification: verified(), existing: record() });
+    expect(decision.result).toBe('PURCHASE_OWNERSHIP_TRANSFERRED');
+    expect(decision.previousCustomerId).toBe(101);
+    expect(decision.purchaseWrite).toMatchObject({ expectedVersion: 3, next: { ownerCustomerId: 102, ownershipVersion: 4 } });
+    expect(decision.entitlementChanges).toEqual([
+      { customerId: 102, active: true, offerId: 'S1', expiresAt: FUTURE },
+      { customerId: 101, active: false, offerId: 'S1', expiresAt: null },
+    ]);
+  });
+});
+
+describe('decideApplePurchase, transfer', () => {
+  const transfer = { ...base, kind: 'transfer' as const, customerId: 102 };
+
+  it.each([
+    ['store gave up', undefined, record(), 'SYNCHRONIZATION_FAILED'],
+    ['Apple does not know the transaction', { outcome: 'not_found' } as AppleVerification, record(), 'TRANSACTION_ID_NOT_FOUND'],
+    ['never synchronized here', verified(), undefined, 'PURCHASE_NOT_FOUND'],
+    ['expired', verified({ subscriptionStatus: 2, expiresAt: PAST }), record(), 'PURCHASE_NOT_ACTIVE'],
+    ['refunded', verified({ revokedAt: PAST }), record(), 'PURCHASE_NOT_ACTIVE'],
+    ['target already owns it', verified(), record({ ownerCustomerId: 102 }), 'PURCHASE_OWNERSHIP_UNCHANGED'],
+  ])('%s → %s', (_name, verification, existing, result) => {
+    const decision = decideApplePurchase({ ...transfer, verification, existing });
+    expect(decision.result).toBe(result);
+    expect(decision.previousCustomerId).toBeUndefined();
+    expect(decision.accessGranted).toBe(result === 'PURCHASE_OWNERSHIP_UNCHANGED');
+  });
+
+  it('moves an active purchase: new owner entitled, previous owner revoked, version + 1, fenced on the read version', () => {
+    const decision = decideApplePurchase({ ...transfer, verification: verified(), existing: record() });
+    expect(decision).toMatchObject({
+      result: 'PURCHASE_OWNERSHIP_TRANSFERRED',
+      accessGranted: true,
+      offerId: 'S1',
+      previousCustomerId: 101,
+      ownershipVersion: 4,
+      purchaseWrite: { expectedVersion: 3, next: { ownerCustomerId: 102, ownershipVersion: 4, entitled: true } },
+    });
+    expect(decision.entitlementChanges).toEqual([
+      { customerId: 102, active: true, offerId: 'S1', expiresAt: FUTURE },
+      { customerId: 101, active: false, offerId: 'S1', expiresAt: null },
+    ]);
+  });
+
+  it('a refunded purchase does not move but its owner loses the entitlement', () => {
+    const decision = decideApplePurchase({ ...transfer, verification: verified({ revokedAt: PAST }), existing: record() });
+    expect(decision.purchaseWrite?.next).toMatchObject({ ownerCustomerId: 101, entitled: false, state: 'revoked' });
+    expect(decision.entitlementChanges).toEqual([{ customerId: 101, active: false, offerId: 'S1', expiresAt: FUTURE }]);
+  });
+});

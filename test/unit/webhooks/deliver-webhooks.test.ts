@@ -1,0 +1,575 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { SQSEvent } from 'aws-lambda';
+import { Webhook } from 'standardwebhooks';
+import {
+  InvalidDeliveryMessageError,
+  DeliveryNotFoundError,
+  SQS_MAX_DELAY_SECONDS,
+  deliveryWebhookId,
+  processDeliveryMessage,
+  replayDelivery,
+  replaySince,
+  type AttemptReport,
+  type DeliverWebhooksDeps,
+} from '../../../lambdas/webhooks/domain/deliver-webhooks';
+import { RETRY_SCHEDULE_SECONDS, type DeliveryAttemptResult } from '../../../lambdas/webhooks/domain/delivery-policy';
+import { generateWebhookSecret } from '../../../lambdas/webhooks/domain/signature';
+import { makeDeliverWebhooksHandler } from '../../../lambdas/webhooks/handlers/deliver-webhooks';
+import type { SecretStore } from '../../../lambdas/platform/secret-store';
+import type {
+  DeadLetterQueue,
+  Delivery,
+  DeliveryAttemptRecord,
+  DeliveryAttemptSummary,
+  DeliveryLog,
+  DeliveryLogQuery,
+  DeliveryMessage,
+  DeliveryQueue,
+  DisabledReason,
+  WebhookEndpoint,
+  WebhookEndpointRepository,
+  WebhookSendRequest,
+  WebhookSender,
+} from '../../../lambdas/webhooks/ports';
+import { EVENT_SOURCE, SYNC_RESULT_DETAIL_TYPE } from '../../../lambdas/events/schemas';
+import { createLogger } from '../../../lambdas/platform/logger';
+
+const FIXTURE_TEXT = readFileSync(path.join(__dirname, '../../contract/fixtures/inapp-purchase-sync-result.webhook.json'), 'utf8');
+const FIXTURE = JSON.parse(FIXTURE_TEXT) as { broadcasterId: number; topic: string; data: Record<string, unknown> & { synchronizationId: string } };
+const PUBLISHER = FIXTURE.broadcasterId;
+const START_MS = Date.parse('2026-11-23T10:00:02.000Z');
+
+// ---------------------------------------------------------------------------------------------
+// In-memory ports
+
+class MemoryEndpoints implements WebhookEndpointRepository {
+  readonly items = new Map<string, WebhookEndpoint>();
+  private key = (publisherId: number, endpointId: string) => `${publisherId}/${endpointId}`;
+  async put(endpoint: WebhookEndpoint) {
+    this.items.set(this.key(endpoint.publisherId, endpoint.endpointId), { ...endpoint });
+  }
+  async get(publisherId: number, endpointId: string) {
+    const endpoint = this.items.get(this.key(publisherId, endpointId));
+    return endpoint ? { ...endpoint } : undefined;
+  }
+  async listByPublisher(publisherId: number) {
+    return [...this.items.values()].filter((endpoint) => endpoint.publisherId === publisherId).map((endpoint) => ({ ...endpoint }));
+  }
+  async setEnabled(publisherId: number, endpointId: string, enabled: boolean, reason: DisabledReason | undefined, now: Date) {
+    const endpoint = this.items.get(this.key(publisherId, endpointId));
+    if (!endpoint) return undefined;
+    endpoint.enabled = enabled;
+    if (reason !== undefined) endpoint.disabledReason = reason;
+    endpoint.updatedAt = now.toISOString();
+    return { ...endpoint };
+  }
+  async rotateSecret(publisherId: number, endpointId: string, secretRef: string, until: Date, now: Date) {
+    const endpoint = this.items.get(this.key(publisherId, endpointId));
+    if (!endpoint) return undefined;
+    endpoint.previousSecretRef = endpoint.secretRef;
+    endpoint.previousSecretActiveUntil = until.toISOString();
+    endpoint.secretRef = secretRef;
+    endpoint.updatedAt = now.toISOString();
+    return { ...endpoint };
+  }
+}
+
+class MemoryLog implements DeliveryLog {
+  readonly records: DeliveryAttemptRecord[] = [];
+  async append(record: DeliveryAttemptRecord) {
+    this.records.push(record);
+  }
+  async listByPublisher(publisherId: number, query: DeliveryLogQuery): Promise<DeliveryAttemptSummary[]> {
+    return this.records
+      .filter((record) => record.publisherId === publisherId && (query.since === undefined || record.at >= query.since))
+      .reverse()
+      .slice(0, query.limit)
+      .map(({ body: _body, ...summary }) => summary);
+  }
+  async get(webhookId: string) {
+    return this.records.filter((record) => record.webhookId === webhookId);
+  }
+}
+
+class MemoryQueue implements DeliveryQueue {
+  readonly sent: { message: DeliveryMessage; delaySeconds: number }[] = [];
+  async enqueue(message: DeliveryMessage, delaySeconds: number) {
+    this.sent.push({ message: JSON.parse(JSON.stringify(message)) as DeliveryMessage, delaySeconds });
+  }
+  /** Takes the oldest queued message (what a consumer would receive next). */
+  take(): { message: DeliveryMessage; delaySeconds: number } {
+    const next = this.sent.shift();
+    if (!next) throw new Error('queue is empty');
+    return next;
+  }
+}
+
+class MemoryDeadLetters implements DeadLetterQueue {
+  readonly items = new Map<string, Delivery>();
+  async put(delivery: Delivery) {
+    this.items.set(delivery.webhookId, { ...delivery });
+  }
+  async list() {
+    return [...this.items.values()];
+  }
+  async remove(webhookId: string) {
+    return this.items.delete(webhookId);
+  }
+}
+
+type Scripted = Partial<DeliveryAttemptResult> | ((request: WebhookSendRequest) => Partial<DeliveryAttemptResult>);
+
+/** Answers per URL from a script (then 200), and records every request. */
+class ScriptedSender implements WebhookSender {
+  readonly requests: WebhookSendRequest[] = [];
+  private readonly scripts = new Map<string, Scripted[]>();
+  script(url: string, ...answers: Scripted[]) {
+    this.scripts.set(url, answers);
+  }
+  async send(request: WebhookSendRequest): Promise<DeliveryAttemptResult> {
+    this.requests.push(request);
+    const next = this.scripts.get(request.url)?.shift() ?? { status: 200 };
+    const answer = typeof next === 'function' ? next(request) : next;
+    return { latencyMs: 12, ...answer };
+  }
+  to(url: string) {
+    return this.requests.filter((request) => request.url === url);
+  }
+}
+
+class MemorySecrets implements SecretStore {
+  readonly values = new Map<string, string>();
+  async get(ref: string) {
+    const value = this.values.get(ref);
+    if (value === undefined) throw new Error(`no secret ${ref}`);
+    return value;
+  }
+}
+
+interface World {
+  deps: DeliverWebhooksDeps;
+  endpoints: MemoryEndpoints;
+  log: MemoryLog;
+  queue: MemoryQueue;
+  deadLetters: MemoryDeadLetters;
+  sender: ScriptedSender;
+  secrets: MemorySecrets;
+  clock: { nowMs: number };
+}
+
+function world(): World {
+  const endpoints = new MemoryEndpoints();
+  const log = new MemoryLog();
+  const queue = new MemoryQueue();
+  const deadLetters = new MemoryDeadLetters();
+  const sender = new ScriptedSender();
+  const secrets = new MemorySecrets();
+  const clock = { nowMs: START_MS };
+  return {
+    deps: {
+      endpoints,
+      log,
+      queue,
+      deadLetters,
+      sender,
+      secrets,
+      clock: { now: () => new Date(clock.nowMs) },
+      logger: createLogger('test', 'silent'),
+    },
+    endpoints,
+    log,
+    queue,
+    deadLetters,
+    sender,
+    secrets,
+    clock,
+  };
+}
+
+async function addEndpoint(w: World, endpointId: string, overrides: Partial<WebhookEndpoint> = {}): Promise<{ url: string; secret: string }> {
+  const secret = generateWebhookSecret();
+  w.secrets.values.set(`file:${endpointId}`, `${secret}\n`);
+  const url = `https://hooks.example.com/${endpointId}`;
+  await w.endpoints.put({
+    publisherId: PUBLISHER,
+    endpointId,
+    url,
+    topics: [SYNC_RESULT_DETAIL_TYPE],
+    enabled: true,
+    secretRef: `file:${endpointId}`,
+    createdAt: new Date(START_MS).toISOString(),
+    updatedAt: new Date(START_MS).toISOString(),
+    ...overrides,
+  });
+  return { url, secret };
+}
+
+function eventOf(synchronizationId = FIXTURE.data.synchronizationId) {
+  return {
+    version: '0',
+    id: 'b1c1e5f0-0000-4000-8000-000000000001',
+    source: EVENT_SOURCE,
+    'detail-type': SYNC_RESULT_DETAIL_TYPE,
+    account: '000000000000',
+    time: '2026-11-23T10:00:01Z',
+    region: 'us-east-1',
+    resources: [],
+    detail: { ...FIXTURE.data, synchronizationId, broadcasterId: PUBLISHER },
+  };
+}
+
+function deliveryTo(endpointId: string, attempt: number, extra: Partial<Delivery> = {}): Delivery {
+  return {
+    webhookId: deliveryWebhookId(FIXTURE.data.synchronizationId, endpointId),
+    publisherId: PUBLISHER,
+    endpointId,
+    topic: SYNC_RESULT_DETAIL_TYPE,
+    body: JSON.stringify(FIXTURE),
+    attempt,
+    ...extra,
+  };
+}
+
+function only<T>(items: readonly T[]): T {
+  expect(items).toHaveLength(1);
+  const [item] = items;
+  if (item === undefined) throw new Error('missing');
+  return item;
+}
+
+/** Verifies one request's headers with the Standard Webhooks reference library, at the attempt's time. */
+function expectSignedBy(request: WebhookSendRequest, secret: string, timestampSeconds: number) {
+  expect(request.headers['webhook-timestamp']).toBe(String(timestampSeconds));
+  const id = request.headers['webhook-id'] ?? '';
+  const expected = new Webhook(secret).sign(id, new Date(timestampSeconds * 1000), request.body);
+  expect(request.headers['webhook-signature']?.split(' ')).toContain(expected);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('a new event', () => {
+  it('fans out to every enabled endpoint subscribed to the topic, with the contract body, signed', async () => {
+    const w = world();
+    const first = await addEndpoint(w, 'ep_first');
+    const second = await addEndpoint(w, 'ep_second');
+    await addEndpoint(w, 'ep_disabled', { enabled: false, disabledReason: 'manual' });
+    await addEndpoint(w, 'ep_unsubscribed', { topics: [] });
+    await addEndpoint(w, 'ep_other_publisher', { publisherId: PUBLISHER + 1 });
+
+    const reports = await processDeliveryMessage(w.deps, eventOf());
+
+    expect(reports.map((report) => [report.endpointId, report.outcome]).sort()).toEqual([
+      ['ep_first', 'done'],
+      ['ep_second', 'done'],
+    ]);
+    expect(w.sender.requests.map((request) => request.url).sort()).toEqual([first.url, second.url]);
+    for (const [endpointId, { url, secret }] of [['ep_first', first], ['ep_second', second]] as const) {
+      const request = only(w.sender.to(url));
+      // Byte for byte the contract fixture (same keys, same order), so signatures match the fixture's text.
+      expect(request.body).toBe(JSON.stringify(FIXTURE));
+      expect(request.headers['webhook-id']).toBe(deliveryWebhookId(FIXTURE.data.synchronizationId, endpointId));
+      expect(request.headers['webhook-id']).toMatch(/^msg_[A-Za-z0-9_-]{22}$/);
+      expect(request.timeoutMs).toBe(15_000);
+      expectSignedBy(request, secret, START_MS / 1000);
+    }
+    expect(w.log.records.map((record) => [record.endpointId, record.attempt, record.status, record.next]).sort()).toEqual([
+      ['ep_first', 1, 200, 'done'],
+      ['ep_second', 1, 200, 'done'],
+    ]);
+    expect(w.queue.sent).toHaveLength(0);
+  });
+
+  it('keeps the webhook id of each delivery when the queue delivers the same event twice', async () => {
+    const w = world();
+    await addEndpoint(w, 'ep_first');
+    await addEndpoint(w, 'ep_second');
+    await processDeliveryMessage(w.deps, eventOf());
+    await processDeliveryMessage(w.deps, eventOf());
+    await processDeliveryMessage(w.deps, eventOf('0c6b9a52-1d7e-4c1b-9a53-4b1f6e2d7a10'));
+
+    const ids = w.sender.requests.map((request) => `${request.url} ${request.headers['webhook-id']}`);
+    expect(ids).toHaveLength(6);
+    // Two endpoints × two synchronizations: the redelivered event repeated its two ids exactly.
+    expect(new Set(ids).size).toBe(4);
+    expect(deliveryWebhookId('a', 'ep_first')).not.toBe(deliveryWebhookId('a', 'ep_second'));
+  });
+
+  it('does nothing for a publisher without endpoints', async () => {
+    const w = world();
+    expect(await processDeliveryMessage(w.deps, eventOf())).toEqual([]);
+    expect(w.sender.requests).toHaveLength(0);
+  });
+
+  it('queues again only the delivery that failed inside the service, not the others', async () => {
+    const w = world();
+    const ok = await addEndpoint(w, 'ep_ok');
+    await addEndpoint(w, 'ep_secretless', { secretRef: 'file:missing' });
+
+    const reports = await processDeliveryMessage(w.deps, eventOf());
+
+    expect(reports.map((report) => [report.endpointId, report.outcome]).sort()).toEqual([
+      ['ep_ok', 'done'],
+      ['ep_secretless', 'requeued'],
+    ]);
+    expect(only(w.sender.requests).url).toBe(ok.url);
+    const queued = only(w.queue.sent);
+    expect(queued.delaySeconds).toBe(RETRY_SCHEDULE_SECONDS[0]);
+    expect(queued.message).toEqual({ kind: 'attempt', delivery: deliveryTo('ep_secretless', 1) });
+  });
+
+  it('refuses a detail that breaks the contract, so the queue keeps the message', async () => {
+    const w = world();
+    await addEndpoint(w, 'ep_first');
+    const broken = eventOf();
+    broken.detail = { ...broken.detail, broadcasterId: -1 };
+    await expect(processDeliveryMessage(w.deps, broken)).rejects.toBeInstanceOf(InvalidDeliveryMessageError);
+    await expect(processDeliveryMessage(w.deps, { kind: 'attempt', delivery: { webhookId: 'x' } })).rejects.toThrow(/Invalid attempt message/);
+    await expect(processDeliveryMessage(w.deps, 'hello')).rejects.toBeInstanceOf(InvalidDeliveryMessageError);
+    expect(w.sender.requests).toHaveLength(0);
+  });
+
+  it('ignores events of another topic', async () => {
+    const w = world();
+    await addEndpoint(w, 'ep_first');
+    expect(await processDeliveryMessage(w.deps, { ...eventOf(), 'detail-type': 'somethingElse' })).toEqual([]);
+    expect(w.sender.requests).toHaveLength(0);
+  });
+});
+
+describe('an attempt', () => {
+  it.each([200, 201, 204, 299])('is done after a %i', async (status) => {
+    const w = world();
+    const { url } = await addEndpoint(w, 'ep_first');
+    w.sender.script(url, { status });
+    const report = only(await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_first', 3) }));
+    expect(report).toMatchObject({ outcome: 'done', status, attempt: 3 });
+    expect(w.queue.sent).toHaveLength(0);
+    expect(w.deadLetters.items.size).toBe(0);
+    expect(only(w.log.records)).toMatchObject({ attempt: 3, status, next: 'done', url, latencyMs: 12 });
+  });
+
+  it('skips a disabled endpoint without sending, logging an attempt or retrying', async () => {
+    const w = world();
+    await addEndpoint(w, 'ep_off', { enabled: false, disabledReason: '410' });
+    const report = only(await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_off', 2) }));
+    expect(report).toEqual({ webhookId: deliveryTo('ep_off', 2).webhookId, endpointId: 'ep_off', attempt: 2, outcome: 'skipped', reason: 'endpoint-disabled' });
+    expect(w.sender.requests).toHaveLength(0);
+    expect(w.log.records).toHaveLength(0);
+    expect(w.queue.sent).toHaveLength(0);
+  });
+
+  it('skips a deleted endpoint', async () => {
+    const w = world();
+    const report = only(await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_gone', 1) }));
+    expect(report).toMatchObject({ outcome: 'skipped', reason: 'endpoint-missing' });
+  });
+
+  it('retries a 500 after the scheduled wait, with the same webhook id and the next attempt number', async () => {
+    const w = world();
+    const { url, secret } = await addEndpoint(w, 'ep_first');
+    w.sender.script(url, { status: 500 });
+    const report = only(await processDeliveryMessage(w.deps, eventOf()));
+    expect(report).toMatchObject({ outcome: 'retry', status: 500, delaySeconds: 5 });
+
+    const queued = w.queue.take();
+    expect(queued.delaySeconds).toBe(5);
+    const notBefore = new Date(START_MS + 5000).toISOString();
+    expect(queued.message).toEqual({ kind: 'attempt', delivery: deliveryTo('ep_first', 2, { notBefore }) });
+    expect(only(w.log.records)).toMatchObject({ attempt: 1, status: 500, next: 'retry', nextAttemptAt: notBefore });
+
+    // The retry comes due: sent again, same id, a new timestamp and signature.
+    w.clock.nowMs = START_MS + 5000;
+    expect(only(await processDeliveryMessage(w.deps, queued.message))).toMatchObject({ outcome: 'done', attempt: 2 });
+    const [firstTry, secondTry] = w.sender.requests;
+    expect(secondTry?.headers['webhook-id']).toBe(firstTry?.headers['webhook-id']);
+    expect(secondTry?.headers['webhook-signature']).not.toBe(firstTry?.headers['webhook-signature']);
+    if (secondTry) expectSignedBy(secondTry, secret, (START_MS + 5000) / 1000);
+  });
+
+  it.each(RETRY_SCHEDULE_SECONDS.map((seconds, index) => [index + 1, seconds] as const))(
+    'after failed attempt %i waits %i s (queued for at most one SQS delay)',
+    async (attempt, seconds) => {
+      const w = world();
+      const { url } = await addEndpoint(w, 'ep_first');
+      w.sender.script(url, { error: 'connection' });
+      await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_first', attempt) });
+      const queued = w.queue.take();
+      expect(queued.delaySeconds).toBe(Math.min(seconds, SQS_MAX_DELAY_SECONDS));
+      expect(queued.message).toEqual({
+        kind: 'attempt',
+        delivery: deliveryTo('ep_first', attempt + 1, { notBefore: new Date(START_MS + seconds * 1000).toISOString() }),
+      });
+    },
+  );
+
+  it("honours a receiver's Retry-After that asks for longer than the schedule", async () => {
+    const w = world();
+    const { url } = await addEndpoint(w, 'ep_busy');
+    w.sender.script(url, { status: 503, retryAfter: '120' });
+    const report = only(await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_busy', 1) }));
+    expect(report).toMatchObject({ outcome: 'retry', delaySeconds: 120 });
+    const queued = w.queue.take();
+    expect(queued.delaySeconds).toBe(120);
+    expect(queued.message).toMatchObject({ delivery: { attempt: 2, notBefore: new Date(START_MS + 120_000).toISOString() } });
+  });
+
+  it('disables the endpoint after a 410 and neither retries nor dead-letters', async () => {
+    const w = world();
+    const { url } = await addEndpoint(w, 'ep_gone');
+    w.sender.script(url, { status: 410 });
+    const report = only(await processDeliveryMessage(w.deps, eventOf()));
+    expect(report).toMatchObject({ outcome: 'disable-endpoint', status: 410 });
+    expect(await w.endpoints.get(PUBLISHER, 'ep_gone')).toMatchObject({ enabled: false, disabledReason: '410' });
+    expect(w.queue.sent).toHaveLength(0);
+    expect(w.deadLetters.items.size).toBe(0);
+    expect(only(w.log.records)).toMatchObject({ status: 410, next: 'disable-endpoint' });
+
+    // The next event skips it.
+    await processDeliveryMessage(w.deps, eventOf('0c6b9a52-1d7e-4c1b-9a53-4b1f6e2d7a10'));
+    expect(w.sender.requests).toHaveLength(1);
+  });
+
+  it('dead-letters the delivery after the last attempt fails', async () => {
+    const w = world();
+    const { url } = await addEndpoint(w, 'ep_down');
+    w.sender.script(url, { status: 500 });
+    const last = RETRY_SCHEDULE_SECONDS.length + 1;
+    const report = only(await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_down', last) }));
+    expect(report).toMatchObject({ outcome: 'dead-letter', attempt: 8 });
+    expect(w.queue.sent).toHaveLength(0);
+    expect([...w.deadLetters.items.values()]).toEqual([deliveryTo('ep_down', 8)]);
+    expect(only(w.log.records)).toMatchObject({ attempt: 8, next: 'dead-letter' });
+  });
+
+  it('is not made before notBefore: a long wait is re-queued in hops of at most 900 s', async () => {
+    const w = world();
+    const { url } = await addEndpoint(w, 'ep_first');
+    const due = START_MS + 7200_000;
+    await w.deps.queue.enqueue({ kind: 'attempt', delivery: deliveryTo('ep_first', 5, { notBefore: new Date(due).toISOString() }) }, 900);
+
+    const hops: number[] = [];
+    let report: AttemptReport | undefined;
+    for (let guard = 0; guard < 20; guard += 1) {
+      const { message, delaySeconds } = w.queue.take();
+      w.clock.nowMs += delaySeconds * 1000;
+      report = only(await processDeliveryMessage(w.deps, message));
+      if (report.outcome !== 'deferred') break;
+      hops.push(report.delaySeconds);
+    }
+    // 900 s were waited before the first receipt; 6300 s remained: 7 hops of 900 s.
+    expect(hops).toEqual([900, 900, 900, 900, 900, 900, 900]);
+    expect(report).toMatchObject({ outcome: 'done', attempt: 5 });
+    expect(w.clock.nowMs).toBe(due);
+    expect(only(w.sender.to(url)).headers['webhook-timestamp']).toBe(String(due / 1000));
+  });
+
+  it('signs with both secrets during a rotation window, and with the new one only after it', async () => {
+    const w = world();
+    const old = await addEndpoint(w, 'ep_rotating');
+    const fresh = generateWebhookSecret();
+    w.secrets.values.set('file:new', fresh);
+    await w.endpoints.rotateSecret(PUBLISHER, 'ep_rotating', 'file:new', new Date(START_MS + 3600_000), new Date(START_MS));
+
+    await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_rotating', 1) });
+    const during = only(w.sender.requests);
+    expect(during.headers['webhook-signature']?.split(' ')).toHaveLength(2);
+    expectSignedBy(during, fresh, START_MS / 1000);
+    expectSignedBy(during, old.secret, START_MS / 1000);
+
+    w.clock.nowMs = START_MS + 3600_000;
+    await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_rotating', 1) });
+    const after = w.sender.requests[1];
+    expect(after?.headers['webhook-signature']?.split(' ')).toHaveLength(1);
+    if (after) expectSignedBy(after, fresh, (START_MS + 3600_000) / 1000);
+  });
+});
+
+describe('replay', () => {
+  it('a replay message from the queue (deployed `webhook replay`) re-sends the dead letter', async () => {
+    const w = world();
+    const { url } = await addEndpoint(w, 'ep_q');
+    w.sender.script(url, { status: 500 });
+    await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_q', 8) });
+    const webhookId = deliveryTo('ep_q', 8).webhookId;
+    w.sender.script(url, { status: 200 });
+    const reports = await processDeliveryMessage(w.deps, { kind: 'replay', webhookId });
+    expect(reports).toMatchObject([{ webhookId, outcome: 'done', attempt: 1 }]);
+    expect(w.deadLetters.items.size).toBe(0);
+  });
+
+  it('a replay message for an unknown id is dropped, not retried forever', async () => {
+    const w = world();
+    await expect(processDeliveryMessage(w.deps, { kind: 'replay', webhookId: 'msg_unknown' })).resolves.toEqual([]);
+  });
+
+  it('re-sends a dead letter with the same webhook id, a fresh signature and attempt 1, and removes it', async () => {
+    const w = world();
+    const { url, secret } = await addEndpoint(w, 'ep_down');
+    w.sender.script(url, { status: 500 });
+    await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_down', 8) });
+    const webhookId = deliveryTo('ep_down', 8).webhookId;
+    expect(w.deadLetters.items.has(webhookId)).toBe(true);
+
+    w.clock.nowMs = START_MS + 60_000;
+    const replay = await replayDelivery(w.deps, webhookId);
+
+    expect(replay).toMatchObject({ webhookId, source: 'dead-letter-queue', report: { outcome: 'done', attempt: 1 } });
+    expect(w.deadLetters.items.size).toBe(0);
+    const resent = w.sender.requests[1];
+    expect(resent?.headers['webhook-id']).toBe(webhookId);
+    if (resent) expectSignedBy(resent, secret, (START_MS + 60_000) / 1000);
+  });
+
+  it('keeps a dead letter whose endpoint is disabled', async () => {
+    const w = world();
+    await addEndpoint(w, 'ep_off', { enabled: false });
+    await w.deadLetters.put(deliveryTo('ep_off', 8));
+    const replay = await replayDelivery(w.deps, deliveryTo('ep_off', 8).webhookId);
+    expect(replay.report).toMatchObject({ outcome: 'skipped' });
+    expect(w.deadLetters.items.size).toBe(1);
+  });
+
+  it('re-sends from the log, and everything since a time, oldest first', async () => {
+    const w = world();
+    const { url } = await addEndpoint(w, 'ep_first');
+    await processDeliveryMessage(w.deps, eventOf());
+    w.clock.nowMs += 1000;
+    await processDeliveryMessage(w.deps, eventOf('0c6b9a52-1d7e-4c1b-9a53-4b1f6e2d7a10'));
+    const [firstId, secondId] = w.sender.requests.map((request) => request.headers['webhook-id']);
+
+    w.clock.nowMs += 1000;
+    const replays = await replaySince(w.deps, PUBLISHER, new Date(START_MS).toISOString());
+    expect(replays.map((replay) => [replay.webhookId, replay.source, replay.report.outcome])).toEqual([
+      [firstId, 'log', 'done'],
+      [secondId, 'log', 'done'],
+    ]);
+    expect(w.sender.to(url).map((request) => request.headers['webhook-id'])).toEqual([firstId, secondId, firstId, secondId]);
+  });
+
+  it('says so when the webhook id is unknown', async () => {
+    await expect(replayDelivery(world().deps, 'msg_unknown')).rejects.toBeInstanceOf(DeliveryNotFoundError);
+  });
+});
+
+describe('the SQS handler', () => {
+  it('reports only the records that failed (partial batch response)', async () => {
+    const w = world();
+    await addEndpoint(w, 'ep_first');
+    const record = (messageId: string, body: string) =>
+      ({ messageId, body, receiptHandle: messageId, attributes: {}, messageAttributes: {}, md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: '', awsRegion: '' }) as unknown as SQSEvent['Records'][number];
+    const handler = makeDeliverWebhooksHandler(w.deps);
+
+    const response = await handler({
+      Records: [
+        record('good-event', JSON.stringify(eventOf())),
+        record('not-json', '{'),
+        record('bad-attempt', JSON.stringify({ kind: 'attempt', delivery: {} })),
+        record('good-attempt', JSON.stringify({ kind: 'attempt', delivery: deliveryTo('ep_first', 2) })),
+      ],
+    });
+
+    expect(response.batchItemFailures.map((failure) => failure.itemIdentifier).sort()).toEqual(['bad-attempt', 'not-json']);
+    expect(w.sender.requests).toHaveLength(2);
+  });
+});
