@@ -1,31 +1,20 @@
 /**
  * `iap-sync`: the command line that manages a stack (shared/local-runtime.md, "Command line").
- * This file only parses arguments, prints and chooses the exit code; the work is in ./commands.
+ * This file only parses arguments, prints and chooses the exit code; the work is in ./commands/
+ * (one file per command group), which never import this one.
  * Exit codes: 0 done, 1 the command failed, 2 the command line is wrong.
  */
 import { parseArgs } from 'node:util';
-import {
-  CommandError,
-  UsageError,
-  appleConfigure,
-  googleConfigure,
-  parseGoogleConfigure,
-  customerAdd,
-  jwtIssue,
-  offerMap,
-  parseAppleConfigure,
-  parseCustomerAdd,
-  parseJwtIssue,
-  parseJwtConfigure,
-  jwtConfigure,
-  parseOfferMap,
-  parsePublisherCreate,
-  parseSyncShow,
-  publisherCreate,
-  publisherList,
-  syncShow,
-  type Args,
-} from './commands';
+import type { Args } from './args';
+import { CommandError, UsageError } from './errors';
+import { DEFAULT_DATA_DIR, resolveTarget, type StackTarget, type TargetOptions } from './target';
+import { appleConfigure, parseAppleConfigure } from './commands/apple';
+import { customerAdd, parseCustomerAdd } from './commands/customer';
+import { googleConfigure, parseGoogleConfigure } from './commands/google';
+import { jwtConfigure, jwtIssue, parseJwtConfigure, parseJwtIssue } from './commands/jwt';
+import { offerMap, parseOfferMap } from './commands/offer';
+import { parsePublisherCreate, publisherCreate, publisherList } from './commands/publisher';
+import { parseSyncShow, syncShow } from './commands/sync';
 import {
   parseWebhookAdd,
   parseWebhookDeliveries,
@@ -39,8 +28,7 @@ import {
   webhookList,
   webhookReplay,
   webhookRotateSecret,
-} from './webhook-commands';
-import { DEFAULT_DATA_DIR, resolveTarget, type StackTarget, type TargetOptions } from './stack-target';
+} from './commands/webhook';
 
 interface OptionSpec {
   type: 'string' | 'boolean';

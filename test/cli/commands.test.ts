@@ -14,22 +14,17 @@ import { authenticate, hashPublisherToken } from '../../lambdas/tenants/domain/a
 import { ApiError } from '../../lambdas/platform/errors';
 import type { Publisher } from '../../lambdas/tenants/domain/publisher';
 import type { Synchronization } from '../../lambdas/purchases/domain/synchronization';
-import {
-  CommandError,
-  UsageError,
-  appleConfigure,
-  googleConfigure,
-  customerAdd,
-  jwtIssue,
-  offerMap,
-  parsePositiveInt32,
-  publisherCreate,
-  publisherList,
-  syncShow,
-  type Args,
-} from '../../cli/commands';
+import { type Args, parsePositiveInt32 } from '../../cli/args';
+import { CommandError, UsageError } from '../../cli/errors';
+import { appleConfigure } from '../../cli/commands/apple';
+import { customerAdd } from '../../cli/commands/customer';
+import { googleConfigure } from '../../cli/commands/google';
+import { jwtIssue } from '../../cli/commands/jwt';
+import { offerMap } from '../../cli/commands/offer';
+import { publisherCreate, publisherList } from '../../cli/commands/publisher';
+import { syncShow } from '../../cli/commands/sync';
 import { COMMANDS, runCli } from '../../cli/main';
-import { deployedTarget, localTarget, type DeployedIo, type StackTarget } from '../../cli/stack-target';
+import { deployedTarget, localTarget, type DeployedIo, type StackTarget } from '../../cli/target';
 import { startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local';
 import { APPLE_KEY_FILE } from '../../local/seed';
 import { LOCAL_TABLE_NAME } from '../../local/stack';

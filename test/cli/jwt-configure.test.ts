@@ -8,8 +8,11 @@ import { DynamoDbPublisherRepository } from '../../lambdas/tenants/adapters/dyna
 import { JoseCustomerTokenVerifier } from '../../lambdas/tenants/adapters/jose-customer-token-verifier';
 import { ReferenceSecretStore } from '../../lambdas/platform/reference-secret-store';
 import type { Publisher } from '../../lambdas/tenants/domain/publisher';
-import { CommandError, UsageError, jwtConfigure, parseJwtConfigure, publisherCreate, type Args } from '../../cli/commands';
-import { localTarget, type StackTarget } from '../../cli/stack-target';
+import type { Args } from '../../cli/args';
+import { CommandError, UsageError } from '../../cli/errors';
+import { jwtConfigure, parseJwtConfigure } from '../../cli/commands/jwt';
+import { publisherCreate } from '../../cli/commands/publisher';
+import { localTarget, type StackTarget } from '../../cli/target';
 import { startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local';
 import { LOCAL_TABLE_NAME } from '../../local/stack';
 

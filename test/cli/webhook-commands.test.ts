@@ -5,8 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { Webhook } from 'standardwebhooks';
-import { CommandError, UsageError, publisherCreate } from '../../cli/commands';
-import { deployedTarget, localTarget, type DeployedIo, type StackTarget } from '../../cli/stack-target';
+import { CommandError, UsageError } from '../../cli/errors';
+import { publisherCreate } from '../../cli/commands/publisher';
+import { deployedTarget, localTarget, type DeployedIo, type StackTarget } from '../../cli/target';
 import {
   webhookAdd,
   webhookDeliveries,
@@ -15,7 +16,7 @@ import {
   webhookList,
   webhookReplay,
   webhookRotateSecret,
-} from '../../cli/webhook-commands';
+} from '../../cli/commands/webhook';
 import { DynamoDbDeliveryLog, webhookKeys } from '../../lambdas/webhooks/adapters/dynamodb-webhook-repository';
 import type { DeliveryAttemptRecord } from '../../lambdas/webhooks/ports';
 import { SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/events/schemas';

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import { SyncResultWebhookBody } from '../../lambdas/events/schemas';
-import { localTarget } from '../../cli/stack-target';
-import { webhookAdd, webhookDeliveries } from '../../cli/webhook-commands';
+import { localTarget } from '../../cli/target';
+import { webhookAdd, webhookDeliveries } from '../../cli/commands/webhook';
 import { startTestStack, type LocalClient } from '../support/local-client';
 
 interface Received {

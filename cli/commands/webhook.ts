@@ -1,25 +1,27 @@
 /**
  * `iap-sync webhook …`: webhook endpoints of a publisher, their delivery log, and replays (contract
- * §8). Plain functions like ./commands: each takes the target stack and the parsed options and
- * answers what to print. A signing secret is printed once, when it is created, and stored only
- * through `target.storeSecret` (a file of the local stack, Secrets Manager when deployed).
+ * §8). Plain functions like the other cli/commands/ groups: each takes the target stack and the
+ * parsed options and answers what to print. A signing secret is printed once, when it is created,
+ * and stored only through `target.storeSecret` (a file of the local stack, Secrets Manager when
+ * deployed).
  */
 import { randomBytes } from 'node:crypto';
-import { DynamoDbPublisherRepository } from '../lambdas/tenants/adapters/dynamodb-publisher-repository';
-import { DynamoDbDeliveryLog, DynamoDbWebhookEndpointRepository } from '../lambdas/webhooks/adapters/dynamodb-webhook-repository';
-import { checkEndpointUrl, type ResolveAddresses } from '../lambdas/webhooks/adapters/http-webhook-sender';
-import { generateWebhookSecret } from '../lambdas/webhooks/domain/signature';
+import { DynamoDbPublisherRepository } from '../../lambdas/tenants/adapters/dynamodb-publisher-repository';
+import { DynamoDbDeliveryLog, DynamoDbWebhookEndpointRepository } from '../../lambdas/webhooks/adapters/dynamodb-webhook-repository';
+import { checkEndpointUrl, type ResolveAddresses } from '../../lambdas/webhooks/adapters/http-webhook-sender';
+import { generateWebhookSecret } from '../../lambdas/webhooks/domain/signature';
 import {
   SECRET_ROTATION_WINDOW_SECONDS,
   WEBHOOK_TOPICS,
   type DeliveryAttemptSummary,
   type WebhookEndpoint,
   type WebhookTopic,
-} from '../lambdas/webhooks/ports';
-import { LOCAL_WEBHOOK_ROUTES, type ReplayRequest } from '../local/webhook-queue';
-import type { ReplayReport } from '../lambdas/webhooks/domain/deliver-webhooks';
-import { CommandError, UsageError, optionalString, parsePositiveInt32, requiredString, type Args } from './commands';
-import type { StackTarget } from './stack-target';
+} from '../../lambdas/webhooks/ports';
+import { LOCAL_WEBHOOK_ROUTES, type ReplayRequest } from '../../local/webhook-queue';
+import type { ReplayReport } from '../../lambdas/webhooks/domain/deliver-webhooks';
+import { optionalString, parsePositiveInt32, requiredString, type Args } from '../args';
+import { CommandError, UsageError } from '../errors';
+import type { StackTarget } from '../target';
 
 const MAX_URL_LENGTH = 2048;
 const WEBHOOK_ID = /^msg_[A-Za-z0-9_-]{1,64}$/;
@@ -39,7 +41,7 @@ export interface WebhookCommandIo {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Option helpers (optionalString and requiredString are ./commands')
+// Option helpers (the shared ones are cli/args.ts')
 
 function publisherOption(args: Args): number {
   return parsePositiveInt32('--publisher', optionalString(args, 'publisher'));

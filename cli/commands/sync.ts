@@ -1,0 +1,56 @@
+/** `iap-sync sync show`: one stored synchronization, for support. */
+import { DynamoDbSynchronizationRepository } from '../../lambdas/purchases/adapters/dynamodb-synchronization-repository';
+import { toStatusView } from '../../lambdas/purchases/domain/synchronization';
+import type { Store } from '../../lambdas/events/vocabulary';
+import { UUID_PATTERN } from '../../lambdas/platform/schema-primitives';
+import { optionalString, parsePositiveInt32, type Args } from '../args';
+import { CommandError, UsageError } from '../errors';
+import type { StackTarget } from '../target';
+
+export type SynchronizationShown = ReturnType<typeof toStatusView> & {
+  publisherId: number;
+  store: Store;
+  kind: string;
+  customerId: number;
+  transactionId?: string;
+  packageName?: string;
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+  finalizedAt?: string;
+};
+
+/** The stored synchronization: what the status route shows, plus the fields support asks for. */
+export function parseSyncShow(synchronizationId: string | undefined, args: Args): { id: string; publisherId?: number } {
+  if (synchronizationId === undefined || !UUID_PATTERN.test(synchronizationId)) {
+    throw new UsageError(`sync show needs a synchronizationId (a UUID), got ${JSON.stringify(synchronizationId ?? '')}`);
+  }
+  const publisherRaw = optionalString(args, 'publisher');
+  return {
+    // Ids are stored lower-cased (a Correlation-Id UUID becomes the id as lower case).
+    id: synchronizationId.toLowerCase(),
+    ...(publisherRaw !== undefined ? { publisherId: parsePositiveInt32('--publisher', publisherRaw) } : {}),
+  };
+}
+
+export async function syncShow(target: StackTarget, synchronizationId: string | undefined, args: Args): Promise<SynchronizationShown> {
+  const { id, publisherId } = parseSyncShow(synchronizationId, args);
+  const sync = await new DynamoDbSynchronizationRepository(target.db, target.tableName).get(id);
+  // Another publisher's synchronization reads as unknown, as on the API (contract §5).
+  if (!sync || (publisherId !== undefined && sync.publisherId !== publisherId)) {
+    throw new CommandError(`Synchronization ${id} not found${publisherId !== undefined ? ` for publisher ${publisherId}` : ''} in ${target.description}`);
+  }
+  return {
+    ...toStatusView(sync),
+    publisherId: sync.publisherId,
+    store: sync.store,
+    kind: sync.kind,
+    customerId: sync.customerId,
+    ...(sync.transactionId !== undefined ? { transactionId: sync.transactionId } : {}),
+    ...(sync.packageName !== undefined ? { packageName: sync.packageName } : {}),
+    attempts: sync.attempts,
+    createdAt: sync.createdAt,
+    updatedAt: sync.updatedAt,
+    ...(sync.finalizedAt !== undefined ? { finalizedAt: sync.finalizedAt } : {}),
+  };
+}
