@@ -1,4 +1,4 @@
 import type { Rule } from 'eslint';
 
 declare const plugin: { rules: { 'slice-boundaries': Rule.RuleModule } };
-export = plugin;
+export default plugin;

@@ -1,4 +1,3 @@
-import { EVENT_SOURCE, SYNC_RESULT_DETAIL_TYPE } from '../lambdas/events/schemas';
 import { EXPRESS_ENDED_AFTER_SECONDS } from '../lambdas/lifecycle';
 import { SYNCHRONIZATION_KEY } from '../lambdas/platform/dynamodb-table';
 export { LOCK_LEASE_SECONDS, WORKFLOW_TIMEOUT_SECONDS } from '../lambdas/purchases';
@@ -16,6 +15,8 @@ export interface ApiFunction {
   routes: string[];
   /** What the function may touch; the CDK stack grants exactly this. */
   access: { table: 'none' | 'read' | 'readwrite'; startsWorkflow: boolean; readsSecrets: boolean };
+  /** Verifies data Apple signed: gets the trusted Apple roots (APPLE_ROOT_CERTIFICATES). */
+  verifiesAppleSignatures?: boolean;
 }
 
 export interface WorkflowFunction {
@@ -62,6 +63,20 @@ export const API_FUNCTIONS: ApiFunction[] = [
       'GET /google-play/purchases/synchronizations/{synchronizationId}',
     ],
     access: { table: 'read', startsWorkflow: false, readsSecrets: true },
+  },
+  {
+    id: 'GetEntitlements',
+    entry: 'lambdas/entitlements/handlers/get-entitlements.ts',
+    routes: ['GET /customers/{cleengCustomerId}/entitlements'],
+    access: { table: 'read', startsWorkflow: false, readsSecrets: true },
+  },
+  {
+    // App Store Server Notifications V2: the signed payload is the credential, so no secret is read.
+    id: 'ReceiveAppleNotification',
+    entry: 'lambdas/lifecycle/handlers/receive-apple-notification.ts',
+    routes: ['POST /storekit2/notifications/{publisherId}'],
+    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: false },
+    verifiesAppleSignatures: true,
   },
   {
     id: 'GetOpenApi',
@@ -115,27 +130,18 @@ export const SWEEPER_FUNCTION = {
 /** Placeholders of the ASL that are not function ARNs. */
 export const WORKFLOW_VALUE_SUBSTITUTIONS = [
   'TableName',
-  'EventBusName',
-  'EventSource',
-  'EventDetailType',
   'SynchronizationKeyPrefix',
   'SynchronizationSortKey',
 ] as const;
 
 /**
- * The ASL's non-ARN placeholders, from the same definitions the code uses: the event's source and
- * detail-type from the event registry, and the synchronization item's key (MarkPublished writes it
- * directly) from the table's key builder.
+ * The ASL's non-ARN placeholders, from the same definitions the code uses: the synchronization
+ * item's key (MarkPublished writes it directly) from the table's key builder. The events' source and
+ * detail-types come from the registry through the finalize's `entries`.
  */
-export function workflowValueSubstitutions(names: {
-  tableName: string;
-  eventBusName: string;
-}): Record<(typeof WORKFLOW_VALUE_SUBSTITUTIONS)[number], string> {
+export function workflowValueSubstitutions(names: { tableName: string }): Record<(typeof WORKFLOW_VALUE_SUBSTITUTIONS)[number], string> {
   return {
     TableName: names.tableName,
-    EventBusName: names.eventBusName,
-    EventSource: EVENT_SOURCE,
-    EventDetailType: SYNC_RESULT_DETAIL_TYPE,
     SynchronizationKeyPrefix: SYNCHRONIZATION_KEY.partitionPrefix,
     SynchronizationSortKey: SYNCHRONIZATION_KEY.sortKey,
   };

@@ -118,7 +118,7 @@ export class IapSyncStack extends Stack {
     const { table } = data;
     const events = new SyncEventBus(this, 'Events', { eventBusName: `iap-sync-${props.stage}` });
     const common = { TABLE_NAME: table.tableName, LOG_LEVEL };
-    // The command line stores publishers' secrets as iap-sync/<stack name>/<purpose> (cli/stack-target.ts),
+    // The command line stores publishers' secrets as iap-sync/<stack name>/<purpose> (cli/target/deployed.ts),
     // so a dev stack cannot read the prod stack's keys in the same account.
     const secretsPrefix = `iap-sync/${this.stackName}/`;
     const publisherSecrets = this.formatArn({
@@ -151,6 +151,8 @@ export class IapSyncStack extends Stack {
         RETRY_BASE_SECONDS: String(retry.baseSeconds),
         RETRY_MAX_WAIT_SECONDS: String(retry.maxWaitSeconds),
       },
+      // The finalize names the bus in the PutEvents entries the workflow's PublishResult state sends.
+      FinalizeSynchronization: { EVENT_BUS_NAME: events.bus.eventBusName },
     };
     const workflowFunctions = new Map<string, IFunction>();
     for (const entry of WORKFLOW_FUNCTIONS) {
@@ -186,7 +188,13 @@ export class IapSyncStack extends Stack {
         kind: 'api',
         service,
         timeout: API_TIMEOUT,
-        environment: access.startsWorkflow ? { ...common, STATE_MACHINE_ARN: stateMachine.stateMachineArn } : common,
+        environment: {
+          ...common,
+          ...(access.startsWorkflow ? { STATE_MACHINE_ARN: stateMachine.stateMachineArn } : {}),
+          ...(entry.verifiesAppleSignatures
+            ? { APPLE_ROOT_CERTIFICATES: appleRoots.join(','), APPLE_ONLINE_CHECKS: String(appleOnlineChecks) }
+            : {}),
+        },
       });
       // Exactly what the catalog says the function needs (GetOpenApi: nothing at all).
       if (access.table !== 'none') data.grantItems(fn, access.table);

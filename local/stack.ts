@@ -25,6 +25,7 @@ import { createAppleSimulator } from './simulator/apple-simulator';
 import { FaultInjector, handleFaultRoutes } from './simulator/faults';
 import { createLocalWebhookDelivery, handleLocalWebhookRoutes, type LocalWebhookDelivery } from './webhook-queue';
 import { createLogger } from '../lambdas/platform/logger';
+import { createNotificationOutbox } from './simulator/notifications';
 import { createGoogleSimulator, GOOGLE_SERVICE_ACCOUNT_FILE } from './simulator/google-simulator';
 import { readBody } from './simulator/http-json';
 import { settlePublishedBeforeRestart, startLocalSweeper, type LocalSweeper } from './recover';
@@ -158,9 +159,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     print(`dynamodb     DynamoDB Local ${options.inMemory ? '(in memory)' : `(data in ${join(dataDir, 'dynamodb')})`} at ${dynamodb.endpoint}`);
 
     const faults = new FaultInjector();
-    const apple = await createAppleSimulator({ dataDir, inMemory: options.inMemory, defaultBundleId: DEMO.bundleId }, faults);
+    const outbox = await createNotificationOutbox({ dataDir, inMemory: options.inMemory });
+    const apple = await createAppleSimulator({ dataDir, inMemory: options.inMemory, defaultBundleId: DEMO.bundleId, outbox }, faults);
     print(`simulator    App Store Server API simulator at ${url}/__simulator/apple`);
-    const google = await createGoogleSimulator({ dataDir, inMemory: options.inMemory, defaultPackageName: DEMO.packageName }, faults);
+    // As App Store Connect's notification URL would (Version 2): the demo publisher's notification route.
+    outbox.setTarget('apple', `${url}/storekit2/notifications/${DEMO.publisherId}`);
+    print(`simulator    App Store Server Notifications V2 go to ${url}/storekit2/notifications/${DEMO.publisherId}`);
+    const google = await createGoogleSimulator({ dataDir, inMemory: options.inMemory, defaultPackageName: DEMO.packageName, outbox }, faults);
     print(`simulator    Play Developer API simulator at ${url}/__simulator/google`);
     // The demo publisher's store credentials are the simulators' (an in-memory run makes new ones,
     // so the copies under secrets/ are rewritten whenever they differ).
@@ -219,7 +224,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     // Built on first use like a handler's client (AWS_ENDPOINT_URL_DYNAMODB), so the bench's request counter sees it too.
     let taskClient: DynamoDBClient | undefined;
-    const substitutions: Record<string, string> = workflowValueSubstitutions({ tableName: LOCAL_TABLE_NAME, eventBusName: LOCAL_BUS_NAME });
+    const substitutions: Record<string, string> = workflowValueSubstitutions({ tableName: LOCAL_TABLE_NAME });
     const tasks: Record<string, TaskImplementation> = {};
     for (const fn of WORKFLOW_FUNCTIONS) {
       const arn = `arn:aws:lambda:${LOCAL_REGION}:000000000000:function:iap-sync-local-${fn.id}`;
@@ -282,7 +287,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         if (req.method === 'POST' && target.startsWith('AWSStepFunctions.')) return awsJson(req, res, (op, body) => sfn.call(op, body));
         if (req.method === 'POST' && target.startsWith('AWSEvents.')) return awsJson(req, res, (op, body) => bus.call(op, body));
         if (path.startsWith('/__simulator/')) {
-          if (await handleFaultRoutes(req, res, requestUrl, faults)) return;
+          if (await handleFaultRoutes(req, res, requestUrl, faults, outbox)) return;
+          if (await outbox.handle(req, res, requestUrl)) return;
           if (await apple.handle(req, res, requestUrl)) return;
           if (await google.handle(req, res, requestUrl)) return;
           return sendError(res, 'REQ0008');
@@ -290,7 +296,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         if (await handleLocalWebhookRoutes(req, res, requestUrl, webhooks)) return;
         if (path === '/__local/events' && req.method === 'GET') {
           const id = requestUrl.searchParams.get('synchronizationId');
-          const list = bus.events.filter((event) => !id || event.detail.synchronizationId === id);
+          const detailType = requestUrl.searchParams.get('detailType');
+          const list = bus.events.filter(
+            (event) => (!id || event.detail.synchronizationId === id) && (!detailType || event['detail-type'] === detailType),
+          );
           const body = Buffer.from(JSON.stringify({ events: list }));
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
           return res.end(body);

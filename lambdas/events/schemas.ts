@@ -1,13 +1,15 @@
 import * as z from 'zod';
-import { STORES, SYNC_KINDS, SYNC_RESULTS } from './vocabulary';
+import { ENTITLEMENT_REASONS, ENTITLEMENT_STATES, STORES, SYNC_KINDS, SYNC_RESULTS } from './vocabulary';
 import { positiveInt32, uuid } from '../platform/schema-primitives';
 
 /** Contract §8: fixed source and detail-type of the one event this service publishes. */
 export const EVENT_SOURCE = 'iap-sync';
 export const SYNC_RESULT_DETAIL_TYPE = 'inappPurchaseSyncResult';
 
-/** Every detail-type this service publishes. */
-export const EVENT_DETAIL_TYPES = [SYNC_RESULT_DETAIL_TYPE] as const;
+export const ENTITLEMENT_CHANGED_DETAIL_TYPE = 'inappEntitlementChanged';
+
+/** Every detail-type this service publishes (the webhook topics). */
+export const EVENT_DETAIL_TYPES = [SYNC_RESULT_DETAIL_TYPE, ENTITLEMENT_CHANGED_DETAIL_TYPE] as const;
 export type EventDetailType = (typeof EVENT_DETAIL_TYPES)[number];
 
 /**
@@ -62,4 +64,60 @@ export type SyncResultWebhookBody = z.infer<typeof SyncResultWebhookBody>;
 
 export function toDetail(broadcasterId: number, data: SyncResultData): SyncResultDetail {
   return { ...data, broadcasterId };
+}
+
+/** Contract §11: `data` of an `inappEntitlementChanged` webhook; the EventBridge `detail` adds `broadcasterId`. */
+export const EntitlementChangedData = z
+  .strictObject({
+    cleengCustomerId: positiveInt32,
+    offerId: z.string().nullable(),
+    store: z.enum(STORES),
+    reason: z.enum(ENTITLEMENT_REASONS),
+    active: z.boolean(),
+    state: z.enum(ENTITLEMENT_STATES),
+    expiresAt: isoTimestamp.nullable(),
+    previousExpiresAt: isoTimestamp.nullable(),
+    willRenew: z.boolean(),
+    productId: z.string(),
+    transactionId: z.string().nullable(),
+    originalTransactionId: z.string().nullable(),
+    purchaseToken: z.string().nullable(),
+    packageName: z.string().nullable(),
+    environment: z.enum(['Production', 'Sandbox']).nullable(),
+    ownershipVersion: z.number().int().min(0),
+    synchronizationId: uuid().nullable(),
+    changedAt: isoTimestamp,
+  })
+  .meta({ id: 'InappEntitlementChangedData' });
+export type EntitlementChangedData = z.infer<typeof EntitlementChangedData>;
+
+export const EntitlementChangedDetail = EntitlementChangedData.extend({ broadcasterId: positiveInt32 }).meta({
+  id: 'InappEntitlementChangedDetail',
+});
+export type EntitlementChangedDetail = z.infer<typeof EntitlementChangedDetail>;
+
+export const EntitlementChangedWebhookBody = z
+  .strictObject({
+    broadcasterId: positiveInt32,
+    topic: z.literal(ENTITLEMENT_CHANGED_DETAIL_TYPE),
+    data: EntitlementChangedData,
+  })
+  .meta({ id: 'InappEntitlementChangedWebhook' });
+export type EntitlementChangedWebhookBody = z.infer<typeof EntitlementChangedWebhookBody>;
+
+/**
+ * The registry: each detail-type with its detail schema and version. Consumers and the webhook
+ * delivery look events up here; a new event is one more entry.
+ */
+export const EVENT_REGISTRY = {
+  [SYNC_RESULT_DETAIL_TYPE]: { version: 1, detail: SyncResultDetail, webhookBody: SyncResultWebhookBody },
+  [ENTITLEMENT_CHANGED_DETAIL_TYPE]: { version: 1, detail: EntitlementChangedDetail, webhookBody: EntitlementChangedWebhookBody },
+} as const satisfies Record<EventDetailType, unknown>;
+
+/** One PutEvents entry as the workflow's PublishEvents state sends it (the optimized integration serializes Detail). */
+export interface EventEntry {
+  Source: typeof EVENT_SOURCE;
+  DetailType: EventDetailType;
+  EventBusName: string;
+  Detail: SyncResultDetail | EntitlementChangedDetail;
 }

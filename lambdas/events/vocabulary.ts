@@ -30,3 +30,27 @@ export type SyncKind = (typeof SYNC_KINDS)[number];
 export function grantsAccess(result: SyncResult): boolean {
   return RESULTS[result];
 }
+
+/** Why an entitlement changed (contract §11 `reason`). */
+export const ENTITLEMENT_REASONS = [
+  'PURCHASED',
+  'RENEWED',
+  'EXPIRED',
+  'REFUNDED',
+  'REFUND_REVERSED',
+  'REVOKED',
+  'GRACE_PERIOD',
+  'BILLING_RETRY',
+  'ON_HOLD',
+  'PAUSED',
+  'RECOVERED',
+  'PRODUCT_CHANGED',
+  'RENEWAL_STATUS_CHANGED',
+  'TRANSFERRED_IN',
+  'TRANSFERRED_OUT',
+] as const;
+export type EntitlementReason = (typeof ENTITLEMENT_REASONS)[number];
+
+/** An entitlement's `state` (contract §10): the purchase's lifecycle state, or `transferred`. */
+export const ENTITLEMENT_STATES = ['active', 'grace_period', 'billing_retry', 'on_hold', 'paused', 'expired', 'revoked', 'transferred'] as const;
+export type EntitlementStateName = (typeof ENTITLEMENT_STATES)[number];

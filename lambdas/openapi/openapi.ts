@@ -8,7 +8,9 @@ import {
   GoogleTransferBody,
   SynchronizationStatusResponse,
 } from '../purchases';
-import { SyncResultDetail, SyncResultWebhookBody } from '../events/schemas';
+import { EntitlementChangedDetail, EntitlementChangedWebhookBody, SyncResultDetail, SyncResultWebhookBody } from '../events/schemas';
+import { EntitlementsResponse } from '../entitlements';
+import { AppleNotificationBody, NotificationAcknowledged } from '../lifecycle';
 import { ErrorResponse } from '../platform/schema-primitives';
 
 /**
@@ -23,6 +25,8 @@ interface RouteDoc {
   success: { status: number; name: string; schema: z.ZodType };
   errors: ErrorCode[];
   pathParam?: string;
+  /** The path parameter's JSON Schema (default: a UUID). */
+  pathParamSchema?: Record<string, unknown>;
   authenticated: boolean;
 }
 
@@ -83,6 +87,28 @@ export const DOCUMENTED_ROUTES: RouteDoc[] = [
     pathParam: 'synchronizationId',
     authenticated: true,
   },
+  {
+    method: 'get',
+    path: '/customers/{cleengCustomerId}/entitlements',
+    summary: 'What the customer may access now, and why: one entitlement per subscription, active decided at read time.',
+    success: { status: 200, name: 'Entitlements', schema: EntitlementsResponse },
+    errors: [...COMMON_ERRORS, 'REQ0003', 'REQ0101'],
+    pathParam: 'cleengCustomerId',
+    pathParamSchema: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' },
+    authenticated: true,
+  },
+  {
+    method: 'post',
+    path: '/storekit2/notifications/{publisherId}',
+    summary:
+      "App Store Server Notifications V2 (the URL set in App Store Connect). No credentials: the signedPayload is verified with Apple's library. Answers 200 once stored; processing re-reads the purchase from Apple.",
+    body: { name: 'AppleNotificationBody', schema: AppleNotificationBody },
+    success: { status: 200, name: 'NotificationAcknowledged', schema: NotificationAcknowledged },
+    errors: ['REQ0001', 'REQ0005', 'REQ0006', 'NOTIF0001', 'S0001', 'S0002'],
+    pathParam: 'publisherId',
+    pathParamSchema: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' },
+    authenticated: false,
+  },
 ];
 
 const HEADER_PARAMETERS = [
@@ -130,16 +156,16 @@ function errorResponses(codes: ErrorCode[]) {
 
 export function buildOpenApiDocument(serverUrl?: string) {
   const schemas = componentSchemas();
-  for (const required of [ErrorResponse, SyncResultDetail, SyncResultWebhookBody]) {
+  for (const required of [ErrorResponse, SyncResultDetail, SyncResultWebhookBody, EntitlementChangedDetail, EntitlementChangedWebhookBody]) {
     const id = z.globalRegistry.get(required)?.id;
     if (!id || !(id in schemas)) throw new Error('a documented schema has no component');
   }
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of DOCUMENTED_ROUTES) {
     const parameters = [
-      ...HEADER_PARAMETERS,
+      ...(route.authenticated ? HEADER_PARAMETERS : []),
       ...(route.pathParam
-        ? [{ in: 'path', name: route.pathParam, required: true, schema: { type: 'string', format: 'uuid' } }]
+        ? [{ in: 'path', name: route.pathParam, required: true, schema: route.pathParamSchema ?? { type: 'string', format: 'uuid' } }]
         : []),
     ];
     paths[route.path] = {
@@ -147,7 +173,7 @@ export function buildOpenApiDocument(serverUrl?: string) {
       [route.method]: {
         summary: route.summary,
         parameters,
-        security: [{ customerJwt: [] }, { publisherToken: [] }],
+        security: route.authenticated ? [{ customerJwt: [] }, { publisherToken: [] }] : [],
         ...(route.body
           ? {
               requestBody: {
@@ -176,7 +202,8 @@ export function buildOpenApiDocument(serverUrl?: string) {
       version: '1',
       description:
         'Asynchronous, pollable, idempotent synchronization of App Store and Google Play purchases into entitlements. ' +
-        'Every finalized synchronization is published as the EventBridge event and webhook `inappPurchaseSyncResult` (schema InappPurchaseSyncResultDetail / InappPurchaseSyncResultWebhook).',
+        'Every finalized synchronization is published as the EventBridge event and webhook `inappPurchaseSyncResult` (schema InappPurchaseSyncResultDetail / InappPurchaseSyncResultWebhook); ' +
+        'every change of a customer\'s entitlement, whatever caused it, as `inappEntitlementChanged` (InappEntitlementChangedDetail / InappEntitlementChangedWebhook).',
     },
     ...(serverUrl ? { servers: [{ url: serverUrl }] } : {}),
     paths,

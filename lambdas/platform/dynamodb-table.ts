@@ -56,6 +56,11 @@ export const keys = {
     pk: `PURCHASE#${publisherId}#${store}#${purchaseKey}`,
     sk: 'PURCHASE',
   }),
+  /** A store notification, by the store's own id (Apple notificationUUID, Pub/Sub messageId): the idempotency key of the notification routes. */
+  notification: (publisherId: number, store: string, notificationId: string) => ({
+    pk: `NOTIFICATION#${publisherId}#${store}#${notificationId}`,
+    sk: 'NOTIFICATION',
+  }),
   entitlement: (publisherId: number, customerId: number, store: string, purchaseKey: string) => ({
     pk: `PUBLISHER#${publisherId}#CUSTOMER#${customerId}`,
     sk: `ENTITLEMENT#${store}#${purchaseKey}`,

@@ -7,11 +7,13 @@ export const ERROR_CODES = {
   REQ0003: { status: 400, message: 'The path parameter is invalid.' },
   REQ0004: { status: 400, message: 'The request headers are invalid.' },
   REQ0100: { status: 404, message: 'The synchronization was not found.' },
+  REQ0101: { status: 404, message: 'The customer was not found.' },
   REQ0007: { status: 409, message: 'The Correlation-Id was already used with a different request.' },
   REQ0006: { status: 413, message: 'The request body is too large.' },
   REQ0005: { status: 415, message: 'The request body must be JSON (Content-Type: application/json).' },
   // Not in the contract's table: what an unknown method or path answers (proposed in the issue note).
   REQ0008: { status: 404, message: 'No such route.' },
+  NOTIF0001: { status: 400, message: 'The store notification could not be verified for a configured app of this publisher.' },
   AUTH0001: { status: 401, message: 'Missing credentials.' },
   AUTH0002: { status: 401, message: 'Invalid credentials.' },
   AUTH0003: { status: 403, message: 'The credential is not allowed to act for this customer.' },

@@ -1,6 +1,6 @@
 export { SfnWorkflowInspector, SfnWorkflowStarter } from './adapters/sfn-workflow-starter';
 export { executionInput } from './domain/accept-purchase';
-export { finalizeSynchronization } from './domain/finalize-synchronization';
+export { eventEntries, finalizeSynchronization } from './domain/finalize-synchronization';
 export { executionName } from './domain/synchronization';
 export type { Synchronization } from './domain/synchronization';
 export type { SynchronizationRepository } from './ports/synchronization-repository';
@@ -8,3 +8,5 @@ export type { WorkflowInspector, WorkflowStarter } from './ports/workflow';
 export { createRuntime } from './runtime';
 export { AcceptedResponse, AppleRegisterBody, AppleTransferBody, GoogleRegisterBody, GoogleTransferBody, SynchronizationStatusResponse } from './schemas';
 export { LOCK_LEASE_SECONDS, WORKFLOW_TIMEOUT_SECONDS } from './workflow-definition';
+export { createNoticeIntake } from './notice-intake';
+export type { NoticeInput } from './domain/accept-notice';

@@ -42,3 +42,4 @@ export function createRuntime(service: string, env: NodeJS.ProcessEnv = process.
     }),
   };
 }
+

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { STORES, SYNC_KINDS } from '../events/vocabulary';
+import { LIFECYCLE_STATES } from '../entitlements';
 import { positiveInt32, uuid } from '../platform/schema-primitives';
 
 /**
@@ -10,8 +11,9 @@ export const SyncExecutionInput = z.object({
   synchronizationId: uuid(),
   publisherId: positiveInt32,
   store: z.enum(STORES),
-  kind: z.enum(SYNC_KINDS),
-  customerId: positiveInt32,
+  kind: z.enum([...SYNC_KINDS, 'refresh']),
+  /** 0 for a refresh (a store notification has no customer; the purchase's owner decides). */
+  customerId: z.number().int().min(0),
   transactionId: z.string().optional(),
   /** Carried through the retry loop; the first attempt is 1. */
   retry: z.object({ attempt: z.number().int().min(0) }),
@@ -27,6 +29,19 @@ const PurchaseFactsSchema = z.object({
   environment: z.enum(['Production', 'Sandbox']).optional(),
   lastTransactionId: z.string().optional(),
   needsAcknowledgement: z.boolean().optional(),
+  lifecycle: z
+    .object({
+      state: z.enum(LIFECYCLE_STATES),
+      productId: z.string(),
+      expiresAt: z.string().nullable(),
+      gracePeriodExpiresAt: z.string().nullable(),
+      willRenew: z.boolean(),
+      environment: z.enum(['Production', 'Sandbox']).optional(),
+      transactionId: z.string().optional(),
+      observedAt: z.string(),
+      revocation: z.enum(['refund', 'revoke']).optional(),
+    })
+    .optional(),
 });
 
 /** The store's verdict (lambdas/purchases/domain/ownership.ts StoreVerdict), as VerifyPurchase answers it. */

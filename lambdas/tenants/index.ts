@@ -1,6 +1,6 @@
 export { DynamoDbPublisherRepository } from './adapters/dynamodb-publisher-repository';
 export { JoseCustomerTokenVerifier } from './adapters/jose-customer-token-verifier';
-export { authenticate, mayActFor } from './domain/authenticate';
+export { authenticate, credentialsOf, mayActFor } from './domain/authenticate';
 export type { Caller } from './domain/authenticate';
 export type { OwnershipPolicy, Publisher } from './domain/publisher';
 export type { CustomerTokenVerifier } from './ports/credential-verifier';

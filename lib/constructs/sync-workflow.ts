@@ -75,7 +75,7 @@ export class SyncWorkflow extends Construct {
     super(scope, id);
     const definition = readFileSync(path.join(PROJECT_ROOT, WORKFLOW_DEFINITION_FILE), 'utf8');
 
-    const values = workflowValueSubstitutions({ tableName: props.data.table.tableName, eventBusName: props.eventBus.eventBusName });
+    const values = workflowValueSubstitutions({ tableName: props.data.table.tableName });
     const invoked: IFunction[] = [];
     const substitutions: Record<string, string> = { ...values };
     for (const entry of WORKFLOW_FUNCTIONS) {

@@ -209,6 +209,8 @@ describe('Lambda functions', () => {
     RegisterGooglePurchase: ['STATE_MACHINE_ARN'],
     TransferGooglePurchase: ['STATE_MACHINE_ARN'],
     VerifyPurchase: ['APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
+    ReceiveAppleNotification: ['STATE_MACHINE_ARN', 'APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
+    FinalizeSynchronization: ['EVENT_BUS_NAME'],
     MarkRetrying: ['WORKFLOW_TYPE', 'RETRY_MAX_ATTEMPTS', 'RETRY_BASE_SECONDS', 'RETRY_MAX_WAIT_SECONDS'],
     DeliverWebhooks: ['WEBHOOK_QUEUE_URL', 'WEBHOOK_DEAD_LETTER_QUEUE_URL'],
     RecoverSynchronizations: ['STATE_MACHINE_ARN', 'EVENT_BUS_NAME', 'WORKFLOW_TYPE'],

@@ -93,8 +93,18 @@ export class LocalClient {
     return { transactionId, synchronizationId, ...(await this.waitFinalized(synchronizationId)) };
   }
 
+  /** The `inappPurchaseSyncResult` events of a synchronization. */
   eventsFor(synchronizationId: string) {
-    return this.stack.bus.events.filter((event) => event.detail.synchronizationId === synchronizationId);
+    return this.stack.bus.events.filter(
+      (event) => event['detail-type'] === 'inappPurchaseSyncResult' && event.detail.synchronizationId === synchronizationId,
+    );
+  }
+
+  /** The `inappEntitlementChanged` events, optionally of one customer, oldest first. */
+  entitlementEvents(customerId?: number) {
+    return this.stack.bus.events.filter(
+      (event) => event['detail-type'] === 'inappEntitlementChanged' && (customerId === undefined || event.detail.cleengCustomerId === customerId),
+    );
   }
 
   /** Events are published after finalize becomes visible: wait for the execution to end. */

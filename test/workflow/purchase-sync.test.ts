@@ -10,7 +10,7 @@ const SM_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:test';
 const arn = (id: string) => `arn:aws:lambda:us-east-1:000000000000:function:${id}`;
 const definition = substituteDefinition(readFileSync(join(__dirname, '../..', WORKFLOW_DEFINITION_FILE), 'utf8'), {
   ...Object.fromEntries(WORKFLOW_FUNCTIONS.map((fn) => [fn.substitution, arn(fn.id)])),
-  ...workflowValueSubstitutions({ tableName: 'table', eventBusName: 'bus' }),
+  ...workflowValueSubstitutions({ tableName: 'table' }),
 });
 
 const INPUT = {
@@ -30,6 +30,13 @@ interface Script {
   acknowledge?: (call: number) => unknown;
   markPublished?: (call: number) => unknown;
   markRetrying?: (input: { retry: { attempt: number } }) => unknown;
+}
+
+const RESULT_ENTRY = { Source: 'iap-sync', DetailType: 'inappPurchaseSyncResult', EventBusName: 'bus', Detail: { synchronizationId: INPUT.synchronizationId } };
+
+/** What FinalizeSynchronization answers (FinalizeTaskOutput): the entries to publish, by default the result event. */
+function finalized(extra: Record<string, unknown> = {}, entries: unknown[] = [RESULT_ENTRY]) {
+  return { synchronizationId: INPUT.synchronizationId, entries, publish: entries.length > 0, ...extra };
 }
 
 /** Runs the real ASL with scripted Task implementations and records what each Task received. */
@@ -56,7 +63,7 @@ async function run(script: Script) {
     },
     [arn('FinalizeSynchronization')]: async (input) => {
       calls.FinalizeSynchronization?.push(input);
-      return (script.finalize ?? (() => ({ event: { synchronizationId: INPUT.synchronizationId } })))(
+      return (script.finalize ?? (() => finalized()))(
         input as Record<string, unknown>,
         count('FinalizeSynchronization'),
       );
@@ -102,7 +109,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
     expect(result.calls.AcknowledgePurchase).toEqual([]);
     expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, verification }]);
     expect(result.calls.Publish).toEqual([
-      { Entries: [{ Source: 'iap-sync', DetailType: 'inappPurchaseSyncResult', EventBusName: 'bus', Detail: { synchronizationId: INPUT.synchronizationId } }] },
+      { Entries: [RESULT_ENTRY] },
     ]);
   });
 
@@ -122,7 +129,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
   it('a duplicate execution of a synchronization whose event is out publishes nothing', async () => {
     const result = await run({
       verify: () => ({ outcome: 'not_found' }),
-      finalize: () => ({ event: { synchronizationId: INPUT.synchronizationId }, published: true }),
+      finalize: () => finalized({ published: true }),
     });
     expect(result.status).toBe('SUCCEEDED');
     expect(result.calls.Publish).toEqual([]);
@@ -203,7 +210,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
       verify: () => ({ outcome: 'not_found' }),
       finalize: (input) => {
         if (!('failed' in input)) failing('ConcurrentUpdateError')();
-        return { event: { synchronizationId: INPUT.synchronizationId } };
+        return finalized();
       },
     });
     expect(result.status).toBe('SUCCEEDED');
@@ -221,7 +228,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
   it('a Google purchase to acknowledge: acknowledged after finalize, before publishing (6 states)', async () => {
     const result = await run({
       verify: () => ({ outcome: 'verified', facts: {} }),
-      finalize: () => ({ event: { synchronizationId: INPUT.synchronizationId }, acknowledge: { synchronizationId: INPUT.synchronizationId } }),
+      finalize: () => finalized({ acknowledge: { synchronizationId: INPUT.synchronizationId } }),
     });
     expect(result.status).toBe('SUCCEEDED');
     expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'AcknowledgePurchase', 'PublishResult', 'MarkPublished']);
@@ -231,11 +238,26 @@ describe('statemachines/purchase-sync.asl.json', () => {
   it('an acknowledgement that keeps failing does not hold back the event', async () => {
     const result = await run({
       verify: () => ({ outcome: 'verified', facts: {} }),
-      finalize: () => ({ event: { synchronizationId: INPUT.synchronizationId }, acknowledge: { synchronizationId: INPUT.synchronizationId } }),
+      finalize: () => finalized({ acknowledge: { synchronizationId: INPUT.synchronizationId } }),
       acknowledge: failing('StoreUnavailableError'),
     });
     expect(result.status).toBe('SUCCEEDED');
     expect(result.calls.AcknowledgePurchase).toHaveLength(11);
     expect(result.calls.Publish).toHaveLength(1);
+  });
+
+  it('a store notification that changed no entitlement publishes nothing but still leaves the open index', async () => {
+    const result = await run({ verify: () => ({ outcome: 'verified', facts: { productId: 'p' } }), finalize: () => finalized({}, []) });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'MarkPublished']);
+    expect(result.calls.Publish).toEqual([]);
+    expect(result.calls.MarkPublished).toHaveLength(1);
+  });
+
+  it('a register that changed an entitlement publishes the result and inappEntitlementChanged in one PutEvents', async () => {
+    const changed = { Source: 'iap-sync', DetailType: 'inappEntitlementChanged', EventBusName: 'bus', Detail: { reason: 'PURCHASED' } };
+    const result = await run({ verify: () => ({ outcome: 'verified', facts: { productId: 'p' } }), finalize: () => finalized({}, [RESULT_ENTRY, changed]) });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.calls.Publish).toEqual([{ Entries: [RESULT_ENTRY, changed] }]);
   });
 });

@@ -9,6 +9,7 @@
  *
  * Everything here is pure: the clock is a parameter, so a decision can be replayed in a test.
  */
+import { ENTITLEMENT_REASONS, type EntitlementReason } from '../../events/vocabulary';
 
 /** Store-neutral lifecycle states. Only `active` and `grace_period` can give access (see {@link isActiveAt}). */
 export const LIFECYCLE_STATES = ['active', 'grace_period', 'billing_retry', 'on_hold', 'paused', 'expired', 'revoked'] as const;
@@ -124,27 +125,7 @@ export interface GoogleLifecycleInput {
   readAt: string;
 }
 
-/** Reasons of the contract event `inappEntitlementChanged.reason`. */
-export const ENTITLEMENT_REASONS = [
-  'PURCHASED',
-  'RENEWED',
-  'EXPIRED',
-  'REFUNDED',
-  'REFUND_REVERSED',
-  'REVOKED',
-  'GRACE_PERIOD',
-  'BILLING_RETRY',
-  'ON_HOLD',
-  'PAUSED',
-  'RECOVERED',
-  'PRODUCT_CHANGED',
-  'RENEWAL_STATUS_CHANGED',
-  'TRANSFERRED_IN',
-  'TRANSFERRED_OUT',
-] as const;
-
-/** One of {@link ENTITLEMENT_REASONS}. */
-export type EntitlementReason = (typeof ENTITLEMENT_REASONS)[number];
+export { ENTITLEMENT_REASONS, type EntitlementReason };
 
 /** How long an entitlement that ended stays readable as history before DynamoDB's TTL removes it. */
 export const HISTORY_RETENTION_DAYS = 90;

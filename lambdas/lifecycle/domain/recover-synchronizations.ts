@@ -3,10 +3,9 @@ import type { EventPublisher } from '../../events/ports';
 import type { PublisherRepository } from '../../tenants';
 import type { SynchronizationRepository } from '../../purchases';
 import type { WorkflowInspector, WorkflowStarter } from '../../purchases';
-import { SYNC_RESULT_DETAIL_TYPE } from '../../events/schemas';
 import type { Logger } from '../../platform/logger';
 import { executionInput } from '../../purchases';
-import { finalizeSynchronization } from '../../purchases';
+import { eventEntries, finalizeSynchronization } from '../../purchases';
 import { executionName, type Synchronization } from '../../purchases';
 
 /**
@@ -23,6 +22,8 @@ export interface RecoverDeps {
   events: EventPublisher;
   clock: Clock;
   logger: Logger;
+  /** The bus the events go to (the finalize names it in the entries it answers). */
+  eventBusName: string;
 }
 
 /** Settings of one sweep. */
@@ -168,16 +169,16 @@ async function giveUp(deps: RecoverDeps, sync: Synchronization): Promise<void> {
     synchronizationId: sync.synchronizationId,
     publisherId: sync.publisherId,
     restarts: sync.recoveries ?? 0,
-    result: outcome.event.result,
+    result: outcome.event?.result ?? 'refresh gave up',
   });
   // Should this publish fail, the record stays `claimed` in the open index and the next sweep publishes it.
-  await deps.events.publish(SYNC_RESULT_DETAIL_TYPE, outcome.event);
+  for (const entry of outcome.entries) await deps.events.publish(entry.DetailType, entry.Detail);
   await deps.syncs.markPublished(sync.synchronizationId);
 }
 
+/** The events a finalized synchronization's execution did not get out: the result and its entitlement changes. */
 async function republish(deps: RecoverDeps, sync: Synchronization): Promise<void> {
-  if (!sync.eventDetail) throw new Error('finalized without an event detail');
-  await deps.events.publish(SYNC_RESULT_DETAIL_TYPE, sync.eventDetail);
+  for (const entry of eventEntries(sync, deps.eventBusName)) await deps.events.publish(entry.DetailType, entry.Detail);
   await deps.syncs.markPublished(sync.synchronizationId);
   deps.logger.warn('event republished by the recovery sweeper', {
     synchronizationId: sync.synchronizationId,

@@ -51,6 +51,7 @@ export const handler = lazyHandler(() => {
       workflow: new SfnWorkflowStarter(stateMachineArn),
       inspector: new SfnWorkflowInspector(stateMachineArn, config.WORKFLOW_TYPE),
       events: new EventBridgeEventPublisher(required(config, 'EVENT_BUS_NAME')),
+      eventBusName: required(config, 'EVENT_BUS_NAME'),
     },
     {
       graceSeconds: config.RECOVERY_GRACE_SECONDS,

@@ -8,7 +8,8 @@ import {
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { ConcurrentUpdateError } from '../../platform/errors';
-import type { PurchaseRecord } from '../domain/ownership';
+import { retainUntil, type Entitlement } from '../../entitlements';
+import { snapshotOf, type EntitlementChange, type PurchaseRecord } from '../domain/ownership';
 import type { Store } from '../../events/vocabulary';
 import type { Synchronization } from '../domain/synchronization';
 import type {
@@ -186,6 +187,37 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
       this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.lock(publisherId, lockKey), ConsistentRead: true })),
     );
     return typeof out.Item?.owner === 'string' ? out.Item.owner : undefined;
+  }
+
+  async acceptNotice(sync: Synchronization, notice: { store: Store; notificationId: string }): Promise<'accepted' | 'duplicate'> {
+    try {
+      await this.db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              // The store's own id is the idempotency key: a redelivery finds it and changes nothing.
+              Put: {
+                TableName: this.tableName,
+                Item: {
+                  ...keys.notification(sync.publisherId, notice.store, notice.notificationId),
+                  type: 'notification',
+                  synchronizationId: sync.synchronizationId,
+                  receivedAt: sync.createdAt,
+                  ttl: Math.floor(this.nowMs() / 1000) + SYNC_RETENTION_SECONDS,
+                },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+            { Put: { TableName: this.tableName, Item: syncItem(sync), ConditionExpression: 'attribute_not_exists(pk)' } },
+          ],
+        }),
+      );
+      return 'accepted';
+    } catch (error) {
+      const reasons = cancellationReasons(error);
+      if (reasons?.[0]?.Code === 'ConditionalCheckFailed') return 'duplicate';
+      return callAws('accept notification', () => Promise.reject(error));
+    }
   }
 
   async abandon(sync: Synchronization): Promise<void> {
@@ -421,26 +453,40 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
         },
       });
       for (const change of entitlementChanges) {
-        items.push({
-          Put: {
-            TableName: this.tableName,
-            Item: {
-              ...keys.entitlement(next.publisherId, change.customerId, next.store, next.purchaseKey),
-              type: 'entitlement',
-              publisherId: next.publisherId,
-              customerId: change.customerId,
-              store: next.store,
-              purchaseKey: next.purchaseKey,
-              active: change.active,
-              offerId: change.offerId,
-              expiresAt: change.expiresAt,
-              ownershipVersion: next.ownershipVersion,
-              updatedAt: next.updatedAt,
-            },
-          },
-        });
+        items.push({ Put: { TableName: this.tableName, Item: entitlementItem(sync, next, change, this.nowMs()) } });
       }
     }
     await callAws('finalize synchronization', () => this.db.send(new TransactWriteCommand({ TransactItems: items })));
   }
+}
+
+/**
+ * The customer's entitlement item (contract §10), a projection of the purchase record written in
+ * the same transaction. An entitlement that no longer gives access carries a TTL: history is kept
+ * 90 days after access ended.
+ */
+function entitlementItem(sync: Synchronization, next: PurchaseRecord, change: EntitlementChange, nowMs: number) {
+  const lifecycle = snapshotOf(next);
+  const apple = next.store === 'apple';
+  const entitlement: Entitlement = {
+    publisherId: next.publisherId,
+    customerId: change.customerId,
+    store: next.store,
+    purchaseKey: next.purchaseKey,
+    offerId: change.offerId,
+    productId: next.productId,
+    state: change.state,
+    expiresAt: change.expiresAt,
+    gracePeriodExpiresAt: change.state === 'transferred' ? null : lifecycle.gracePeriodExpiresAt,
+    willRenew: change.state === 'transferred' ? false : lifecycle.willRenew,
+    environment: next.environment ?? lifecycle.environment ?? null,
+    transactionId: apple ? (next.lastTransactionId ?? null) : null,
+    originalTransactionId: apple ? next.purchaseKey : null,
+    purchaseToken: apple ? null : next.purchaseKey,
+    packageName: apple ? null : (sync.packageName ?? null),
+    ownershipVersion: next.ownershipVersion,
+    updatedAt: next.updatedAt,
+  };
+  const ttl = change.active ? undefined : (retainUntil(change.state === 'transferred' ? { state: 'expired', expiresAt: null, gracePeriodExpiresAt: null } : lifecycle, new Date(nowMs)) ?? undefined);
+  return { ...keys.entitlement(next.publisherId, change.customerId, next.store, next.purchaseKey), type: 'entitlement', ...entitlement, active: change.active, ...(ttl !== undefined ? { ttl } : {}) };
 }

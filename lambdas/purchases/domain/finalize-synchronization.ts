@@ -1,19 +1,35 @@
 import type { PublisherRepository } from '../../tenants';
 import type { SynchronizationRepository } from '../ports/synchronization-repository';
 import type { Clock } from '../../platform/clock';
-import { toDetail, type SyncResultDetail } from '../../events/schemas';
+import {
+  ENTITLEMENT_CHANGED_DETAIL_TYPE,
+  EVENT_SOURCE,
+  SYNC_RESULT_DETAIL_TYPE,
+  toDetail,
+  type EntitlementChangedDetail,
+  type EventDetailType,
+  type EventEntry,
+  type SyncResultDetail,
+} from '../../events/schemas';
+import type { SyncKind } from '../../events/vocabulary';
 import { SynchronizationMissingError } from '../../platform/errors';
-import { decidePurchase, type PurchaseDecision, type StoreVerdict } from './ownership';
+import { decidePurchase, decideRefresh, snapshotOf, type EntitlementChange, type PurchaseDecision, type PurchaseRecord, type StoreVerdict } from './ownership';
 import type { Synchronization } from './synchronization';
 
 export interface FinalizeDeps {
   publishers: PublisherRepository;
   syncs: SynchronizationRepository;
   clock: Clock;
+  /** The bus the workflow's PublishEvents state sends the entries to. */
+  eventBusName: string;
 }
 
 export interface FinalizeOutcome {
-  event: SyncResultDetail;
+  synchronizationId: string;
+  /** `inappPurchaseSyncResult` of a register or transfer; absent for a store notification's refresh. */
+  event?: SyncResultDetail;
+  /** Every event to publish, in one PutEvents: the result, then one `inappEntitlementChanged` per customer whose entitlement changed. */
+  entries: EventEntry[];
   /** Google: the purchase is entitled and not yet acknowledged; the workflow acknowledges it next. */
   acknowledge: boolean;
   /**
@@ -23,12 +39,67 @@ export interface FinalizeOutcome {
   published?: boolean;
 }
 
-function stored(sync: Synchronization): FinalizeOutcome {
+/** The PutEvents entries of a finalized synchronization, from what its record keeps. */
+export function eventEntries(sync: Synchronization, eventBusName: string): EventEntry[] {
+  const entry = (DetailType: EventDetailType, Detail: SyncResultDetail | EntitlementChangedDetail): EventEntry => ({
+    Source: EVENT_SOURCE,
+    DetailType,
+    EventBusName: eventBusName,
+    Detail,
+  });
+  return [
+    ...(sync.eventDetail ? [entry(SYNC_RESULT_DETAIL_TYPE, sync.eventDetail as unknown as SyncResultDetail)] : []),
+    ...(sync.entitlementEvents ?? []).map((detail) => entry(ENTITLEMENT_CHANGED_DETAIL_TYPE, detail)),
+  ];
+}
+
+function stored(sync: Synchronization, eventBusName: string): FinalizeOutcome {
   return {
-    event: sync.eventDetail as unknown as SyncResultDetail,
+    synchronizationId: sync.synchronizationId,
+    ...(sync.eventDetail ? { event: sync.eventDetail as unknown as SyncResultDetail } : {}),
+    entries: eventEntries(sync, eventBusName),
     acknowledge: sync.acknowledge === true,
     ...(sync.publishState === 'published' ? { published: true } : {}),
   };
+}
+
+/** One `inappEntitlementChanged` per change a customer could notice (contract §11). */
+function entitlementEvents(
+  sync: Synchronization,
+  decision: { entitlementChanges: EntitlementChange[]; purchaseWrite?: { next: PurchaseRecord } },
+  changedAt: string,
+): EntitlementChangedDetail[] {
+  const next = decision.purchaseWrite?.next;
+  if (!next) return [];
+  const lifecycle = snapshotOf(next);
+  const apple = next.store === 'apple';
+  return decision.entitlementChanges.flatMap((change) =>
+    change.reason === null
+      ? []
+      : [
+          {
+            broadcasterId: sync.publisherId,
+            cleengCustomerId: change.customerId,
+            offerId: change.offerId,
+            store: next.store,
+            reason: change.reason,
+            active: change.active,
+            state: change.state,
+            expiresAt: change.expiresAt,
+            previousExpiresAt: change.previousExpiresAt,
+            willRenew: change.state === 'transferred' ? false : lifecycle.willRenew,
+            productId: next.productId,
+            transactionId: apple ? (next.lastTransactionId ?? null) : null,
+            originalTransactionId: apple ? next.purchaseKey : null,
+            purchaseToken: apple ? null : next.purchaseKey,
+            packageName: apple ? null : (sync.packageName ?? null),
+            environment: next.environment ?? lifecycle.environment ?? null,
+            ownershipVersion: next.ownershipVersion,
+            synchronizationId: sync.kind === 'refresh' ? null : sync.synchronizationId,
+            changedAt,
+          },
+        ],
+  );
 }
 
 /** Contract §8: Apple fills transactionId/originalTransactionId, Google purchaseToken/packageName. */
@@ -68,9 +139,10 @@ export async function finalizeAndReport(
 ): Promise<{ outcome: FinalizeOutcome; written: boolean }> {
   const sync = await deps.syncs.get(input.synchronizationId);
   if (!sync) throw new SynchronizationMissingError(`no synchronization ${input.synchronizationId}`);
-  if (sync.status === 'finalized' && sync.eventDetail) {
-    return { outcome: stored(sync), written: false };
+  if (sync.status === 'finalized' && sync.publishState !== undefined) {
+    return { outcome: stored(sync, deps.eventBusName), written: false };
   }
+  if (sync.kind === 'refresh') return finalizeRefresh(deps, sync, input.verdict);
 
   const now = deps.clock.now();
   const { verdict } = input;
@@ -84,7 +156,7 @@ export async function finalizeAndReport(
   const productId = facts?.productId ?? existing?.productId;
   const offerId = productId !== undefined ? await deps.publishers.getOfferId(sync.publisherId, sync.store, productId) : undefined;
   const decision = decidePurchase({
-    kind: sync.kind,
+    kind: sync.kind as SyncKind,
     publisherId: sync.publisherId,
     customerId: sync.customerId,
     policy: publisher?.ownershipPolicy ?? 'keep',
@@ -114,6 +186,7 @@ export async function finalizeAndReport(
   // Acknowledge only once the entitlement is saved, and only what Google says is unacknowledged.
   const entitledNow = decision.purchaseWrite ? decision.purchaseWrite.next.entitled : (existing?.entitled ?? false);
   const acknowledge = facts?.needsAcknowledgement === true && entitledNow;
+  const events = entitlementEvents(sync, decision, finalizedAt);
   const written = await deps.syncs.finalize({
     sync: {
       ...sync,
@@ -125,6 +198,7 @@ export async function finalizeAndReport(
       finalizedAt,
       updatedAt: finalizedAt,
       eventDetail: detail as unknown as Record<string, unknown>,
+      entitlementEvents: events,
       // Keeps it in the open index until the workflow's MarkPublished state (or the sweeper) publishes.
       publishState: 'claimed',
     },
@@ -144,8 +218,48 @@ export async function finalizeAndReport(
   if (!written) {
     // Another attempt finalized first: answer what it wrote, so the event is the one on record.
     const winner = await deps.syncs.get(input.synchronizationId);
-    if (!winner?.eventDetail) throw new SynchronizationMissingError('finalized without an event detail');
-    return { outcome: stored(winner), written: false };
+    if (!winner || winner.status !== 'finalized') throw new SynchronizationMissingError('finalized without a record');
+    return { outcome: stored(winner, deps.eventBusName), written: false };
   }
-  return { outcome: { event: detail, acknowledge }, written: true };
+  const final = { ...sync, eventDetail: detail as unknown as Record<string, unknown>, entitlementEvents: events };
+  return { outcome: { synchronizationId: sync.synchronizationId, event: detail, entries: eventEntries(final, deps.eventBusName), acknowledge }, written: true };
+}
+
+/**
+ * A store notification's refresh: the purchase follows what the store says now, its owner stays.
+ * Publishes only `inappEntitlementChanged`, and only when a customer's entitlement changed.
+ */
+async function finalizeRefresh(
+  deps: FinalizeDeps,
+  sync: Synchronization,
+  verdict: StoreVerdict | undefined,
+): Promise<{ outcome: FinalizeOutcome; written: boolean }> {
+  const now = deps.clock.now();
+  const purchaseKey = verdict?.outcome === 'verified' ? verdict.facts.purchaseKey : sync.purchaseKey;
+  const existing = purchaseKey !== undefined ? await deps.syncs.getPurchase(sync.publisherId, sync.store, purchaseKey) : undefined;
+  const productId = verdict?.outcome === 'verified' ? verdict.facts.productId : existing?.productId;
+  const offerId = productId !== undefined ? await deps.publishers.getOfferId(sync.publisherId, sync.store, productId) : undefined;
+  const decision = decideRefresh({ publisherId: sync.publisherId, verdict, offerId, existing, now });
+  const finalizedAt = now.toISOString();
+  const events = entitlementEvents(sync, decision, finalizedAt);
+  const final: Synchronization = {
+    ...sync,
+    status: 'finalized',
+    ...(decision.unchanged ? { refreshOutcome: decision.unchanged } : { refreshOutcome: 'changed' }),
+    finalizedAt,
+    updatedAt: finalizedAt,
+    entitlementEvents: events,
+    publishState: 'claimed',
+  };
+  const written = await deps.syncs.finalize({
+    sync: final,
+    ...(decision.purchaseWrite ? { purchaseWrite: decision.purchaseWrite } : {}),
+    entitlementChanges: decision.entitlementChanges,
+  });
+  if (!written) {
+    const winner = await deps.syncs.get(sync.synchronizationId);
+    if (!winner || winner.status !== 'finalized') throw new SynchronizationMissingError('finalized without a record');
+    return { outcome: stored(winner, deps.eventBusName), written: false };
+  }
+  return { outcome: { synchronizationId: sync.synchronizationId, entries: eventEntries(final, deps.eventBusName), acknowledge: false }, written: true };
 }

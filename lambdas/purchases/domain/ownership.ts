@@ -1,5 +1,6 @@
 import type { AppleEnvironment } from '../../stores/apple/config';
 import type { OwnershipPolicy } from '../../tenants';
+import { changeReason, isStale, type EntitlementReason, type EntitlementState, type LifecycleSnapshot, type LifecycleState } from '../../entitlements';
 import { grantsAccess, type Store, type SyncKind, type SyncResult } from '../../events/vocabulary';
 
 /** What the store says of a purchase, as the ownership decision sees it. */
@@ -25,13 +26,21 @@ export interface PurchaseRecord {
   environment?: AppleEnvironment;
   lastTransactionId?: string;
   updatedAt: string;
+  /** What the store said last (state, expiry, grace end, auto-renew, when); absent on records written before the lifecycle model. */
+  lifecycle?: LifecycleSnapshot;
 }
 
+/** One customer's entitlement to the purchase changes with this write. */
 export interface EntitlementChange {
   customerId: number;
   active: boolean;
   offerId: string | null;
   expiresAt: string | null;
+  /** `transferred` for the previous owner of a transfer; else the purchase's lifecycle state. */
+  state: EntitlementState;
+  /** The reason published in `inappEntitlementChanged`; null when nothing a customer could notice changed (no event). */
+  reason: EntitlementReason | null;
+  previousExpiresAt: string | null;
 }
 
 export interface PurchaseDecision {
@@ -61,6 +70,8 @@ export interface PurchaseFacts {
   lastTransactionId?: string;
   /** Google: not yet acknowledged (Google refunds it after three days unless we acknowledge). */
   needsAcknowledgement?: boolean;
+  /** The store's answer in the lifecycle model (absent for facts re-read from a record). */
+  lifecycle?: LifecycleSnapshot;
 }
 
 /** The store's verdict, normalized; `undefined` means the workflow gave up (SYNCHRONIZATION_FAILED). */
@@ -97,8 +108,37 @@ function sameEntitlement(a: PurchaseRecord, b: PurchaseRecord): boolean {
     a.entitled === b.entitled &&
     a.offerId === b.offerId &&
     a.expiresAt === b.expiresAt &&
-    a.state === b.state
+    a.state === b.state &&
+    changeReason(snapshotOf(a), snapshotOf(b)) === null
   );
+}
+
+/**
+ * The record's lifecycle: what the store said last, or, for a record written before the lifecycle
+ * model, the same facts in its terms (auto-renew unknown: assumed on while active).
+ */
+export function snapshotOf(record: PurchaseRecord): LifecycleSnapshot {
+  if (record.lifecycle) return record.lifecycle;
+  return {
+    state: record.state,
+    productId: record.productId,
+    expiresAt: record.expiresAt,
+    gracePeriodExpiresAt: null,
+    willRenew: record.state === 'active',
+    observedAt: record.updatedAt,
+  };
+}
+
+/** The lifecycle of facts without a store answer (re-read from a record): the record's own. */
+function lifecycleOf(facts: PurchaseFacts, existing: PurchaseRecord | undefined, now: Date): LifecycleSnapshot {
+  if (facts.lifecycle) return facts.lifecycle;
+  if (existing) return snapshotOf(existing);
+  return { state: facts.state, productId: facts.productId, expiresAt: facts.expiresAt, gracePeriodExpiresAt: null, willRenew: false, observedAt: now.toISOString() };
+}
+
+/** The record's lifecycle state as an entitlement state (`active` for legacy records with access). */
+function entitlementStateOf(record: PurchaseRecord): LifecycleState {
+  return snapshotOf(record).state;
 }
 
 /** The result before any write: the store's verdict, then the offer, then who owns the purchase. */
@@ -178,13 +218,31 @@ export function decidePurchase(input: DecisionInput): PurchaseDecision {
     ...(facts.environment ? { environment: facts.environment } : {}),
     ...(facts.lastTransactionId ? { lastTransactionId: facts.lastTransactionId } : {}),
     updatedAt: now.toISOString(),
+    lifecycle: lifecycleOf(facts, existing, now),
   };
   const changed = existing === undefined || !sameEntitlement(existing, next);
   const entitlementChanges: EntitlementChange[] = [];
   if (changed) {
-    entitlementChanges.push({ customerId: owner, active: entitled, offerId: mappedOffer, expiresAt: facts.expiresAt });
+    const previousExpiresAt = existing?.expiresAt ?? null;
+    entitlementChanges.push({
+      customerId: owner,
+      active: entitled,
+      offerId: mappedOffer,
+      expiresAt: facts.expiresAt,
+      state: entitlementStateOf(next),
+      reason: ownerReason(existing, next, previousCustomerId !== undefined),
+      previousExpiresAt: previousCustomerId !== undefined ? null : previousExpiresAt,
+    });
     if (previousCustomerId !== undefined) {
-      entitlementChanges.push({ customerId: previousCustomerId, active: false, offerId: existing?.offerId ?? null, expiresAt: null });
+      entitlementChanges.push({
+        customerId: previousCustomerId,
+        active: false,
+        offerId: existing?.offerId ?? null,
+        expiresAt: facts.expiresAt,
+        state: 'transferred',
+        reason: 'TRANSFERRED_OUT',
+        previousExpiresAt,
+      });
     }
   }
   const accessGranted = grantsAccess(result);
@@ -197,5 +255,90 @@ export function decidePurchase(input: DecisionInput): PurchaseDecision {
     entitlementChanges,
     ownershipVersion: changed ? next.ownershipVersion : (existing?.ownershipVersion ?? 0),
     facts,
+  };
+}
+
+/**
+ * Why the owner's entitlement changed: a new owner by transfer or first purchase, else what the
+ * store's lifecycle says moved (renewal, refund, ...). Null when only internal fields moved.
+ */
+function ownerReason(existing: PurchaseRecord | undefined, next: PurchaseRecord, transferred: boolean): EntitlementReason | null {
+  if (transferred) return 'TRANSFERRED_IN';
+  if (existing === undefined) return next.entitled ? 'PURCHASED' : changeReason(undefined, snapshotOf(next));
+  const reason = changeReason(snapshotOf(existing), snapshotOf(next));
+  if (reason !== null) return reason;
+  // An offer mapped (or unmapped) since: the customer's access changes though the store's answer did not.
+  if (existing.entitled !== next.entitled) return next.entitled ? 'PURCHASED' : 'EXPIRED';
+  return null;
+}
+
+export interface RefreshInput {
+  publisherId: number;
+  /** What the store says now; undefined when the workflow gave up. */
+  verdict: StoreVerdict | undefined;
+  /** Offer mapped to the store's product. */
+  offerId: string | undefined;
+  existing: PurchaseRecord | undefined;
+  now: Date;
+}
+
+export interface RefreshDecision {
+  /** The record to write, fenced on `expectedVersion`; absent when nothing changes. */
+  purchaseWrite?: { next: PurchaseRecord; expectedVersion: number };
+  entitlementChanges: EntitlementChange[];
+  /** Why nothing was written, for the log. */
+  unchanged?: 'never_synchronized' | 'store_gave_no_answer' | 'stale' | 'no_change';
+}
+
+/**
+ * A store notification asked us to re-read a purchase: the store's answer now decides, the owner
+ * stays. Never grants a purchase nobody registered (the register will ask the store itself), and a
+ * store answer older than the one on record (a delayed or duplicated worker) changes nothing, so
+ * notifications in any order cannot move an entitlement backwards.
+ */
+export function decideRefresh(input: RefreshInput): RefreshDecision {
+  const { verdict, existing, now } = input;
+  if (existing === undefined) return { entitlementChanges: [], unchanged: 'never_synchronized' };
+  if (verdict === undefined || verdict.outcome !== 'verified' || !verdict.facts.lifecycle) {
+    return { entitlementChanges: [], unchanged: 'store_gave_no_answer' };
+  }
+  const { facts } = verdict;
+  const lifecycle = verdict.facts.lifecycle;
+  if (isStale(existing.lifecycle, lifecycle)) return { entitlementChanges: [], unchanged: 'stale' };
+  const offerId = input.offerId ?? null;
+  const next: PurchaseRecord = {
+    ...existing,
+    ownershipVersion: existing.ownershipVersion + 1,
+    productId: facts.productId,
+    offerId,
+    state: facts.state,
+    entitled: facts.state === 'active' && offerId !== null,
+    expiresAt: facts.expiresAt,
+    ...(facts.environment ? { environment: facts.environment } : {}),
+    ...(facts.lastTransactionId ? { lastTransactionId: facts.lastTransactionId } : {}),
+    updatedAt: now.toISOString(),
+    lifecycle,
+  };
+  const reason = ownerReason(existing, next, false);
+  const sameRecord =
+    reason === null &&
+    existing.offerId === next.offerId &&
+    existing.lastTransactionId === next.lastTransactionId &&
+    existing.expiresAt === next.expiresAt &&
+    existing.state === next.state;
+  if (sameRecord) return { entitlementChanges: [], unchanged: 'no_change' };
+  return {
+    purchaseWrite: { next, expectedVersion: existing.ownershipVersion },
+    entitlementChanges: [
+      {
+        customerId: existing.ownerCustomerId,
+        active: next.entitled,
+        offerId,
+        expiresAt: next.expiresAt,
+        state: lifecycle.state,
+        reason,
+        previousExpiresAt: existing.expiresAt,
+      },
+    ],
   };
 }

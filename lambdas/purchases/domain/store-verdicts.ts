@@ -1,37 +1,56 @@
+import { appleSnapshot, googleSnapshot, isActiveAt, type LifecycleSnapshot } from '../../entitlements';
 import type { AppleFacts, AppleVerification } from '../../stores/apple/facts';
 import type { GoogleFacts, GoogleVerification } from '../../stores/google/facts';
 import type { PurchaseState, StoreVerdict } from './ownership';
 
-/**
- * Whether the purchase grants access now. Grace period (4) grants access as Apple advises;
- * billing retry (3) does not. A consumable or non-renewing item with an expiry in the past is expired.
- * https://developer.apple.com/documentation/appstoreserverapi/status
- */
-export function applePurchaseState(facts: AppleFacts, now: Date): PurchaseState {
-  if (facts.revokedAt !== null || facts.subscriptionStatus === 5) return 'revoked';
-  if (facts.type === 'Auto-Renewable Subscription' && facts.subscriptionStatus !== undefined) {
-    return facts.subscriptionStatus === 1 || facts.subscriptionStatus === 4 ? 'active' : 'expired';
-  }
-  if (facts.expiresAt !== null && Date.parse(facts.expiresAt) <= now.getTime()) return 'expired';
-  return 'active';
+/** The lifecycle state as the register/transfer results see it: access now, revoked, or not active. */
+export function purchaseStateOf(snapshot: LifecycleSnapshot, now: Date): PurchaseState {
+  if (snapshot.state === 'revoked') return 'revoked';
+  return isActiveAt(snapshot, now) ? 'active' : 'expired';
+}
+
+/** Apple's facts as a lifecycle snapshot; `hintType` is the notification that prompted the read, if any. */
+export function appleLifecycle(facts: AppleFacts, now: Date, hintType?: string): LifecycleSnapshot {
+  return appleSnapshot(
+    {
+      ...(facts.subscriptionStatus !== undefined ? { status: facts.subscriptionStatus } : {}),
+      transaction: {
+        transactionId: facts.transactionId,
+        originalTransactionId: facts.originalTransactionId,
+        productId: facts.productId,
+        type: facts.type,
+        ...(facts.expiresAt !== null ? { expiresDate: Date.parse(facts.expiresAt) } : {}),
+        ...(facts.revokedAt !== null ? { revocationDate: Date.parse(facts.revokedAt) } : {}),
+        ...(facts.revocationReason !== undefined ? { revocationReason: facts.revocationReason } : {}),
+        // An answer without signedDate (never seen from Apple) is as new as the moment we read it.
+        signedDate: facts.signedDate ?? now.getTime(),
+        environment: facts.environment,
+      },
+      ...(facts.renewal ? { renewal: facts.renewal } : {}),
+      ...(hintType !== undefined ? { hintType } : {}),
+    },
+    now,
+  );
 }
 
 /** Apple's verification as a verdict: the latest renewal's state decides. */
-export function appleVerdict(verification: AppleVerification | undefined, now: Date): StoreVerdict | undefined {
+export function appleVerdict(verification: AppleVerification | undefined, now: Date, hintType?: string): StoreVerdict | undefined {
   if (verification === undefined) return undefined;
   if (verification.outcome === 'not_found') return { outcome: 'not_found', result: 'TRANSACTION_ID_NOT_FOUND' };
   if (verification.outcome === 'invalid') return { outcome: 'invalid' };
   const { facts } = verification;
+  const lifecycle = appleLifecycle(facts, now, hintType);
   return {
     outcome: 'verified',
     facts: {
       store: 'apple',
       purchaseKey: facts.originalTransactionId,
       productId: facts.productId,
-      state: applePurchaseState(facts, now),
+      state: purchaseStateOf(lifecycle, now),
       expiresAt: facts.expiresAt,
       environment: facts.environment,
       lastTransactionId: facts.transactionId,
+      lifecycle,
     },
   };
 }
@@ -74,6 +93,16 @@ export function googleVerdict(verification: GoogleVerification | undefined, now:
       state: googlePurchaseState(facts, now),
       expiresAt: facts.expiresAt,
       needsAcknowledgement: !facts.acknowledged,
+      lifecycle: googleSnapshot(
+        {
+          subscriptionState: facts.subscriptionState,
+          productId: facts.productId,
+          expiryTime: facts.expiresAt,
+          testPurchase: facts.testPurchase,
+          readAt: now.toISOString(),
+        },
+        now,
+      ),
     },
   };
 }

@@ -16,6 +16,8 @@ export async function getSynchronizationStatus(
   const { caller } = query;
   const visible =
     sync !== undefined &&
+    // A store notification's refresh is internal: its id is never handed out, and it reads as unknown.
+    sync.kind !== 'refresh' &&
     sync.publisherId === caller.publisherId &&
     sync.store === query.store &&
     (caller.kind === 'publisher' || sync.customerId === caller.customerId);

@@ -1,3 +1,4 @@
+import type { EntitlementChangedDetail } from '../../events/schemas';
 import type { Store, SyncKind, SyncResult, SyncStatus } from '../../events/vocabulary';
 
 /** Client metadata headers kept for support and analytics (contract §2). */
@@ -8,12 +9,19 @@ export interface ClientMetadata {
   userAction?: string;
 }
 
-/** The synchronization record: one per accepted register or transfer. */
+/**
+ * `refresh`: the internal synchronization a store notification starts, which re-reads one purchase
+ * from the store; never visible on the status route, never an `inappPurchaseSyncResult`.
+ */
+export type SynchronizationKind = SyncKind | 'refresh';
+
+/** The synchronization record: one per accepted register or transfer, or per store notification (`refresh`). */
 export interface Synchronization {
   synchronizationId: string;
   publisherId: number;
   store: Store;
-  kind: SyncKind;
+  kind: SynchronizationKind;
+  /** The customer who asked (0 for a refresh: the purchase's owner decides). */
   customerId: number;
   transactionId?: string;
   purchaseToken?: string;
@@ -55,6 +63,14 @@ export interface Synchronization {
   publishState?: 'claimed' | 'published';
   /** Kept so a retried finalize or publish re-sends the same event. */
   eventDetail?: Record<string, unknown>;
+  /** The `inappEntitlementChanged` details of the finalize, kept for the same reason. */
+  entitlementEvents?: EntitlementChangedDetail[];
+  /** Refresh: the purchase re-read (Apple originalTransactionId, Google purchase token). */
+  purchaseKey?: string;
+  /** Refresh: the store notification that started it (its type is a hint for the decision, e.g. Apple REVOKE). */
+  notice?: { id: string; type: string; subtype?: string };
+  /** Refresh: what the finalize did, for logs and support. */
+  refreshOutcome?: 'changed' | 'never_synchronized' | 'store_gave_no_answer' | 'stale' | 'no_change';
 }
 
 /** What the caller of the status route sees (contract §4). */

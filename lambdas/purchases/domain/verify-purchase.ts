@@ -26,7 +26,8 @@ export async function verifyPurchase(deps: VerifyDeps, synchronizationId: string
   const publisher = await deps.publishers.getPublisher(sync.publisherId);
   if (sync.store === 'apple') {
     if (!publisher?.apple || sync.transactionId === undefined) throw new ConfigurationError('publisher has no Apple configuration');
-    return appleVerdict(await deps.apple.verify(publisher.apple, sync.transactionId), deps.clock.now());
+    // A refresh passes its notification's type: only the notification tells Apple's Family Sharing REVOKE from a refund.
+    return appleVerdict(await deps.apple.verify(publisher.apple, sync.transactionId), deps.clock.now(), sync.notice?.type);
   }
   if (sync.kind === 'transfer') return { outcome: 'from_record' };
   const profile = publisher?.google?.profiles.find((candidate) => candidate.packageName === sync.packageName);

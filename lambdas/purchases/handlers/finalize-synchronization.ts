@@ -1,6 +1,7 @@
 import { finalizeAndReport, type FinalizeDeps } from '../domain/finalize-synchronization';
 import { systemClock } from '../../platform/clock';
-import type { SyncResultDetail } from '../../events/schemas';
+import type { EventEntry } from '../../events/schemas';
+import { required } from '../../platform/config';
 import { FinalizeTaskInput } from '../workflow-schemas';
 import type { Logger } from '../../platform/logger';
 import { noMetrics, type MetricsRecorder } from '../../platform/metrics';
@@ -15,32 +16,48 @@ import { instrument, lazyHandler } from '../../platform/handler';
  */
 export function makeFinalizeHandler(deps: FinalizeDeps & { logger: Logger; metrics?: MetricsRecorder }) {
   const metrics = deps.metrics ?? noMetrics;
-  return async (event: unknown): Promise<{ event: SyncResultDetail; acknowledge?: { synchronizationId: string }; published?: true }> => {
+  return async (event: unknown): Promise<FinalizeTaskOutput> => {
     const input = FinalizeTaskInput.parse(event);
     const { outcome, written } = await finalizeAndReport(deps, {
       synchronizationId: input.synchronizationId,
       ...('verification' in input ? { verdict: input.verification } : {}),
     });
     const detail = outcome.event;
-    if (written) metrics.add('finalized', detail.result);
+    if (written && detail) metrics.add('finalized', detail.result);
     deps.logger.info(written ? 'synchronization finalized' : 'synchronization was already finalized', {
-      synchronizationId: detail.synchronizationId,
-      publisherId: detail.broadcasterId,
-      store: detail.store,
-      kind: detail.kind,
-      result: detail.result,
-      accessGranted: detail.accessGranted,
-      ownershipVersion: detail.ownershipVersion,
+      synchronizationId: outcome.synchronizationId,
+      ...(detail
+        ? {
+            publisherId: detail.broadcasterId,
+            store: detail.store,
+            kind: detail.kind,
+            result: detail.result,
+            accessGranted: detail.accessGranted,
+            ownershipVersion: detail.ownershipVersion,
+          }
+        : { kind: 'refresh' }),
+      entitlementEvents: outcome.entries.length - (detail ? 1 : 0),
     });
     return {
-      event: detail,
-      ...(outcome.acknowledge ? { acknowledge: { synchronizationId: detail.synchronizationId } } : {}),
+      synchronizationId: outcome.synchronizationId,
+      entries: outcome.entries,
+      publish: outcome.entries.length > 0,
+      ...(outcome.acknowledge ? { acknowledge: { synchronizationId: outcome.synchronizationId } } : {}),
       ...(outcome.published ? { published: true as const } : {}),
     };
   };
 }
 
+/** What the workflow reads: `entries` for PublishEvents (skipped when `publish` is false), `synchronizationId` for MarkPublished. */
+export interface FinalizeTaskOutput {
+  synchronizationId: string;
+  entries: EventEntry[];
+  publish: boolean;
+  acknowledge?: { synchronizationId: string };
+  published?: true;
+}
+
 export const handler = lazyHandler(() => {
   const runtime = createRuntime('finalize-synchronization');
-  return instrument(runtime, makeFinalizeHandler({ ...runtime, clock: systemClock }));
+  return instrument(runtime, makeFinalizeHandler({ ...runtime, clock: systemClock, eventBusName: required(runtime.config, 'EVENT_BUS_NAME') }));
 });

@@ -1,7 +1,7 @@
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { JoseCustomerTokenVerifier } from '../../tenants';
-import { authenticate } from '../../tenants';
+import { authenticate, credentialsOf } from '../../tenants';
 import type { Store } from '../../events/vocabulary';
 import { getSynchronizationStatus } from '../domain/synchronization-status';
 import type { CustomerTokenVerifier } from '../../tenants';
@@ -32,11 +32,7 @@ export function makeGetSynchronizationHandler(deps: GetSynchronizationDeps) {
     .use(apiErrors(deps.logger))
     .handler(async (event) => {
       const headers = parseHeaders(event);
-      const { caller } = await authenticate(deps, {
-        publisherId: headers['x-publisher-id'],
-        ...(headers.authorization !== undefined ? { authorization: headers.authorization } : {}),
-        ...(headers['x-publisher-token'] !== undefined ? { publisherToken: headers['x-publisher-token'] } : {}),
-      });
+      const { caller } = await authenticate(deps, credentialsOf(headers));
       const id = SynchronizationIdParam.safeParse(event.pathParameters?.synchronizationId?.toLowerCase());
       if (!id.success) throw apiError('REQ0003', 'synchronizationId must be a UUID.');
       const view = await getSynchronizationStatus(deps, { caller, store: storeOf(event), synchronizationId: id.data });

@@ -3,7 +3,7 @@ import type { Context } from 'aws-lambda';
 import { JoseCustomerTokenVerifier } from '../../tenants';
 import { SfnWorkflowStarter } from '../adapters/sfn-workflow-starter';
 import { acceptApplePurchase, acceptGooglePurchase, type AcceptDeps } from '../domain/accept-purchase';
-import { authenticate } from '../../tenants';
+import { authenticate, credentialsOf } from '../../tenants';
 import type { Store, SyncKind } from '../../events/vocabulary';
 import type { Synchronization } from '../domain/synchronization';
 import { systemClock } from '../../platform/clock';
@@ -37,11 +37,7 @@ export function makePurchaseHandler(store: Store, kind: SyncKind, deps: Purchase
     .use(apiErrors(deps.logger))
     .handler(async (event) => {
       const headers = parseHeaders(event);
-      const { caller, publisher } = await authenticate(deps, {
-        publisherId: headers['x-publisher-id'],
-        ...(headers.authorization !== undefined ? { authorization: headers.authorization } : {}),
-        ...(headers['x-publisher-token'] !== undefined ? { publisherToken: headers['x-publisher-token'] } : {}),
-      });
+      const { caller, publisher } = await authenticate(deps, credentialsOf(headers));
       const correlationId = headers['correlation-id'];
       const common = {
         kind,

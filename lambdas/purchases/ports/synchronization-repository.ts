@@ -54,6 +54,12 @@ export interface OpenSynchronization {
 export interface SynchronizationRepository {
   /** Claims the locks (absent or lease expired), creates the record and checks the customer, atomically. */
   accept(request: AcceptRequest): Promise<AcceptOutcome>;
+  /**
+   * Records a store notification and its refresh synchronization atomically, idempotent on the
+   * store's notification id ('duplicate': recorded before, nothing written). Claims no lock: a
+   * register or transfer of the same purchase is never refused because of a notification.
+   */
+  acceptNotice(sync: Synchronization, notice: { store: Store; notificationId: string }): Promise<'accepted' | 'duplicate'>;
   /** Undoes an `accept` whose workflow could not be started (owner-conditioned). */
   abandon(sync: Synchronization): Promise<void>;
   get(synchronizationId: string): Promise<Synchronization | undefined>;

@@ -22,6 +22,21 @@ export interface AppleFacts {
   revokedAt: string | null;
   /** Subscription status from Get All Subscription Statuses: 1 active, 2 expired, 3 billing retry, 4 grace period, 5 revoked. */
   subscriptionStatus?: number;
+  /** Apple's `signedDate` of the transaction (epoch ms): when Apple produced this answer. */
+  signedDate?: number;
+  /** `revocationReason` (0 other, 1 app issue) when revoked. */
+  revocationReason?: number;
+  /**
+   * The subscription's JWSRenewalInfo from Get All Subscription Statuses (auto-renewables):
+   * https://developer.apple.com/documentation/appstoreserverapi/jwsrenewalinfodecodedpayload
+   */
+  renewal?: {
+    autoRenewStatus?: number;
+    isInBillingRetryPeriod?: boolean;
+    gracePeriodExpiresDate?: number;
+    signedDate?: number;
+    autoRenewProductId?: string;
+  };
 }
 
 /** Outcome of asking the store; retryable failures are thrown instead (StoreUnavailableError). */

@@ -15,6 +15,15 @@ export interface Credentials {
   publisherToken?: string;
 }
 
+/** The credentials a request carries (contract §2): its publisher, and a customer JWT or a publisher token. */
+export function credentialsOf(headers: { 'x-publisher-id': number; authorization?: string; 'x-publisher-token'?: string }): Credentials {
+  return {
+    publisherId: headers['x-publisher-id'],
+    ...(headers.authorization !== undefined ? { authorization: headers.authorization } : {}),
+    ...(headers['x-publisher-token'] !== undefined ? { publisherToken: headers['x-publisher-token'] } : {}),
+  };
+}
+
 export function hashPublisherToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }

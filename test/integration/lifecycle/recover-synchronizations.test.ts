@@ -39,6 +39,7 @@ function world(now: number, states: Record<string, ExecutionState> = {}, publish
     syncs,
     publishers,
     clock: { now: () => new Date(now) },
+    eventBusName: 'bus',
     logger: createLogger('recover-test', 'silent'),
     inspector: { state: async (name) => states[name] ?? 'missing' },
     workflow: {

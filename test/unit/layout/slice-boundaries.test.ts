@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { RuleTester } from 'eslint';
 import tseslint from 'typescript-eslint';
-import layout = require('../../../eslint-slice-boundaries');
+import layout from '../../../eslint-slice-boundaries';
 
 const lambdas = (file: string) => path.join(__dirname, '../../../lambdas', file);
 const tester = new RuleTester({ languageOptions: { parser: tseslint.parser, ecmaVersion: 2022, sourceType: 'module' } });

@@ -329,7 +329,7 @@ describe('what each function counts', () => {
     } as unknown as SynchronizationRepository;
     const publishers: PublisherRepository = { getPublisher: async () => publisher, customerExists: async () => true, getOfferId: async () => undefined };
     const metrics = recordingMetrics();
-    const finalize = makeFinalizeHandler({ syncs, publishers, clock: { now: () => new Date('2026-11-23T10:00:00Z') }, logger: createLogger('t', 'silent'), metrics });
+    const finalize = makeFinalizeHandler({ syncs, publishers, clock: { now: () => new Date('2026-11-23T10:00:00Z') }, eventBusName: 'bus', logger: createLogger('t', 'silent'), metrics });
     await finalize({ synchronizationId: ID, failed: true });
     await finalize({ synchronizationId: ID, failed: true });
     expect(metrics.added).toEqual([['finalized', 'SYNCHRONIZATION_FAILED', 1]]);

@@ -25,7 +25,7 @@ function world(sync: Synchronization) {
     customerExists: async () => true,
     getOfferId: async (_p, _s, productId) => (productId === 'premium_monthly' ? 'S1' : undefined),
   };
-  return { deps: { syncs, publishers, clock: { now: () => new Date('2026-11-23T10:00:00Z') } }, writes };
+  return { deps: { syncs, publishers, clock: { now: () => new Date('2026-11-23T10:00:00Z') }, eventBusName: 'bus' }, writes };
 }
 
 const googleSync = googleRegisterSync(ID);

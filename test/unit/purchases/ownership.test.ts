@@ -81,7 +81,9 @@ describe('decideApplePurchase, register', () => {
     const decision = decideApplePurchase({ ...base, verification: verified(), existing: undefined });
     expect(decision.purchaseWrite?.expectedVersion).toBe(0);
     expect(decision.purchaseWrite?.next).toMatchObject({ ownerCustomerId: 101, ownershipVersion: 1, entitled: true, purchaseKey: '2000000000000001' });
-    expect(decision.entitlementChanges).toEqual([{ customerId: 101, active: true, offerId: 'S1', expiresAt: FUTURE }]);
+    expect(decision.entitlementChanges).toEqual([
+      { customerId: 101, active: true, offerId: 'S1', expiresAt: FUTURE, state: 'active', reason: 'PURCHASED', previousExpiresAt: null },
+    ]);
     expect(decision.ownershipVersion).toBe(1);
   });
 
@@ -102,7 +104,9 @@ describe('decideApplePurchase, register', () => {
     const decision = decideApplePurchase({ ...base, customerId: 555, verification: verified({ revokedAt: PAST }), existing: record() });
     expect(decision.result).toBe('PURCHASE_REVOKED');
     expect(decision.purchaseWrite?.next).toMatchObject({ ownerCustomerId: 101, entitled: false, state: 'revoked', ownershipVersion: 4 });
-    expect(decision.entitlementChanges).toEqual([{ customerId: 101, active: false, offerId: 'S1', expiresAt: FUTURE }]);
+    expect(decision.entitlementChanges).toEqual([
+      { customerId: 101, active: false, offerId: 'S1', expiresAt: FUTURE, state: 'revoked', reason: 'REFUNDED', previousExpiresAt: FUTURE },
+    ]);
   });
 
   it('leaves the owner untouched under the keep policy', () => {
@@ -117,8 +121,8 @@ describe('decideApplePurchase, register', () => {
     expect(decision.previousCustomerId).toBe(101);
     expect(decision.purchaseWrite).toMatchObject({ expectedVersion: 3, next: { ownerCustomerId: 102, ownershipVersion: 4 } });
     expect(decision.entitlementChanges).toEqual([
-      { customerId: 102, active: true, offerId: 'S1', expiresAt: FUTURE },
-      { customerId: 101, active: false, offerId: 'S1', expiresAt: null },
+      { customerId: 102, active: true, offerId: 'S1', expiresAt: FUTURE, state: 'active', reason: 'TRANSFERRED_IN', previousExpiresAt: null },
+      { customerId: 101, active: false, offerId: 'S1', expiresAt: FUTURE, state: 'transferred', reason: 'TRANSFERRED_OUT', previousExpiresAt: FUTURE },
     ]);
   });
 });
@@ -151,14 +155,16 @@ describe('decideApplePurchase, transfer', () => {
       purchaseWrite: { expectedVersion: 3, next: { ownerCustomerId: 102, ownershipVersion: 4, entitled: true } },
     });
     expect(decision.entitlementChanges).toEqual([
-      { customerId: 102, active: true, offerId: 'S1', expiresAt: FUTURE },
-      { customerId: 101, active: false, offerId: 'S1', expiresAt: null },
+      { customerId: 102, active: true, offerId: 'S1', expiresAt: FUTURE, state: 'active', reason: 'TRANSFERRED_IN', previousExpiresAt: null },
+      { customerId: 101, active: false, offerId: 'S1', expiresAt: FUTURE, state: 'transferred', reason: 'TRANSFERRED_OUT', previousExpiresAt: FUTURE },
     ]);
   });
 
   it('a refunded purchase does not move but its owner loses the entitlement', () => {
     const decision = decideApplePurchase({ ...transfer, verification: verified({ revokedAt: PAST }), existing: record() });
     expect(decision.purchaseWrite?.next).toMatchObject({ ownerCustomerId: 101, entitled: false, state: 'revoked' });
-    expect(decision.entitlementChanges).toEqual([{ customerId: 101, active: false, offerId: 'S1', expiresAt: FUTURE }]);
+    expect(decision.entitlementChanges).toEqual([
+      { customerId: 101, active: false, offerId: 'S1', expiresAt: FUTURE, state: 'revoked', reason: 'REFUNDED', previousExpiresAt: FUTURE },
+    ]);
   });
 });

@@ -1,7 +1,8 @@
+import { SignedDataVerifiers } from './signed-data-verifiers';
 import {
   APIException,
   Environment,
-  SignedDataVerifier,
+  type SignedDataVerifier,
   VerificationException,
   VerificationStatus,
   type JWSTransactionDecodedPayload,
@@ -42,10 +43,11 @@ type Lookup<T> = { found: true; value: T } | { found: false };
  */
 export class AppleStoreVerifier implements AppleVerifier {
   private readonly clients = new Map<string, AppStoreClient>();
-  private readonly verifiers = new Map<string, SignedDataVerifier>();
+  private readonly signedData: SignedDataVerifiers;
 
   constructor(private readonly options: AppleStoreVerifierOptions) {
     if (options.rootCertificates.length === 0) throw new ConfigurationError('no trusted Apple root certificates configured');
+    this.signedData = new SignedDataVerifiers(options);
   }
 
   async verify(config: AppleConfig, transactionId: string): Promise<AppleVerification> {
@@ -63,6 +65,7 @@ export class AppleStoreVerifier implements AppleVerifier {
       if ('invalid' in decoded) return { outcome: 'invalid', reason: decoded.invalid };
       let latest = decoded.payload;
       let subscriptionStatus: number | undefined;
+      let renewal: AppleFacts['renewal'];
       if (latest.type === 'Auto-Renewable Subscription') {
         const statuses = await this.call(() => client.getAllSubscriptionStatuses(transactionId));
         if (statuses.found) {
@@ -74,10 +77,11 @@ export class AppleStoreVerifier implements AppleVerifier {
             if ('invalid' in renewed) return { outcome: 'invalid', reason: renewed.invalid };
             latest = renewed.payload;
             subscriptionStatus = typeof entry.status === 'number' ? entry.status : undefined;
+            if (entry.signedRenewalInfo) renewal = await this.decodeRenewal(verifier, entry.signedRenewalInfo);
           }
         }
       }
-      return { outcome: 'verified', facts: toFacts(environment, latest, subscriptionStatus) };
+      return { outcome: 'verified', facts: toFacts(environment, latest, subscriptionStatus, renewal) };
     }
     return { outcome: 'not_found' };
   }
@@ -101,21 +105,8 @@ export class AppleStoreVerifier implements AppleVerifier {
   }
 
   private verifier(config: AppleConfig, environment: AppleEnvironment): SignedDataVerifier {
-    if (environment === 'Production' && config.appAppleId === undefined) {
-      throw new ConfigurationError('appAppleId is required to verify production transactions');
-    }
-    const cacheKey = [config.bundleId, config.appAppleId ?? '', environment].join('|');
-    let verifier = this.verifiers.get(cacheKey);
-    if (!verifier) {
-      verifier = new SignedDataVerifier(
-        this.options.rootCertificates,
-        this.options.onlineChecks,
-        ENVIRONMENT[environment],
-        config.bundleId,
-        config.appAppleId,
-      );
-      this.verifiers.set(cacheKey, verifier);
-    }
+    const verifier = this.signedData.get(config, environment);
+    if (!verifier) throw new ConfigurationError('appAppleId is required to verify production transactions');
     return verifier;
   }
 
@@ -132,6 +123,30 @@ export class AppleStoreVerifier implements AppleVerifier {
         }
         return { invalid: VerificationStatus[error.status] ?? 'VERIFICATION_FAILURE' };
       }
+      throw error;
+    }
+  }
+
+  /**
+   * The renewal info decides grace period, billing retry and auto-renew. It is signed like the
+   * transaction; one that does not verify is ignored (the status still decides access) rather than
+   * failing the purchase.
+   */
+  private async decodeRenewal(verifier: SignedDataVerifier, signed: string): Promise<AppleFacts['renewal']> {
+    try {
+      const info = await verifier.verifyAndDecodeRenewalInfo(signed);
+      return {
+        ...(typeof info.autoRenewStatus === 'number' ? { autoRenewStatus: info.autoRenewStatus } : {}),
+        ...(typeof info.isInBillingRetryPeriod === 'boolean' ? { isInBillingRetryPeriod: info.isInBillingRetryPeriod } : {}),
+        ...(typeof info.gracePeriodExpiresDate === 'number' ? { gracePeriodExpiresDate: info.gracePeriodExpiresDate } : {}),
+        ...(typeof info.signedDate === 'number' ? { signedDate: info.signedDate } : {}),
+        ...(typeof info.autoRenewProductId === 'string' ? { autoRenewProductId: info.autoRenewProductId } : {}),
+      };
+    } catch (error) {
+      if (error instanceof VerificationException && error.status === VerificationStatus.RETRYABLE_VERIFICATION_FAILURE) {
+        throw new StoreUnavailableError('Apple certificate status could not be checked');
+      }
+      if (error instanceof VerificationException) return undefined;
       throw error;
     }
   }
@@ -166,7 +181,12 @@ function toIso(ms: number | undefined): string | null {
   return typeof ms === 'number' ? new Date(ms).toISOString() : null;
 }
 
-function toFacts(environment: AppleEnvironment, tx: JWSTransactionDecodedPayload, subscriptionStatus?: number): AppleFacts {
+function toFacts(
+  environment: AppleEnvironment,
+  tx: JWSTransactionDecodedPayload,
+  subscriptionStatus?: number,
+  renewal?: AppleFacts['renewal'],
+): AppleFacts {
   return {
     environment,
     transactionId: String(tx.transactionId),
@@ -176,5 +196,8 @@ function toFacts(environment: AppleEnvironment, tx: JWSTransactionDecodedPayload
     expiresAt: toIso(tx.expiresDate),
     revokedAt: toIso(tx.revocationDate),
     ...(subscriptionStatus !== undefined ? { subscriptionStatus } : {}),
+    ...(typeof tx.signedDate === 'number' ? { signedDate: tx.signedDate } : {}),
+    ...(typeof tx.revocationReason === 'number' ? { revocationReason: tx.revocationReason } : {}),
+    ...(renewal ? { renewal } : {}),
   };
 }

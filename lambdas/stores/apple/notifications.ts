@@ -1,0 +1,168 @@
+import { SignedDataVerifiers } from './adapters/signed-data-verifiers';
+import {
+  type SignedDataVerifier,
+  VerificationException,
+  VerificationStatus,
+  type JWSTransactionDecodedPayload,
+  type ResponseBodyV2DecodedPayload,
+} from '@apple/app-store-server-library';
+import { ConfigurationError, StoreUnavailableError } from '../../platform/errors';
+import type { AppleConfig, AppleEnvironment } from './config';
+
+/** How the decoder trusts Apple's signatures; the same settings as AppleStoreVerifier's. */
+export interface AppleNotificationDecoderOptions {
+  /** DER certificates this deployment trusts as roots of Apple's signing chain (APPLE_ROOT_CERTIFICATES). */
+  rootCertificates: Buffer[];
+  /** OCSP revocation checks (deployed stacks); off locally, where Apple's responder is unreachable. */
+  onlineChecks: boolean;
+}
+
+/**
+ * What a verified App Store Server Notification V2 says, as far as this service needs it.
+ * https://developer.apple.com/documentation/appstoreservernotifications/responsebodyv2decodedpayload
+ */
+export interface DecodedAppleNotification {
+  /** Apple's unique id of the notification; a retry by Apple carries the same one. */
+  notificationUUID: string;
+  /** https://developer.apple.com/documentation/appstoreservernotifications/notificationtype */
+  notificationType: string;
+  /** https://developer.apple.com/documentation/appstoreservernotifications/subtype */
+  subtype?: string;
+  /** The environment whose verifier accepted it: one of the publisher's configured environments. */
+  environment: AppleEnvironment;
+  bundleId: string;
+  /** When the App Store signed it (ISO 8601). */
+  signedDate: string;
+  /** From `data.signedTransactionInfo`, verified with the same verifier; absent when Apple sent none. */
+  transactionId?: string;
+  originalTransactionId?: string;
+  productId?: string;
+}
+
+/**
+ * The notification is not a genuine App Store notification for this publisher's app: bad JWS,
+ * untrusted chain, another bundle id / app id, or an environment the publisher has not configured.
+ * `reason` is for the logs only; callers answer a fixed error.
+ */
+export class NotificationRejectedError extends Error {
+  override readonly name = 'NotificationRejectedError';
+  readonly retryable = false;
+  constructor(readonly reason: string) {
+    super(`App Store notification rejected: ${reason}`);
+  }
+}
+
+
+/**
+ * Failures that another environment's verifier may not have: the library checks the app identity
+ * (bundle id, and appAppleId for Production only) and the environment after the signature, so a
+ * Sandbox notification fails the Production verifier with one of these and passes the Sandbox one.
+ * Every other status (signature, chain, malformed payload) would fail every verifier the same way.
+ */
+const ENVIRONMENT_DEPENDENT = new Set<VerificationStatus>([VerificationStatus.INVALID_APP_IDENTIFIER, VerificationStatus.INVALID_ENVIRONMENT]);
+
+type Attempt<T> = { ok: true; value: T } | { ok: false; status: VerificationStatus };
+
+/**
+ * Verifies App Store Server Notifications V2 with Apple's own SignedDataVerifier: the JWS signature,
+ * the x5c chain up to a trusted root (with OCSP when online checks are on), the bundle id, the
+ * appAppleId for Production, and the environment; then the `signedTransactionInfo` it carries, with
+ * the same verifier. https://developer.apple.com/documentation/appstoreservernotifications/responding-to-app-store-server-notifications
+ */
+export class AppleNotificationDecoder {
+  private readonly signedData: SignedDataVerifiers;
+
+  constructor(options: AppleNotificationDecoderOptions) {
+    if (options.rootCertificates.length === 0) throw new ConfigurationError('no trusted Apple root certificates configured');
+    this.signedData = new SignedDataVerifiers(options);
+  }
+
+  /**
+   * The verified notification. Tries one verifier per environment the publisher configured (a
+   * notification names its environment only inside the signed payload), so it is accepted only for
+   * one of those environments.
+   * @throws NotificationRejectedError when no configured environment accepts it.
+   * @throws StoreUnavailableError when Apple's certificate status could not be checked (OCSP): Apple should retry.
+   */
+  async decode(config: AppleConfig, signedPayload: string): Promise<DecodedAppleNotification> {
+    const reasons: string[] = [];
+    let unavailable = false;
+    for (const environment of new Set(config.environments)) {
+      const verifier = this.verifier(config, environment);
+      if (verifier === undefined) {
+        // SignedDataVerifier refuses Production without the app's Apple id: nothing of Production can be verified.
+        reasons.push(`${environment}: appAppleId is not configured`);
+        continue;
+      }
+      const attempt = await verified(() => verifier.verifyAndDecodeNotification(signedPayload));
+      if (attempt.ok) return this.complete(verifier, environment, config, attempt.value);
+      reasons.push(`${environment}: ${statusName(attempt.status)}`);
+      if (attempt.status === VerificationStatus.RETRYABLE_VERIFICATION_FAILURE) unavailable = true;
+      else if (!ENVIRONMENT_DEPENDENT.has(attempt.status)) break;
+    }
+    if (unavailable) throw new StoreUnavailableError('Apple certificate status could not be checked');
+    throw new NotificationRejectedError(reasons.length > 0 ? reasons.join('; ') : 'no App Store environment configured');
+  }
+
+  private async complete(
+    verifier: SignedDataVerifier,
+    environment: AppleEnvironment,
+    config: AppleConfig,
+    payload: ResponseBodyV2DecodedPayload,
+  ): Promise<DecodedAppleNotification> {
+    // Apple documents all three on every V2 notification; without the UUID there is no idempotency key.
+    const { notificationUUID, notificationType, subtype, signedDate } = payload;
+    if (!notificationUUID) throw new NotificationRejectedError('no notificationUUID');
+    if (!notificationType) throw new NotificationRejectedError('no notificationType');
+    if (typeof signedDate !== 'number' || !Number.isFinite(signedDate)) throw new NotificationRejectedError('no signedDate');
+    const decoded: DecodedAppleNotification = {
+      notificationUUID,
+      notificationType,
+      ...(subtype ? { subtype } : {}),
+      environment,
+      // verifyAndDecodeNotification compared the payload's bundle id with this one.
+      bundleId: config.bundleId,
+      signedDate: new Date(signedDate).toISOString(),
+    };
+    // Only `data` carries a transaction; `summary` (renewal date extensions), `externalPurchaseToken`
+    // and `appData` do not, nor does `data` of TEST: https://developer.apple.com/documentation/appstoreservernotifications/data
+    const signedTransactionInfo = payload.data?.signedTransactionInfo;
+    if (signedTransactionInfo === undefined) return decoded;
+    // The nested JWS is signed separately: a genuine outer payload does not vouch for it.
+    const transaction = await verified(() => verifier.verifyAndDecodeTransaction(signedTransactionInfo));
+    if (!transaction.ok) {
+      if (transaction.status === VerificationStatus.RETRYABLE_VERIFICATION_FAILURE) {
+        throw new StoreUnavailableError('Apple certificate status could not be checked');
+      }
+      throw new NotificationRejectedError(`signedTransactionInfo: ${statusName(transaction.status)}`);
+    }
+    return { ...decoded, ...transactionFields(transaction.value) };
+  }
+
+  private verifier(config: AppleConfig, environment: AppleEnvironment): SignedDataVerifier | undefined {
+    return this.signedData.get(config, environment);
+  }
+}
+
+/** Runs one verification, turning Apple's VerificationException into its status; anything else propagates. */
+async function verified<T>(verify: () => Promise<T>): Promise<Attempt<T>> {
+  try {
+    return { ok: true, value: await verify() };
+  } catch (error) {
+    if (error instanceof VerificationException) return { ok: false, status: error.status };
+    throw error;
+  }
+}
+
+function statusName(status: VerificationStatus): string {
+  return VerificationStatus[status] ?? 'VERIFICATION_FAILURE';
+}
+
+/** Ids are numeric strings in JWSTransaction: https://developer.apple.com/documentation/appstoreserverapi/jwstransactiondecodedpayload */
+function transactionFields(tx: JWSTransactionDecodedPayload): Pick<DecodedAppleNotification, 'transactionId' | 'originalTransactionId' | 'productId'> {
+  return {
+    ...(tx.transactionId ? { transactionId: String(tx.transactionId) } : {}),
+    ...(tx.originalTransactionId ? { originalTransactionId: String(tx.originalTransactionId) } : {}),
+    ...(tx.productId ? { productId: String(tx.productId) } : {}),
+  };
+}
