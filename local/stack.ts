@@ -218,7 +218,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       rules: busRules,
       ...(options.inMemory ? {} : { logFile: eventsLogFile }),
       onEvent: (event: EventEnvelope) =>
-        print(`event        ${event['detail-type']} ${String(event.detail.synchronizationId)} ${String(event.detail.result)}`),
+        print(
+          event['detail-type'] === 'inappEntitlementChanged'
+            ? `event        inappEntitlementChanged customer ${String(event.detail.cleengCustomerId)} ${String(event.detail.reason)} active=${String(event.detail.active)}`
+            : `event        ${event['detail-type']} ${String(event.detail.synchronizationId)} ${String(event.detail.result)}`,
+        ),
     });
     print(`eventbridge  bus ${LOCAL_BUS_NAME} (rule pattern ${JSON.stringify(SYNC_RESULT_EVENT_PATTERN)})`);
 
