@@ -7,8 +7,8 @@ import type { Tracer as PowertoolsTracer } from '@aws-lambda-powertools/tracer';
  * Lambda active tracing already records every function's invocation; what it cannot show is which
  * of Apple's three calls (transaction, statuses, OCSP) or Google's two (token, API) was slow.
  *
- * Not in the API functions: Tracer adds 123 KiB minified (aws-xray-sdk-core and cls-hooked) and
- * about 20–35 ms to a cold `require`, on bundles already above the 400 KiB / 150 ms budget.
+ * Not in the API functions: Tracer (aws-xray-sdk-core and cls-hooked) adds a sizeable share to the
+ * bundle and to a cold `require` of functions whose budget is tight (`npm run bench` measures both).
  *
  * Loaded only when running in Lambda with tracing on: aws-xray-sdk-core enables an async hook
  * (cls-hooked) as soon as it is required, which made each `await` about 15 times slower in a

@@ -17,8 +17,8 @@ const CREDENTIALS_STAND_IN = path.join(PROJECT_ROOT, 'lambdas', 'platform', 'lam
 /**
  * esbuild options of every function, shared with lib/build-lambdas.ts so the measured bundles
  * are the deployed ones. The AWS SDK is bundled (empty externalModules, house style): a pinned client
- * that does not change under us. Two settings keep it small (bench: RegisterApplePurchase 777 → about
- * 430 KB): `module` first, so esbuild reads the SDK's ES modules and tree-shakes them (the CommonJS
+ * that does not change under us. Two settings keep it small (`npm run bench` prints the sizes):
+ * `module` first, so esbuild reads the SDK's ES modules and tree-shakes them (the CommonJS
  * builds are single files it must take whole); and the credential stand-in instead of the default
  * chain (SSO, INI, STS, process, IMDS providers), which Lambda never needs.
  */

@@ -11,7 +11,8 @@ import { createAppleSimulator, type AppleSimulator } from '../../../local/simula
 import { FaultInjector } from '../../../local/simulator/faults';
 import { createNotificationOutbox, type NotificationOutbox } from '../../../local/simulator/notifications';
 import { apiEvent, testContext } from '../../support/api-events';
-import { appleConfig, FakePublishers, publisher, RecordingIntake, RecordingLogger } from '../../unit/lifecycle/apple-notification-fixtures';
+import { FakeNoticeIntake, FakePublisherRepository, RecordingLogger } from '../../support/fakes';
+import { appleConfig, publisher } from '../../unit/lifecycle/apple-notification-fixtures';
 
 /*
  * The store simulator sends its App Store Server Notifications V2 (signed by its Apple-shaped
@@ -25,7 +26,7 @@ const ROUTE = /^\/storekit2\/notifications\/([^/]+)$/;
 interface Harness {
   simulator: AppleSimulator;
   outbox: NotificationOutbox;
-  intake: RecordingIntake;
+  intake: FakeNoticeIntake;
   simulatorUrl: string;
   receiverUrl: string;
 }
@@ -49,9 +50,9 @@ async function start(): Promise<Harness> {
   dirs.push(dataDir);
   const outbox = await createNotificationOutbox({ dataDir, inMemory: true });
   const simulator = await createAppleSimulator({ dataDir, inMemory: true, outbox }, new FaultInjector());
-  const intake = new RecordingIntake();
+  const intake = new FakeNoticeIntake();
   const handler = makeReceiveAppleNotificationHandler({
-    publishers: new FakePublishers([
+    publishers: new FakePublisherRepository([
       publisher(PUBLISHER_ID, appleConfig({ bundleId: simulator.bundleId, appAppleId: simulator.appAppleId, environments: ['Production', 'Sandbox'] })),
     ]),
     decoder: new AppleNotificationDecoder({ rootCertificates: [simulator.rootCertificateDer], onlineChecks: false }),
@@ -129,6 +130,7 @@ class SimulatorClient extends AppStoreServerAPIClient {
   ): Promise<NodeFetchResponse> {
     const search = query.toString();
     const response = await fetch(`${this.baseUrl}${route}${search ? `?${search}` : ''}`, { method, body, headers });
+    // Not a port: Apple's library types this seam with node-fetch's Response and only reads ok, status and json(), which the WHATWG Response has too.
     return response as unknown as NodeFetchResponse;
   }
 }

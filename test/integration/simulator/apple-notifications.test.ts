@@ -140,7 +140,7 @@ class SimulatorClient extends AppStoreServerAPIClient {
   ): Promise<NodeFetchResponse> {
     const search = query.toString();
     const response = await fetch(`${this.baseUrl}${route}${search ? `?${search}` : ''}`, { method, body, headers });
-    // Apple's client only reads ok, status and json(), which the WHATWG Response has too.
+    // Not a port: Apple's library types this seam with node-fetch's Response and only reads ok, status and json(), which the WHATWG Response has too.
     return response as unknown as NodeFetchResponse;
   }
 }

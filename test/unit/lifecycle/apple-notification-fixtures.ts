@@ -1,16 +1,14 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import os from 'node:os';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import type { PurchaseChangeNotice, NoticeIntake } from '../../../lambdas/lifecycle/ports';
-import type { Logger } from '../../../lambdas/platform/logger';
-import type { Publisher, PublisherRepository } from '../../../lambdas/tenants';
+import type { Publisher } from '../../../lambdas/tenants';
 import type { AppleConfig } from '../../../lambdas/stores/apple/config';
 import { loadOrCreateApplePki, type ApplePki } from '../../../local/simulator/apple-pki';
 
 /*
- * Shared by the Apple notification tests: typed fakes of the ports around the handler, and signed
- * payloads made with the store simulator's PKI (the chain Apple's SignedDataVerifier accepts when
- * the service trusts the simulator's root), so verification in the tests is Apple's real one.
+ * Shared by the Apple notification tests: publishers, Apple configurations, and signed payloads
+ * made with the store simulator's PKI (the chain Apple's SignedDataVerifier accepts when the
+ * service trusts the simulator's root), so verification in the tests is Apple's real one.
  */
 
 export const BUNDLE_ID = 'com.example.iapsync';
@@ -45,66 +43,8 @@ export function publisher(publisherId: number, apple: AppleConfig | undefined): 
   };
 }
 
-/** The publisher port over a fixed list; `failure` makes every lookup throw it. */
-export class FakePublishers implements PublisherRepository {
-  readonly lookups: number[] = [];
-  failure: Error | undefined;
-
-  constructor(private readonly publishers: Publisher[]) {}
-
-  async getPublisher(publisherId: number): Promise<Publisher | undefined> {
-    this.lookups.push(publisherId);
-    if (this.failure) throw this.failure;
-    return this.publishers.find((p) => p.publisherId === publisherId);
-  }
-
-  async customerExists(): Promise<boolean> {
-    return false;
-  }
-
-  async getOfferId(): Promise<string | undefined> {
-    return undefined;
-  }
-}
-
-/** Records every notice it is given, idempotent on notificationId like the real intake; `failure` makes accept throw it. */
-export class RecordingIntake implements NoticeIntake {
-  readonly notices: PurchaseChangeNotice[] = [];
-  readonly outcomes: Array<'accepted' | 'duplicate'> = [];
-  failure: Error | undefined;
-  private readonly seen = new Set<string>();
-
-  async accept(notice: PurchaseChangeNotice): Promise<'accepted' | 'duplicate'> {
-    if (this.failure) throw this.failure;
-    this.notices.push(notice);
-    const outcome = this.seen.has(notice.notificationId) ? 'duplicate' : 'accepted';
-    this.seen.add(notice.notificationId);
-    this.outcomes.push(outcome);
-    return outcome;
-  }
-}
-
-export interface LogEntry {
-  level: 'debug' | 'info' | 'warn' | 'error';
-  message: string;
-  fields: Record<string, unknown>;
-}
-
-export class RecordingLogger implements Logger {
-  readonly entries: LogEntry[] = [];
-  debug(message: string, fields: Record<string, unknown> = {}): void {
-    this.entries.push({ level: 'debug', message, fields });
-  }
-  info(message: string, fields: Record<string, unknown> = {}): void {
-    this.entries.push({ level: 'info', message, fields });
-  }
-  warn(message: string, fields: Record<string, unknown> = {}): void {
-    this.entries.push({ level: 'warn', message, fields });
-  }
-  error(message: string, fields: Record<string, unknown> = {}): void {
-    this.entries.push({ level: 'error', message, fields });
-  }
-}
+// The port fakes are shared ones (test/support/fakes.ts), still importable here by their old names.
+export { FakePublisherRepository as FakePublishers, FakeNoticeIntake as RecordingIntake, RecordingLogger, type LogEntry } from '../../support/fakes';
 
 export type AppleEnvironmentName = 'Sandbox' | 'Production';
 

@@ -3,14 +3,12 @@ import { hashPublisherToken } from '../../../lambdas/tenants/domain/authenticate
 import { StoreCredentialsError, StoreUnavailableError, ConfigurationError } from '../../../lambdas/platform/errors';
 import type { Publisher } from '../../../lambdas/tenants/domain/publisher';
 import type { Store, SyncKind } from '../../../lambdas/events/vocabulary';
-import type { Synchronization } from '../../../lambdas/purchases/domain/synchronization';
-import type { SQSEvent } from 'aws-lambda';
+import type { SQSRecord } from 'aws-lambda';
 import type { DeliverWebhooksDeps } from '../../../lambdas/webhooks/domain/deliver-webhooks';
 import { makeDeliverWebhooksHandler, webhookAttemptOutcome } from '../../../lambdas/webhooks/handlers/deliver-webhooks';
 import { makeFinalizeHandler } from '../../../lambdas/purchases/handlers/finalize-synchronization';
 import { makeMarkRetryingHandler } from '../../../lambdas/purchases/handlers/mark-synchronization-retrying';
-import type { AcceptOutcome, FinalizeRequest, SynchronizationRepository } from '../../../lambdas/purchases/ports/synchronization-repository';
-import type { PublisherRepository } from '../../../lambdas/tenants/ports/publisher-repository';
+import type { AcceptOutcome } from '../../../lambdas/purchases/ports/synchronization-repository';
 import { createLogger, purchaseTokenHash, withKeys } from '../../../lambdas/platform/logger';
 import { METRIC, METRICS_NAMESPACE } from '../../../lambdas/platform/metric-names';
 import { createMetrics, noMetrics, type MetricKey, type MetricsRecorder } from '../../../lambdas/platform/metrics';
@@ -18,6 +16,19 @@ import { makePurchaseHandler } from '../../../lambdas/purchases/handlers/purchas
 import { measureStoreCall } from '../../../lambdas/purchases/store-verifiers';
 import { createTracing, noTracing } from '../../../lambdas/platform/tracer';
 import { apiEvent, testContext } from '../../support/api-events';
+import {
+  FakeCustomerTokenVerifier,
+  FakeDeadLetterQueue,
+  FakeDeliveryLog,
+  FakeDeliveryQueue,
+  FakePublisherRepository,
+  FakeSecretStore,
+  FakeSynchronizationRepository,
+  FakeWebhookEndpointRepository,
+  FakeWebhookSender,
+  FakeWorkflowStarter,
+  FixedClock,
+} from '../../support/fakes';
 import { googleRegisterSync } from '../../support/synchronizations';
 import { instrument } from '../../../lambdas/platform/handler';
 
@@ -57,26 +68,18 @@ function purchaseWorld(
 ) {
   const lines: string[] = [];
   const logger = createLogger('test', 'debug', (line) => lines.push(line));
-  const syncs = {
-    accept: async () => options.outcome ?? { outcome: 'accepted' },
-    abandon: async () => undefined,
-    findOriginalTransactionId: async () => undefined,
-  } as unknown as SynchronizationRepository;
+  const syncs = new FakeSynchronizationRepository();
+  syncs.acceptAnswer = options.outcome;
+  const customerTokens = new FakeCustomerTokenVerifier({ [JWT]: { customerId: 42, publisherId: 7 } });
+  customerTokens.failure = options.verifyThrows;
+  const workflow = new FakeWorkflowStarter();
+  if (options.startFails) workflow.failure = new Error('StartExecution failed');
   const handler = makePurchaseHandler(store, options.kind ?? 'register', {
-    publishers: { getPublisher: async () => publisher, customerExists: async () => true, getOfferId: async () => undefined },
-    customerTokens: {
-      verify: async (_p: Publisher, token: string) => {
-        if (options.verifyThrows) throw options.verifyThrows;
-        return token === JWT ? { customerId: 42, publisherId: 7 } : undefined;
-      },
-    },
+    publishers: new FakePublisherRepository([publisher]),
+    customerTokens,
     syncs,
-    workflow: {
-      start: async () => {
-        if (options.startFails) throw new Error('StartExecution failed');
-      },
-    },
-    clock: { now: () => new Date('2026-11-23T10:00:00Z') },
+    workflow,
+    clock: new FixedClock('2026-11-23T10:00:00Z'),
     logger,
     ...(options.metrics ? { metrics: options.metrics } : {}),
     leaseSeconds: 7800,
@@ -93,6 +96,21 @@ function purchaseWorld(
     body: JSON.stringify(body),
   });
   return { handler, event, lines };
+}
+
+/** An SQS record as Lambda's event source mapping delivers it. */
+function sqsRecord(messageId: string, body: string): SQSRecord {
+  return {
+    messageId,
+    receiptHandle: messageId,
+    body,
+    attributes: { ApproximateReceiveCount: '1', SentTimestamp: '0', SenderId: 'test', ApproximateFirstReceiveTimestamp: '0' },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:eu-west-1:000000000000:webhooks',
+    awsRegion: 'eu-west-1',
+  };
 }
 
 /** Captures what Powertools writes to stdout (its own Console over process.stdout) while `run` runs. */
@@ -317,19 +335,11 @@ describe('what each function counts', () => {
   });
 
   it('FinalizeSynchronization counts the result once, not when a retried call answers the stored event', async () => {
-    const sync = { ...googleRegisterSync(ID) };
-    let stored: Synchronization = sync;
-    const syncs = {
-      get: async () => stored,
-      getPurchase: async () => undefined,
-      finalize: async (request: FinalizeRequest) => {
-        stored = request.sync;
-        return true;
-      },
-    } as unknown as SynchronizationRepository;
-    const publishers: PublisherRepository = { getPublisher: async () => publisher, customerExists: async () => true, getOfferId: async () => undefined };
+    const sync = googleRegisterSync(ID);
+    const syncs = new FakeSynchronizationRepository([sync]);
+    const publishers = new FakePublisherRepository([{ ...publisher, publisherId: sync.publisherId }]);
     const metrics = recordingMetrics();
-    const finalize = makeFinalizeHandler({ syncs, publishers, clock: { now: () => new Date('2026-11-23T10:00:00Z') }, eventBusName: 'bus', logger: createLogger('t', 'silent'), metrics });
+    const finalize = makeFinalizeHandler({ syncs, publishers, clock: new FixedClock('2026-11-23T10:00:00Z'), eventBusName: 'bus', logger: createLogger('t', 'silent'), metrics });
     await finalize({ synchronizationId: ID, failed: true });
     await finalize({ synchronizationId: ID, failed: true });
     expect(metrics.added).toEqual([['finalized', 'SYNCHRONIZATION_FAILED', 1]]);
@@ -339,20 +349,18 @@ describe('what each function counts', () => {
     ['a retry', 0, false],
     ['the call that exhausts the budget', 7, true],
   ])('MarkRetrying counts StoreRetries by the execution\'s store and holds the sweeper off until the next attempt: %s', async (_name, attempt, exhausted) => {
-    const marked: [number, string][] = [];
-    const syncs = {
-      markRetrying: async (_id: string, attempts: number, _now: Date, nextAttemptAt: Date) => void marked.push([attempts, nextAttemptAt.toISOString()]),
-    } as unknown as SynchronizationRepository;
+    const syncs = new FakeSynchronizationRepository();
     const metrics = recordingMetrics();
     const mark = makeMarkRetryingHandler({
       syncs,
       policy: { maxAttempts: 8, baseSeconds: 15, maxWaitSeconds: 960 },
-      clock: { now: () => new Date('2026-11-23T10:00:00Z') },
+      clock: new FixedClock('2026-11-23T10:00:00Z'),
       logger: createLogger('t', 'silent'),
       metrics,
     });
     const next = await mark({ synchronizationId: ID, store: 'google', retry: { attempt } });
     expect(next.exhausted).toBe(exhausted);
+    const marked = syncs.retrying.map(({ attempts, nextAttemptAt }) => [attempts, nextAttemptAt.toISOString()]);
     expect(marked).toEqual(exhausted ? [] : [[1, '2026-11-23T10:00:15.000Z']]);
     expect(metrics.added).toEqual([['storeRetries', 'google', 1]]);
   });
@@ -371,14 +379,24 @@ describe('what each function counts', () => {
 
   it('DeliverWebhooks counts each attempt of the batch and flushes nothing itself', async () => {
     const metrics = recordingMetrics();
-    const handler = makeDeliverWebhooksHandler({ logger: createLogger('t', 'silent') } as unknown as DeliverWebhooksDeps, metrics);
+    const deps: DeliverWebhooksDeps = {
+      endpoints: new FakeWebhookEndpointRepository(),
+      log: new FakeDeliveryLog(),
+      queue: new FakeDeliveryQueue(),
+      deadLetters: new FakeDeadLetterQueue(),
+      sender: new FakeWebhookSender(),
+      secrets: new FakeSecretStore(),
+      clock: new FixedClock('2026-11-23T10:00:00Z'),
+      logger: createLogger('t', 'silent'),
+    };
+    const handler = makeDeliverWebhooksHandler(deps, metrics);
     // Two messages the use case drops without an attempt, and one it cannot read: nothing to count.
     const res = await handler({
       Records: [
-        { messageId: '1', body: JSON.stringify({ source: 'iap-sync', 'detail-type': 'otherTopic', detail: {} }) },
-        { messageId: '2', body: '{"kind":"nope"}' },
+        sqsRecord('1', JSON.stringify({ source: 'iap-sync', 'detail-type': 'otherTopic', detail: {} })),
+        sqsRecord('2', '{"kind":"nope"}'),
       ],
-    } as unknown as SQSEvent);
+    });
     expect(res.batchItemFailures).toEqual([{ itemIdentifier: '2' }]);
     expect(metrics.added).toEqual([]);
     expect(metrics.flushes).toBe(0);

@@ -1,31 +1,15 @@
 import { finalizeSynchronization } from '../../../lambdas/purchases/domain/finalize-synchronization';
 import type { StoreVerdict } from '../../../lambdas/purchases/domain/ownership';
 import type { Synchronization } from '../../../lambdas/purchases/domain/synchronization';
-import type { PublisherRepository } from '../../../lambdas/tenants/ports/publisher-repository';
-import type { FinalizeRequest, SynchronizationRepository } from '../../../lambdas/purchases/ports/synchronization-repository';
+import { FakePublisherRepository, FakeSynchronizationRepository, FixedClock } from '../../support/fakes';
 import { googleRegisterSync } from '../../support/synchronizations';
 
 const ID = '11111111-2222-4333-8444-555555555555';
 
 function world(sync: Synchronization) {
-  const records = new Map<string, Synchronization>([[sync.synchronizationId, sync]]);
-  const writes: FinalizeRequest[] = [];
-  const syncs = {
-    get: async (id: string) => records.get(id),
-    getPurchase: async () => undefined,
-    finalize: async (request: FinalizeRequest) => {
-      if (records.get(request.sync.synchronizationId)?.status === 'finalized') return false;
-      writes.push(request);
-      records.set(request.sync.synchronizationId, request.sync);
-      return true;
-    },
-  } as unknown as SynchronizationRepository;
-  const publishers: PublisherRepository = {
-    getPublisher: async () => undefined,
-    customerExists: async () => true,
-    getOfferId: async (_p, _s, productId) => (productId === 'premium_monthly' ? 'S1' : undefined),
-  };
-  return { deps: { syncs, publishers, clock: { now: () => new Date('2026-11-23T10:00:00Z') }, eventBusName: 'bus' }, writes };
+  const syncs = new FakeSynchronizationRepository([sync]);
+  const publishers = new FakePublisherRepository().addOffer(sync.publisherId, sync.store, 'premium_monthly', 'S1');
+  return { deps: { syncs, publishers, clock: new FixedClock('2026-11-23T10:00:00Z'), eventBusName: 'bus' }, writes: syncs.finalized };
 }
 
 const googleSync = googleRegisterSync(ID);

@@ -1,12 +1,11 @@
 import { hashPublisherToken } from '../../../lambdas/tenants/domain/authenticate';
 import type { Publisher } from '../../../lambdas/tenants/domain/publisher';
-import type { Synchronization } from '../../../lambdas/purchases/domain/synchronization';
 import type { SyncKind } from '../../../lambdas/events/vocabulary';
 import { makePurchaseHandler } from '../../../lambdas/purchases/handlers/purchase-handler';
-import type { AcceptOutcome, AcceptRequest, SynchronizationRepository } from '../../../lambdas/purchases/ports/synchronization-repository';
-import type { SyncExecutionInput } from '../../../lambdas/purchases/workflow-schemas';
+import type { AcceptOutcome } from '../../../lambdas/purchases/ports/synchronization-repository';
 import { createLogger } from '../../../lambdas/platform/logger';
 import { apiEvent, testContext } from '../../support/api-events';
+import { FakeCustomerTokenVerifier, FakePublisherRepository, FakeSynchronizationRepository, FakeWorkflowStarter, FixedClock } from '../../support/fakes';
 
 const TOKEN = 'pt_test_token';
 const publisher: Publisher = {
@@ -20,32 +19,17 @@ const publisher: Publisher = {
 };
 
 function setup(overrides: { outcome?: AcceptOutcome; publisher?: Publisher; startFails?: boolean; kind?: SyncKind; original?: string } = {}) {
-  const accepted: AcceptRequest[] = [];
-  const started: SyncExecutionInput[] = [];
-  const abandoned: Synchronization[] = [];
-  const syncs = {
-    accept: async (request: AcceptRequest) => {
-      accepted.push(request);
-      return overrides.outcome ?? { outcome: 'accepted' };
-    },
-    abandon: async (sync: Synchronization) => void abandoned.push(sync),
-    findOriginalTransactionId: async () => overrides.original,
-  } as unknown as SynchronizationRepository;
+  const syncs = new FakeSynchronizationRepository();
+  syncs.acceptAnswer = overrides.outcome;
+  if (overrides.original !== undefined) syncs.link(7, '123', overrides.original);
+  const workflow = new FakeWorkflowStarter();
+  if (overrides.startFails) workflow.failure = new Error('boom');
   const handler = makePurchaseHandler('apple', overrides.kind ?? 'register', {
-    publishers: {
-      getPublisher: async (id: number) => (id === 7 ? (overrides.publisher ?? publisher) : undefined),
-      customerExists: async () => true,
-      getOfferId: async () => undefined,
-    },
-    customerTokens: { verify: async (_p: Publisher, token: string) => (token === 'a.b.c' ? { customerId: 42, publisherId: 7 } : undefined) },
+    publishers: new FakePublisherRepository([overrides.publisher ?? publisher]),
+    customerTokens: new FakeCustomerTokenVerifier({ 'a.b.c': { customerId: 42, publisherId: 7 } }),
     syncs,
-    workflow: {
-      start: async (input: SyncExecutionInput) => {
-        if (overrides.startFails) throw new Error('boom');
-        started.push(input);
-      },
-    },
-    clock: { now: () => new Date('2026-11-23T10:00:00Z') },
+    workflow,
+    clock: new FixedClock('2026-11-23T10:00:00Z'),
     logger: createLogger('test', 'silent'),
     leaseSeconds: 7800,
     retryAfterSeconds: 5,
@@ -58,7 +42,7 @@ function setup(overrides: { outcome?: AcceptOutcome; publisher?: Publisher; star
     );
     return { status: result.statusCode, body: JSON.parse(result.body ?? '{}') as Record<string, unknown>, headers: result.headers ?? {} };
   };
-  return { call, accepted, started, abandoned };
+  return { call, accepted: syncs.accepted, started: workflow.started, abandoned: syncs.abandoned };
 }
 
 const JSON_TOKEN = { 'content-type': 'application/json', 'x-publisher-id': '7', 'x-publisher-token': TOKEN };

@@ -50,6 +50,7 @@ describe('jwt settings in the publisher repository', () => {
 
   function repositoryWith(item?: Record<string, unknown>) {
     const send = jest.fn(async (_command: unknown) => ({ Item: item }));
+    // Not a port: this tests the DynamoDB adapter itself, and DynamoDBDocumentClient is the AWS SDK's class, of which it only calls `send`.
     const repository = new DynamoDbPublisherRepository({ send } as unknown as DynamoDBDocumentClient, 'table');
     return { repository, send };
   }
