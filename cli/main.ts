@@ -181,7 +181,7 @@ export const COMMANDS: CommandSpec[] = [
     options: {
       publisher: { type: 'string', value: 'N', description: 'publisher id', required: true },
       url: { type: 'string', value: 'URL', description: 'receiver URL (https and a public address on deployed stacks)', required: true },
-      topics: { type: 'string', value: 'LIST', description: 'default inappPurchaseSyncResult' },
+      topics: { type: 'string', value: 'LIST', description: 'comma-separated: inappPurchaseSyncResult, inappEntitlementChanged (default inappPurchaseSyncResult)' },
     },
     validate: (args) => parseWebhookAdd(args),
     run: (target, args) => webhookAdd(target, args),

@@ -7,7 +7,7 @@ import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge
 import { DynamoDbPublisherRepository } from '../lambdas/tenants/adapters/dynamodb-publisher-repository';
 import { DynamoDbSynchronizationRepository } from '../lambdas/purchases/adapters/dynamodb-synchronization-repository';
 import { createDocumentClient } from '../lambdas/platform/dynamodb-client';
-import { SYNC_RESULT_EVENT_PATTERN } from '../lambdas/events/schemas';
+import { WEBHOOK_EVENT_PATTERN } from '../lambdas/events/schemas';
 import {
   API_FUNCTIONS,
   WORKFLOW_DEFINITION_FILE,
@@ -224,7 +224,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
             : `event        ${event['detail-type']} ${String(event.detail.synchronizationId)} ${String(event.detail.result)}`,
         ),
     });
-    print(`eventbridge  bus ${LOCAL_BUS_NAME} (rule pattern ${JSON.stringify(SYNC_RESULT_EVENT_PATTERN)})`);
+    print(`eventbridge  bus ${LOCAL_BUS_NAME} (webhook rule pattern ${JSON.stringify(WEBHOOK_EVENT_PATTERN)})`);
 
     // Built on first use like a handler's client (AWS_ENDPOINT_URL_DYNAMODB), so the bench's request counter sees it too.
     let taskClient: DynamoDBClient | undefined;

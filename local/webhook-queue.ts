@@ -9,11 +9,11 @@ import {
   deliveryWebhookId,
   DeliveryNotFoundError,
   isTopic,
+  readWebhookEvent,
   replayDelivery,
   replaySince,
   type DeliverWebhooksDeps,
   type ReplayReport,
-  webhookBodyOf,
 } from '../lambdas/webhooks/domain/deliver-webhooks';
 import { createDeliveryDeps, makeDeliverWebhooksHandler } from '../lambdas/webhooks/handlers/deliver-webhooks';
 import type { Clock } from '../lambdas/platform/clock';
@@ -26,7 +26,7 @@ import {
   type WebhookEndpoint,
   type WebhookSender,
 } from '../lambdas/webhooks/ports';
-import { SYNC_RESULT_EVENT_PATTERN, SyncResultDetail } from '../lambdas/events/schemas';
+import { WEBHOOK_EVENT_PATTERN } from '../lambdas/events/schemas';
 import { createLogger, type Logger } from '../lambdas/platform/logger';
 import { LOCAL_REGION } from './dynamodb-local';
 import type { LocalRule, LoggedEvent } from './event-bus';
@@ -268,11 +268,14 @@ export class LocalDeadLetterQueue implements DeadLetterQueue {
   }
 }
 
-/** The rule of the deployed stack (same pattern object), delivering each event to the queue. */
+/**
+ * The rule of the deployed stack (same pattern object: every webhook topic), delivering each event
+ * to the queue; the handler picks the endpoints subscribed to the event's topic.
+ */
 export function createLocalWebhookRule(queue: DeliveryQueue): LocalRule {
   return {
-    name: 'InappPurchaseSyncResultWebhooks',
-    pattern: SYNC_RESULT_EVENT_PATTERN,
+    name: 'WebhookEvents',
+    pattern: WEBHOOK_EVENT_PATTERN,
     target: (event) => queue.enqueue(event, 0),
   };
 }
@@ -354,15 +357,16 @@ async function requeueUndelivered(deps: DeliverWebhooksDeps, loggedEvents: reado
   for (const event of loggedEvents) {
     const topic = event['detail-type'];
     if (!event.time || Date.parse(event.time) < since.getTime() || topic === undefined || !isTopic(topic)) continue;
-    const parsed = SyncResultDetail.safeParse(event.detail);
-    if (!parsed.success) continue;
-    const detail = parsed.data;
-    if (!endpointsOf.has(detail.broadcasterId)) endpointsOf.set(detail.broadcasterId, deps.endpoints.listByPublisher(detail.broadcasterId));
-    const endpoints = ((await endpointsOf.get(detail.broadcasterId)) ?? []).filter((endpoint) => endpoint.enabled && endpoint.topics.includes(topic));
+    // Read as the handler reads it (registry schema of the topic), so the ids match what it would have sent.
+    const read = readWebhookEvent(topic, event.detail);
+    if (!read.success) continue;
+    const { publisherId, key, body } = read.event;
+    if (!endpointsOf.has(publisherId)) endpointsOf.set(publisherId, deps.endpoints.listByPublisher(publisherId));
+    const endpoints = ((await endpointsOf.get(publisherId)) ?? []).filter((endpoint) => endpoint.enabled && endpoint.topics.includes(topic));
     for (const endpoint of endpoints) {
-      const webhookId = deliveryWebhookId(detail.synchronizationId, endpoint.endpointId);
+      const webhookId = deliveryWebhookId(key, endpoint.endpointId);
       if ((await deps.log.get(webhookId)).length > 0) continue;
-      const delivery = { webhookId, publisherId: detail.broadcasterId, endpointId: endpoint.endpointId, topic, body: webhookBodyOf(detail), attempt: 1 };
+      const delivery: Delivery = { webhookId, publisherId, endpointId: endpoint.endpointId, topic, body, attempt: 1 };
       await deps.queue.enqueue({ kind: 'attempt', delivery }, 0);
       queued += 1;
     }

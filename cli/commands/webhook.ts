@@ -11,6 +11,7 @@ import { DynamoDbDeliveryLog, DynamoDbWebhookEndpointRepository } from '../../la
 import { checkEndpointUrl, type ResolveAddresses } from '../../lambdas/webhooks/adapters/http-webhook-sender';
 import { generateWebhookSecret } from '../../lambdas/webhooks/domain/signature';
 import {
+  DEFAULT_WEBHOOK_TOPICS,
   SECRET_ROTATION_WINDOW_SECONDS,
   WEBHOOK_TOPICS,
   type DeliveryAttemptSummary,
@@ -70,8 +71,13 @@ function limitOption(args: Args, fallback: number, max: number): number {
   return value;
 }
 
+/**
+ * `--topics a,b`: each one a detail-type of the event registry (WEBHOOK_TOPICS is EVENT_DETAIL_TYPES),
+ * duplicates dropped. Absent: only the default, so an endpoint added before a topic existed, or
+ * without asking, never starts receiving a body shape it does not expect.
+ */
 function parseTopics(raw: string | undefined): WebhookTopic[] {
-  if (raw === undefined) return [...WEBHOOK_TOPICS];
+  if (raw === undefined) return [...DEFAULT_WEBHOOK_TOPICS];
   const topics: WebhookTopic[] = [];
   for (const name of raw.split(',').map((part) => part.trim())) {
     const topic = WEBHOOK_TOPICS.find((candidate) => candidate === name);

@@ -21,6 +21,15 @@ export const SYNC_RESULT_EVENT_PATTERN = {
   'detail-type': [SYNC_RESULT_DETAIL_TYPE],
 } as const;
 
+/**
+ * The rule pattern that feeds webhook delivery: every detail-type is a webhook topic, so the rule
+ * selects them all and the delivery picks endpoints by topic. Shared like SYNC_RESULT_EVENT_PATTERN.
+ */
+export const WEBHOOK_EVENT_PATTERN = {
+  source: [EVENT_SOURCE],
+  'detail-type': [...EVENT_DETAIL_TYPES],
+} as const;
+
 const isoTimestamp = z.iso.datetime();
 
 /** `data` of the webhook body; the EventBridge `detail` is this plus `broadcasterId`. */

@@ -1,14 +1,23 @@
 import type { DeliveryAttemptResult, NextAttempt } from './domain/delivery-policy';
-import { SYNC_RESULT_DETAIL_TYPE } from '../events/schemas';
+import { EVENT_DETAIL_TYPES, SYNC_RESULT_DETAIL_TYPE } from '../events/schemas';
 
 /**
  * Webhook endpoints, deliveries and the ports the delivery use case needs (contract §8). The
  * records are plain JSON: a delivery travels through queues as is.
  */
 
-/** Topics an endpoint can subscribe to; the EventBridge detail-type is the topic name. */
-export const WEBHOOK_TOPICS = [SYNC_RESULT_DETAIL_TYPE] as const;
+/**
+ * Topics an endpoint can subscribe to: every event of the registry, the EventBridge detail-type
+ * being the topic name. Taken from the registry so a new event is a topic without a change here.
+ */
+export const WEBHOOK_TOPICS = EVENT_DETAIL_TYPES;
 export type WebhookTopic = (typeof WEBHOOK_TOPICS)[number];
+
+/**
+ * What an endpoint gets when it names no topics (contract: the default stays the sync result), so
+ * a topic added later reaches only the endpoints that ask for it.
+ */
+export const DEFAULT_WEBHOOK_TOPICS: readonly WebhookTopic[] = [SYNC_RESULT_DETAIL_TYPE];
 
 /** How long a rotated-out secret keeps signing next to the new one, so receivers can switch over. */
 export const SECRET_ROTATION_WINDOW_SECONDS = 24 * 3600;

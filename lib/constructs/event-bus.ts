@@ -12,8 +12,10 @@ export interface SyncEventBusProps {
 }
 
 /**
- * The bus iap-sync publishes `inappPurchaseSyncResult` to, with an archive of those events so a
- * downstream service that was broken or late can replay them. Rules belong to the consumers.
+ * The bus iap-sync publishes its events to (`inappPurchaseSyncResult`, `inappEntitlementChanged`),
+ * with an archive of the `inappPurchaseSyncResult` events so a downstream service that was broken
+ * or late can replay them. Rules belong to the consumers (webhook delivery has its own, see
+ * WebhookDelivery).
  */
 export class SyncEventBus extends Construct {
   readonly bus: EventBus;

@@ -10,7 +10,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { SYNC_RESULT_EVENT_PATTERN } from '../../lambdas/events/schemas';
+import { WEBHOOK_EVENT_PATTERN } from '../../lambdas/events/schemas';
 import { WEBHOOK_FUNCTION } from '../catalog';
 import { toCdkEventPattern } from './event-bus';
 import { createLambdaFunction } from './lambda-function';
@@ -30,7 +30,8 @@ export interface WebhookDeliveryProps {
 }
 
 /**
- * inappPurchaseSyncResult → webhooks: a rule on the bus (the shared pattern) → an SQS queue (its own
+ * Events → webhooks: a rule on the bus (the shared WEBHOOK_EVENT_PATTERN: every detail-type is a
+ * topic; the function picks the endpoints subscribed to each event's topic) → an SQS queue (its own
  * dead-letter queue for events that cannot be handled) → the delivery Lambda with partial batch
  * responses; scheduled retries go back to the queue with a delay; exhausted deliveries are kept for
  * replay and signalled on a second dead-letter queue. Both dead-letter queues alarm at one message.
@@ -62,9 +63,11 @@ export class WebhookDelivery extends Construct {
       retentionPeriod: Duration.days(4),
       deadLetterQueue: { queue: this.eventDeadLetters, maxReceiveCount: 5 },
     });
+    // The construct id predates the second topic; kept so deployed stacks update the rule's pattern
+    // in place instead of replacing the rule (a replacement briefly runs two rules into the queue).
     new Rule(this, 'SyncResultToWebhooks', {
       eventBus: props.bus,
-      eventPattern: toCdkEventPattern(SYNC_RESULT_EVENT_PATTERN),
+      eventPattern: toCdkEventPattern(WEBHOOK_EVENT_PATTERN),
       targets: [new SqsQueue(this.queue, { deadLetterQueue: this.eventDeadLetters, retryAttempts: 185, maxEventAge: Duration.hours(24) })],
     });
     this.fn = createLambdaFunction(scope, WEBHOOK_FUNCTION.id, {
@@ -90,7 +93,7 @@ export class WebhookDelivery extends Construct {
         'EventDeadLettersAlarm',
         'webhook-event-dead-letters',
         this.eventDeadLetters,
-        'inappPurchaseSyncResult events that never reached the delivery function (move them back to the delivery queue once the cause is fixed)',
+        `events (${WEBHOOK_EVENT_PATTERN['detail-type'].join(', ')}) that never reached the delivery function (move them back to the delivery queue once the cause is fixed)`,
       ],
       [
         'DeliveryDeadLettersAlarm',

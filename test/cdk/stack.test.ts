@@ -6,7 +6,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { TABLE_DEFINITION } from '../../lambdas/platform/dynamodb-table';
 import { STORES } from '../../lambdas/events/vocabulary';
-import { SYNC_RESULT_EVENT_PATTERN } from '../../lambdas/events/schemas';
+import { EVENT_DETAIL_TYPES, SYNC_RESULT_EVENT_PATTERN, WEBHOOK_EVENT_PATTERN } from '../../lambdas/events/schemas';
 import { API_FUNCTIONS, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS } from '../../lib/catalog';
 import { METRIC, METRICS_NAMESPACE } from '../../lambdas/platform/metric-names';
 import { createLambdaFunction, LOCAL_ONLY_VARIABLES } from '../../lib/constructs/lambda-function';
@@ -348,10 +348,19 @@ describe('function roles', () => {
 });
 
 describe('webhook delivery', () => {
-  it('routes the shared event pattern from the bus to an encrypted queue, with a dead-letter queue for failed events', () => {
+  it('routes the shared webhook pattern (every topic) from the bus to an encrypted queue, with a dead-letter queue for failed events', () => {
     const rules = Object.values(template().findResources('AWS::Events::Rule')) as Resource[];
-    const rule = rules.find((candidate) => JSON.stringify(candidate.Properties.EventPattern) === JSON.stringify(SYNC_RESULT_EVENT_PATTERN));
+    const rule = rules.find((candidate) => JSON.stringify(candidate.Properties.EventPattern) === JSON.stringify(WEBHOOK_EVENT_PATTERN));
     expect(rule).toBeDefined();
+    expect(rule?.Properties.EventPattern).toEqual({ source: ['iap-sync'], 'detail-type': [...EVENT_DETAIL_TYPES] });
+    expect(EVENT_DETAIL_TYPES).toEqual(['inappPurchaseSyncResult', 'inappEntitlementChanged']);
+    // One rule feeds the queue: a second one for a single topic would deliver its events twice.
+    const [, mapping] = only('AWS::Lambda::EventSourceMapping');
+    const queueArn = mapping.Properties.EventSourceArn;
+    const feeding = rules.filter((candidate) =>
+      (candidate.Properties.Targets as { Arn: unknown }[]).some((target) => JSON.stringify(target.Arn) === JSON.stringify(queueArn)),
+    );
+    expect(feeding).toEqual([rule]);
     const [target] = rule?.Properties.Targets as { Arn: unknown; DeadLetterConfig?: unknown }[];
     expect(target?.DeadLetterConfig).toBeDefined();
     const queues = Object.values(template().findResources('AWS::SQS::Queue')) as Resource[];

@@ -19,7 +19,8 @@ import {
 } from '../../cli/commands/webhook';
 import { DynamoDbDeliveryLog, webhookKeys } from '../../lambdas/webhooks/adapters/dynamodb-webhook-repository';
 import type { DeliveryAttemptRecord } from '../../lambdas/webhooks/ports';
-import { SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/events/schemas';
+import { ENTITLEMENT_CHANGED_DETAIL_TYPE, SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/events/schemas';
+import { runCli } from '../../cli/main';
 import { createLogger } from '../../lambdas/platform/logger';
 import { startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local';
 import { LOCAL_TABLE_NAME } from '../../local/stack';
@@ -133,6 +134,13 @@ describe('webhook add (local stack)', () => {
     ['a bad publisher id', { publisher: 'abc', url: 'http://127.0.0.1/x' }, /--publisher must be an integer/],
     ['no URL', { publisher: PUBLISHER }, /--url is required/],
     ['an unknown topic', { publisher: PUBLISHER, url: 'http://127.0.0.1/x', topics: 'somethingElse' }, /--topics must list inappPurchaseSyncResult/],
+    [
+      'an unknown topic next to known ones',
+      { publisher: PUBLISHER, url: 'http://127.0.0.1/x', topics: 'inappPurchaseSyncResult,inappEntitlementChange' },
+      /--topics must list inappPurchaseSyncResult, inappEntitlementChanged, got "inappEntitlementChange"/,
+    ],
+    ['an empty topic', { publisher: PUBLISHER, url: 'http://127.0.0.1/x', topics: 'inappEntitlementChanged,' }, /--topics must list .*, got ""/],
+    ['a topic in the wrong case', { publisher: PUBLISHER, url: 'http://127.0.0.1/x', topics: 'InappEntitlementChanged' }, /--topics must list/],
     ['a URL that is not http(s)', { publisher: PUBLISHER, url: 'ftp://127.0.0.1/x' }, /absolute http\(s\) URL/],
   ])('refuses %s', async (_case, args, message) => {
     await expect(webhookAdd(target, args)).rejects.toBeInstanceOf(UsageError);
@@ -141,6 +149,39 @@ describe('webhook add (local stack)', () => {
 
   it('refuses an unknown publisher', async () => {
     await expect(webhookAdd(target, { publisher: '404', url: `${receiverUrl}/x` })).rejects.toThrow(/Publisher 404 not found/);
+  });
+
+  it('subscribes to the topics --topics lists (duplicates dropped), stores them, and list shows them', async () => {
+    const both = await webhookAdd(target, {
+      publisher: PUBLISHER,
+      url: `${receiverUrl}/both`,
+      topics: ' inappPurchaseSyncResult, inappEntitlementChanged,inappPurchaseSyncResult',
+    });
+    const entitlementsOnly = await webhookAdd(target, { publisher: PUBLISHER, url: `${receiverUrl}/entitlements`, topics: 'inappEntitlementChanged' });
+
+    expect(both.topics).toEqual([SYNC_RESULT_DETAIL_TYPE, ENTITLEMENT_CHANGED_DETAIL_TYPE]);
+    expect(entitlementsOnly.topics).toEqual([ENTITLEMENT_CHANGED_DETAIL_TYPE]);
+    expect(await rawEndpointItem(both.endpointId)).toMatchObject({ topics: [SYNC_RESULT_DETAIL_TYPE, ENTITLEMENT_CHANGED_DETAIL_TYPE] });
+    const listed = new Map((await webhookList(target, { publisher: PUBLISHER })).endpoints.map((endpoint) => [endpoint.endpointId, endpoint.topics]));
+    expect(listed.get(both.endpointId)).toEqual([SYNC_RESULT_DETAIL_TYPE, ENTITLEMENT_CHANGED_DETAIL_TYPE]);
+    expect(listed.get(entitlementsOnly.endpointId)).toEqual([ENTITLEMENT_CHANGED_DETAIL_TYPE]);
+  });
+
+  it('an unknown topic on the command line is a usage error (exit 2) before any stack is contacted', async () => {
+    const stderr: string[] = [];
+    let contacted = false;
+    const code = await runCli(
+      ['webhook', 'add', '--publisher', PUBLISHER, '--url', `${receiverUrl}/x`, '--topics', 'inappPurchaseSyncResult,nope'],
+      { stdout: () => undefined, stderr: (text) => stderr.push(text) },
+      () => {
+        contacted = true;
+        // A target of its own: runCli closes the one it is given.
+        return Promise.resolve(localTarget(dataDir));
+      },
+    );
+    expect(code).toBe(2);
+    expect(contacted).toBe(false);
+    expect(stderr.join('')).toMatch(/--topics must list inappPurchaseSyncResult, inappEntitlementChanged, got "nope"/);
   });
 });
 

@@ -1,11 +1,13 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { Webhook } from 'standardwebhooks';
-import { SyncResultWebhookBody } from '../../lambdas/events/schemas';
+import { EntitlementChangedWebhookBody, SyncResultWebhookBody } from '../../lambdas/events/schemas';
 import { localTarget } from '../../cli/target';
-import { webhookAdd, webhookDeliveries } from '../../cli/commands/webhook';
+import { webhookAdd, webhookDeliveries, webhookList } from '../../cli/commands/webhook';
 import { startTestStack, type LocalClient } from '../support/local-client';
 
 interface Received {
+  /** The receiver path, one per endpoint. */
+  path: string;
   id: string;
   body: string;
   headers: IncomingMessage['headers'];
@@ -31,7 +33,7 @@ beforeAll(async () => {
         res.writeHead(503).end();
         return;
       }
-      received.push({ id: String(req.headers['webhook-id']), body: Buffer.concat(chunks).toString('utf8'), headers: req.headers });
+      received.push({ path: req.url ?? '/', id: String(req.headers['webhook-id']), body: Buffer.concat(chunks).toString('utf8'), headers: req.headers });
       res.writeHead(204).end();
     });
   });
@@ -44,10 +46,24 @@ afterAll(async () => {
   await new Promise<void>((resolve) => (receiver ? receiver.close(() => resolve()) : resolve()));
 });
 
-async function deliveredFor(synchronizationId: string): Promise<Received[]> {
+interface ReceivedBody {
+  topic: string;
+  data: { synchronizationId: string | null };
+}
+
+/** What the endpoint at `path` received about a synchronization (both topics carry its id), once everything settled. */
+async function deliveredFor(synchronizationId: string, path = '/hooks'): Promise<Received[]> {
   await api.settled();
   await env.stack.webhooks.drain();
-  return received.filter((r) => (JSON.parse(r.body) as { data: { synchronizationId: string } }).data.synchronizationId === synchronizationId);
+  return received.filter((r) => r.path === path && (JSON.parse(r.body) as ReceivedBody).data.synchronizationId === synchronizationId);
+}
+
+function verify(delivery: Received, secret: string): unknown {
+  return new Webhook(secret).verify(delivery.body, {
+    'webhook-id': String(delivery.headers['webhook-id']),
+    'webhook-timestamp': String(delivery.headers['webhook-timestamp']),
+    'webhook-signature': String(delivery.headers['webhook-signature']),
+  });
 }
 
 describe('inappPurchaseSyncResult webhooks on the local stack', () => {
@@ -66,12 +82,7 @@ describe('inappPurchaseSyncResult webhooks on the local stack', () => {
     expect(deliveries).toHaveLength(1);
     const [delivery] = deliveries;
     if (!delivery) throw new Error('no delivery');
-    const verified = new Webhook(secret).verify(delivery.body, {
-      'webhook-id': String(delivery.headers['webhook-id']),
-      'webhook-timestamp': String(delivery.headers['webhook-timestamp']),
-      'webhook-signature': String(delivery.headers['webhook-signature']),
-    });
-    const body = SyncResultWebhookBody.parse(verified);
+    const body = SyncResultWebhookBody.parse(verify(delivery, secret));
     expect(body).toMatchObject({ broadcasterId: 1, topic: 'inappPurchaseSyncResult', data: { synchronizationId, result: 'PURCHASE_SYNCHRONIZED' } });
     expect(Object.keys(body.data)).not.toContain('broadcasterId');
   });
@@ -85,5 +96,50 @@ describe('inappPurchaseSyncResult webhooks on the local stack', () => {
     expect(all).toHaveLength(3);
     const log = await webhookDeliveries(localTarget(env.dataDir), { publisher: '1', limit: '100' });
     expect(JSON.stringify(log)).toContain('503');
+  });
+});
+
+describe('inappEntitlementChanged webhooks on the local stack', () => {
+  let secret: string;
+
+  beforeAll(async () => {
+    const target = localTarget(env.dataDir);
+    const added = await webhookAdd(target, { publisher: '1', url: `${receiverUrl}/all`, topics: 'inappPurchaseSyncResult,inappEntitlementChanged' });
+    secret = added.secret;
+    const listed = await webhookList(target, { publisher: '1' });
+    expect(listed.endpoints.find((endpoint) => endpoint.endpointId === added.endpointId)?.topics).toEqual([
+      'inappPurchaseSyncResult',
+      'inappEntitlementChanged',
+    ]);
+  });
+
+  it('an endpoint on both topics receives the result and the PURCHASED entitlement change of a register, signed', async () => {
+    const customerId = 102;
+    const { synchronizationId } = await api.registerAndWait({ productId: 'premium_monthly' }, customerId);
+    const deliveries = await deliveredFor(synchronizationId, '/hooks/all');
+    const byTopic = new Map(deliveries.map((delivery) => [(JSON.parse(delivery.body) as ReceivedBody).topic, delivery]));
+    expect([...byTopic.keys()].sort()).toEqual(['inappEntitlementChanged', 'inappPurchaseSyncResult']);
+    expect(deliveries).toHaveLength(2);
+
+    const entitlement = byTopic.get('inappEntitlementChanged');
+    if (!entitlement) throw new Error('no inappEntitlementChanged webhook');
+    const body = EntitlementChangedWebhookBody.parse(verify(entitlement, secret));
+    expect(body).toMatchObject({ broadcasterId: 1, topic: 'inappEntitlementChanged', data: { cleengCustomerId: customerId, reason: 'PURCHASED', active: true, synchronizationId } });
+    expect(Object.keys(body.data)).not.toContain('broadcasterId');
+    // The webhook is the event the bus carried, minus broadcasterId.
+    const events = api.entitlementEvents(customerId).filter((event) => event.detail.synchronizationId === synchronizationId);
+    expect(events).toHaveLength(1);
+    const { broadcasterId, ...data } = events[0]?.detail ?? {};
+    expect(broadcasterId).toBe(1);
+    expect(body.data).toEqual(data);
+
+    const result = byTopic.get('inappPurchaseSyncResult');
+    if (!result) throw new Error('no inappPurchaseSyncResult webhook');
+    expect(SyncResultWebhookBody.parse(verify(result, secret)).data.synchronizationId).toBe(synchronizationId);
+    expect(entitlement.id).not.toBe(result.id);
+
+    // The endpoint on the default topic was sent the result only.
+    const defaults = await deliveredFor(synchronizationId);
+    expect(defaults.map((delivery) => (JSON.parse(delivery.body) as ReceivedBody).topic)).toEqual(['inappPurchaseSyncResult']);
   });
 });

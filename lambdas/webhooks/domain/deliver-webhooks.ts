@@ -16,7 +16,7 @@ import {
   type WebhookSender,
   type WebhookTopic,
 } from '../ports';
-import { SYNC_RESULT_DETAIL_TYPE, SyncResultDetail, SyncResultWebhookBody } from '../../events/schemas';
+import { ENTITLEMENT_CHANGED_DETAIL_TYPE, EVENT_REGISTRY, SYNC_RESULT_DETAIL_TYPE } from '../../events/schemas';
 import type { Logger } from '../../platform/logger';
 import {
   DELIVERY_TIMEOUT_MS,
@@ -31,9 +31,10 @@ import { WEBHOOK_ID_PREFIX, webhookHeaders } from './signature';
 import { positiveInt32 } from '../../platform/schema-primitives';
 
 /**
- * The webhook delivery use case (contract §8): turns an `inappPurchaseSyncResult` event into one
- * delivery per subscribed endpoint, makes attempts, and schedules retries, dead letters and
- * endpoint disabling from `nextAttempt`. Pure of AWS: queues, storage, secrets and HTTP are ports.
+ * The webhook delivery use case (contract §8): turns an event of the registry (its detail-type is
+ * the topic) into one delivery per endpoint subscribed to that topic, makes attempts, and schedules
+ * retries, dead letters and endpoint disabling from `nextAttempt`. Pure of AWS: queues, storage,
+ * secrets and HTTP are ports.
  */
 
 /** SQS's longest message delay. Longer waits are made in hops (see `attemptDelivery`). */
@@ -151,23 +152,100 @@ export function isTopic(value: string): value is WebhookTopic {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pure helpers
+// Topics
+
+/** The EventBridge detail of a topic, as the registry's schema for that detail-type reads it. */
+export type TopicDetail<T extends WebhookTopic> = z.infer<(typeof EVENT_REGISTRY)[T]['detail']>;
+
+/**
+ * The registry seen per topic. The same object, widened by an assignment the compiler checks: code
+ * generic over a topic `T` can then take `detail` as a schema of `TopicDetail<T>`, which indexing
+ * the `as const` registry itself gives only as a union of every topic's schema.
+ */
+const REGISTRY: { readonly [T in WebhookTopic]: { readonly detail: z.ZodType<TopicDetail<T>>; readonly webhookBody: z.ZodType } } =
+  EVENT_REGISTRY;
+
+/**
+ * What one event of each topic is, independent of the envelope that carried it: the key its webhook
+ * ids derive from. Not the EventBridge event id: an event published again (the sweeper publishes
+ * what a dead execution had not, PutEvents retried after a lost answer) gets a new envelope id but
+ * must keep its webhook ids, so receivers drop the copy. A mapped type, so a topic added to the
+ * registry does not compile until it says what identifies its events.
+ *
+ * - `inappPurchaseSyncResult`: the synchronizationId (one result per synchronization; the ids
+ *   deliveries had before topics were generic, so they stay the same).
+ * - `inappEntitlementChanged`: its synchronizationId is null for store notifications and shared by
+ *   the several changes of one transfer, so it cannot be the key. The purchase's ownershipVersion
+ *   grows at every change of owner or entitlement and each change concerns one customer, so
+ *   detail-type + publisher + store + purchase key + ownershipVersion + customer names one change.
+ */
+const EVENT_KEYS: { [T in WebhookTopic]: (detail: TopicDetail<T>) => string } = {
+  [SYNC_RESULT_DETAIL_TYPE]: (detail) => detail.synchronizationId,
+  [ENTITLEMENT_CHANGED_DETAIL_TYPE]: (detail) =>
+    [
+      ENTITLEMENT_CHANGED_DETAIL_TYPE,
+      detail.broadcasterId,
+      detail.store,
+      // Apple's purchase key is the originalTransactionId, Google's the purchaseToken; one is always
+      // set. Were both missing, product and change time still keep distinct changes apart.
+      detail.originalTransactionId ?? detail.purchaseToken ?? `${detail.productId}@${detail.changedAt}`,
+      detail.ownershipVersion,
+      detail.cleengCustomerId,
+    ].join('\n'),
+};
+
+/** The identity of an event of `topic` (see EVENT_KEYS); `deliveryWebhookId` derives the webhook ids from it. */
+export function webhookEventKey<T extends WebhookTopic>(topic: T, detail: TopicDetail<T>): string {
+  const keyOf: (detail: TopicDetail<T>) => string = EVENT_KEYS[topic];
+  return keyOf(detail);
+}
 
 /**
  * The webhook id of an event's delivery to one endpoint: `msg_` + 22 url-safe characters of
- * SHA-256(synchronizationId, endpointId). Derived, not random, so an event the queue delivers twice
- * (SQS is at-least-once) gives the same id and receivers drop the second copy.
+ * SHA-256(eventKey, endpointId). Derived, not random, so an event the queue delivers twice (SQS is
+ * at-least-once) or the bus carries twice gives the same id and receivers drop the second copy.
+ * For a sync result the key is its synchronizationId.
  */
-export function deliveryWebhookId(synchronizationId: string, endpointId: string): string {
-  const digest = createHash('sha256').update(`${synchronizationId}\n${endpointId}`).digest('base64url');
+export function deliveryWebhookId(eventKey: string, endpointId: string): string {
+  const digest = createHash('sha256').update(`${eventKey}\n${endpointId}`).digest('base64url');
   return WEBHOOK_ID_PREFIX + digest.slice(0, 22);
 }
 
-/** The contract's webhook body for an event detail: `{ broadcasterId, topic, data }`, data = detail minus broadcasterId. */
-export function webhookBodyOf(detail: SyncResultDetail): string {
+/**
+ * The contract's webhook body for an event detail: `{ broadcasterId, topic, data }`, data = detail
+ * minus broadcasterId, checked by the registry's webhookBody schema of the topic.
+ */
+export function webhookBodyOf<T extends WebhookTopic>(topic: T, detail: TopicDetail<T>): string {
   const { broadcasterId, ...data } = detail;
   // Parsing orders the keys as the schema declares them, which is the contract's order.
-  return JSON.stringify(SyncResultWebhookBody.parse({ broadcasterId, topic: SYNC_RESULT_DETAIL_TYPE, data }));
+  return JSON.stringify(REGISTRY[topic].webhookBody.parse({ broadcasterId, topic, data }));
+}
+
+/** An event read for delivery: whose it is, what identifies it, and the body every endpoint gets. */
+export interface WebhookEvent {
+  topic: WebhookTopic;
+  publisherId: number;
+  /** See `webhookEventKey`. */
+  key: string;
+  body: string;
+}
+
+/**
+ * Reads an event's detail with the registry's schema for its topic. Answers the zod error when the
+ * detail breaks the contract, so each caller decides what that means (refuse the message, skip a
+ * log line).
+ */
+export function readWebhookEvent<T extends WebhookTopic>(
+  topic: T,
+  rawDetail: unknown,
+): { success: true; event: WebhookEvent } | { success: false; error: z.ZodError } {
+  const parsed = REGISTRY[topic].detail.safeParse(rawDetail);
+  if (!parsed.success) return { success: false, error: parsed.error };
+  const detail = parsed.data;
+  return {
+    success: true,
+    event: { topic, publisherId: detail.broadcasterId, key: webhookEventKey(topic, detail), body: webhookBodyOf(topic, detail) },
+  };
 }
 
 /** The secrets that sign an attempt at `nowMs`: the current one, and the previous one during its rotation window. */
@@ -216,10 +294,10 @@ export async function processDeliveryMessage(deps: DeliverWebhooksDeps, raw: unk
 }
 
 /**
- * A new event: one delivery per enabled endpoint of the publisher subscribed to the topic, each
- * attempted now. An attempt that fails inside this service is queued again on its own, so the
- * other endpoints are not sent the event twice; only when that queueing fails does this throw
- * (and the event comes back with the same webhook ids).
+ * A new event of any registry topic: one delivery per enabled endpoint of the publisher subscribed
+ * to the topic (its detail-type), each attempted now. An attempt that fails inside this service is
+ * queued again on its own, so the other endpoints are not sent the event twice; only when that
+ * queueing fails does this throw (and the event comes back with the same webhook ids).
  */
 export async function fanOutEvent(deps: DeliverWebhooksDeps, event: EventEnvelopeMessage): Promise<AttemptReport[]> {
   const topic = event['detail-type'];
@@ -227,22 +305,21 @@ export async function fanOutEvent(deps: DeliverWebhooksDeps, event: EventEnvelop
     deps.logger.warn('webhook event ignored: unknown topic', { topic, eventId: event.id });
     return [];
   }
-  const parsed = SyncResultDetail.safeParse(event.detail);
-  if (!parsed.success) throw new InvalidDeliveryMessageError(`Invalid ${topic} detail: ${firstIssue(parsed.error)}`);
-  const detail = parsed.data;
-  const endpoints = (await deps.endpoints.listByPublisher(detail.broadcasterId)).filter(
+  const read = readWebhookEvent(topic, event.detail);
+  if (!read.success) throw new InvalidDeliveryMessageError(`Invalid ${topic} detail: ${firstIssue(read.error)}`);
+  const { publisherId, key, body } = read.event;
+  const endpoints = (await deps.endpoints.listByPublisher(publisherId)).filter(
     (endpoint) => endpoint.enabled && endpoint.topics.includes(topic),
   );
   if (endpoints.length === 0) {
-    deps.logger.debug('webhook event without endpoints', { publisherId: detail.broadcasterId, synchronizationId: detail.synchronizationId });
+    deps.logger.debug('webhook event without endpoints', { publisherId, topic, eventId: event.id });
     return [];
   }
-  const body = webhookBodyOf(detail);
   const deliveries = endpoints.map((endpoint) => ({
     endpoint,
     delivery: {
-      webhookId: deliveryWebhookId(detail.synchronizationId, endpoint.endpointId),
-      publisherId: detail.broadcasterId,
+      webhookId: deliveryWebhookId(key, endpoint.endpointId),
+      publisherId,
       endpointId: endpoint.endpointId,
       topic,
       body,

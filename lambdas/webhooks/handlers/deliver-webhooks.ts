@@ -30,8 +30,8 @@ export function webhookAttemptOutcome(report: Pick<AttemptReport, 'outcome'>): s
 }
 
 /**
- * The webhook delivery Lambda, fed by the SQS queue the `inappPurchaseSyncResult` rule targets
- * (and by its own scheduled attempts). Reports partial batch failures: only the records that threw
+ * The webhook delivery Lambda, fed by the SQS queue the webhook rule targets (every topic of the
+ * event registry: WEBHOOK_EVENT_PATTERN) and by its own scheduled attempts and replays. Reports partial batch failures: only the records that threw
  * come back (ReportBatchItemFailures on the event source mapping). Counts WebhookAttempts by outcome.
  */
 export function makeDeliverWebhooksHandler(deps: DeliverWebhooksDeps, metrics: MetricsRecorder = noMetrics) {

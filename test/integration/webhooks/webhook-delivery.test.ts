@@ -10,8 +10,16 @@ import { createDocumentClient } from '../../../lambdas/platform/dynamodb-client'
 import { DynamoDbDeliveryLog, DynamoDbWebhookEndpointRepository } from '../../../lambdas/webhooks/adapters/dynamodb-webhook-repository';
 import { deliveryWebhookId } from '../../../lambdas/webhooks/domain/deliver-webhooks';
 import { generateWebhookSecret } from '../../../lambdas/webhooks/domain/signature';
-import type { Delivery } from '../../../lambdas/webhooks/ports';
-import { EVENT_SOURCE, SYNC_RESULT_DETAIL_TYPE } from '../../../lambdas/events/schemas';
+import type { Delivery, WebhookTopic } from '../../../lambdas/webhooks/ports';
+import {
+  ENTITLEMENT_CHANGED_DETAIL_TYPE,
+  EntitlementChangedWebhookBody,
+  EVENT_SOURCE,
+  SYNC_RESULT_DETAIL_TYPE,
+  SyncResultWebhookBody,
+  WEBHOOK_EVENT_PATTERN,
+  type EntitlementChangedDetail,
+} from '../../../lambdas/events/schemas';
 import { createLogger } from '../../../lambdas/platform/logger';
 import { freePort, startDynamoDbLocal, type DynamoDbLocal } from '../../../local/dynamodb-local';
 import { LocalEventBus, readEventLog } from '../../../local/event-bus';
@@ -86,7 +94,11 @@ function listen(server: Server, port = 0): Promise<number> {
   });
 }
 
-async function addEndpoint(publisherId: number, url: string): Promise<{ endpointId: string; secret: string }> {
+async function addEndpoint(
+  publisherId: number,
+  url: string,
+  topics: WebhookTopic[] = [SYNC_RESULT_DETAIL_TYPE],
+): Promise<{ endpointId: string; secret: string }> {
   const endpointId = `ep_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
   const secret = generateWebhookSecret();
   writeFileSync(path.join(secretsDir, endpointId), secret, { mode: 0o600 });
@@ -95,7 +107,7 @@ async function addEndpoint(publisherId: number, url: string): Promise<{ endpoint
     publisherId,
     endpointId,
     url,
-    topics: [SYNC_RESULT_DETAIL_TYPE],
+    topics,
     enabled: true,
     secretRef: `file:${endpointId}`,
     createdAt: now,
@@ -341,4 +353,101 @@ it('at start-up queues again the deliveries of logged events that were never att
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe('inappEntitlementChanged as a webhook topic', () => {
+  const both: WebhookTopic[] = [SYNC_RESULT_DETAIL_TYPE, ENTITLEMENT_CHANGED_DETAIL_TYPE];
+  const entitlementDetail = (publisherId: number, synchronizationId: string | null, cleengCustomerId = 42): EntitlementChangedDetail => ({
+    broadcasterId: publisherId,
+    cleengCustomerId,
+    offerId: 'S123456789_US',
+    store: 'apple',
+    reason: 'PURCHASED',
+    active: true,
+    state: 'active',
+    expiresAt: '2026-12-23T10:00:00.000Z',
+    previousExpiresAt: null,
+    willRenew: true,
+    productId: 'premium_monthly',
+    transactionId: '2000000123',
+    originalTransactionId: `orig-${publisherId}`,
+    purchaseToken: null,
+    packageName: null,
+    environment: 'Sandbox',
+    ownershipVersion: 1,
+    synchronizationId,
+    changedAt: new Date().toISOString(),
+  });
+
+  it('the local rule is the shared pattern selecting every topic', () => {
+    expect(delivery.rule.pattern).toBe(WEBHOOK_EVENT_PATTERN);
+    expect(WEBHOOK_EVENT_PATTERN['detail-type']).toEqual([SYNC_RESULT_DETAIL_TYPE, ENTITLEMENT_CHANGED_DETAIL_TYPE]);
+  });
+
+  it('one PutEvents with a result and its entitlement change reaches each endpoint by its topics, signed', async () => {
+    const publisherId = 510;
+    const subscribed = await addEndpoint(publisherId, `${receiverUrl}/both`, both);
+    const byDefault = await addEndpoint(publisherId, `${receiverUrl}/default`);
+    const synchronizationId = randomUUID();
+    const detail = entitlementDetail(publisherId, synchronizationId);
+
+    // As the workflow publishes them: the result, then one inappEntitlementChanged per customer.
+    const out = (await bus.call('PutEvents', {
+      Entries: [
+        { EventBusName: 'webhook-test', Source: EVENT_SOURCE, DetailType: SYNC_RESULT_DETAIL_TYPE, Detail: JSON.stringify({ ...FIXTURE.data, synchronizationId, broadcasterId: publisherId }) },
+        { EventBusName: 'webhook-test', Source: EVENT_SOURCE, DetailType: ENTITLEMENT_CHANGED_DETAIL_TYPE, Detail: JSON.stringify(detail) },
+      ],
+    })) as { FailedEntryCount: number };
+    expect(out.FailedEntryCount).toBe(0);
+    await new Promise((resolve) => setImmediate(resolve));
+    await delivery.drain();
+
+    const topics = (requestPath: string) => at(requestPath).map((request) => (JSON.parse(request.body) as { topic: string }).topic).sort();
+    expect(topics('/both')).toEqual([ENTITLEMENT_CHANGED_DETAIL_TYPE, SYNC_RESULT_DETAIL_TYPE]);
+    expect(topics('/default')).toEqual([SYNC_RESULT_DETAIL_TYPE]);
+    for (const request of at('/both')) expectVerified(request, subscribed.secret);
+    for (const request of at('/default')) expectVerified(request, byDefault.secret);
+
+    const entitlement = at('/both').find((request) => request.body.includes(ENTITLEMENT_CHANGED_DETAIL_TYPE));
+    if (!entitlement) throw new Error('no entitlement webhook');
+    const { broadcasterId: _broadcasterId, ...data } = detail;
+    expect(EntitlementChangedWebhookBody.parse(JSON.parse(entitlement.body))).toEqual({ broadcasterId: publisherId, topic: ENTITLEMENT_CHANGED_DETAIL_TYPE, data });
+    const result = at('/both').find((request) => request.body.includes(SYNC_RESULT_DETAIL_TYPE));
+    expect(SyncResultWebhookBody.parse(JSON.parse(result?.body ?? '{}')).data.synchronizationId).toBe(synchronizationId);
+    // Both share the synchronizationId, not the webhook id.
+    expect(entitlement.headers['webhook-id']).not.toBe(result?.headers['webhook-id']);
+    expect(result?.headers['webhook-id']).toBe(deliveryWebhookId(synchronizationId, subscribed.endpointId));
+
+    // The delivery log keeps the topic of each; a replay from it re-sends the same bytes under the same id.
+    const logged = await log.get(entitlement.headers['webhook-id'] ?? '');
+    expect(logged.map((attempt) => [attempt.topic, attempt.next])).toEqual([[ENTITLEMENT_CHANGED_DETAIL_TYPE, 'done']]);
+    const replay = await delivery.replayDelivery(entitlement.headers['webhook-id'] ?? '');
+    expect(replay).toMatchObject({ source: 'log', report: { outcome: 'done' } });
+    const resent = at('/both').at(-1);
+    expect(resent?.body).toBe(entitlement.body);
+    expect(resent?.headers['webhook-id']).toBe(entitlement.headers['webhook-id']);
+    if (resent) expectVerified(resent, subscribed.secret);
+  });
+
+  it('at start-up queues again an entitlement change never attempted (null synchronizationId), and not one already sent', async () => {
+    const publisherId = 511;
+    await addEndpoint(publisherId, `${receiverUrl}/restart-entitlements`, both);
+    const sent = entitlementDetail(publisherId, null, 42);
+    const never = entitlementDetail(publisherId, null, 43);
+    await bus.call('PutEvents', {
+      Entries: [{ EventBusName: 'webhook-test', Source: EVENT_SOURCE, DetailType: ENTITLEMENT_CHANGED_DETAIL_TYPE, Detail: JSON.stringify(sent) }],
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    await delivery.drain();
+    expect(at('/restart-entitlements')).toHaveLength(1);
+
+    // Log lines without an envelope id: the webhook id must not need one.
+    const now = new Date().toISOString();
+    const logged = [sent, never].map((detail) => ({ time: now, source: EVENT_SOURCE, 'detail-type': ENTITLEMENT_CHANGED_DETAIL_TYPE, detail }));
+    expect(await delivery.requeueUndelivered(logged, new Date(Date.now() - 3600_000))).toBe(1);
+    await delivery.drain();
+    const requests = at('/restart-entitlements');
+    expect(requests.map((request) => (JSON.parse(request.body) as { data: { cleengCustomerId: number } }).data.cleengCustomerId)).toEqual([42, 43]);
+    expect(new Set(requests.map((request) => request.headers['webhook-id'])).size).toBe(2);
+  });
 });

@@ -17,6 +17,7 @@ import { RETRY_SCHEDULE_SECONDS, type DeliveryAttemptResult } from '../../../lam
 import { generateWebhookSecret } from '../../../lambdas/webhooks/domain/signature';
 import { makeDeliverWebhooksHandler } from '../../../lambdas/webhooks/handlers/deliver-webhooks';
 import type { SecretStore } from '../../../lambdas/platform/secret-store';
+import { DEFAULT_WEBHOOK_TOPICS } from '../../../lambdas/webhooks/ports';
 import type {
   DeadLetterQueue,
   Delivery,
@@ -32,7 +33,14 @@ import type {
   WebhookSendRequest,
   WebhookSender,
 } from '../../../lambdas/webhooks/ports';
-import { EVENT_SOURCE, SYNC_RESULT_DETAIL_TYPE } from '../../../lambdas/events/schemas';
+import {
+  ENTITLEMENT_CHANGED_DETAIL_TYPE,
+  EVENT_REGISTRY,
+  EVENT_SOURCE,
+  SYNC_RESULT_DETAIL_TYPE,
+  type EntitlementChangedDetail,
+  type EventDetailType,
+} from '../../../lambdas/events/schemas';
 import { createLogger } from '../../../lambdas/platform/logger';
 
 const FIXTURE_TEXT = readFileSync(path.join(__dirname, '../../contract/fixtures/inapp-purchase-sync-result.webhook.json'), 'utf8');
@@ -571,5 +579,174 @@ describe('the SQS handler', () => {
 
     expect(response.batchItemFailures.map((failure) => failure.itemIdentifier).sort()).toEqual(['bad-attempt', 'not-json']);
     expect(w.sender.requests).toHaveLength(2);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Topics: the delivery is generic over the event registry
+
+/** The `inappEntitlementChanged` of the fixture's register: customer 42 got the purchase. */
+const ENTITLEMENT_DETAIL = {
+  broadcasterId: PUBLISHER,
+  cleengCustomerId: 42,
+  offerId: 'S123456789_US',
+  store: 'apple',
+  reason: 'PURCHASED',
+  active: true,
+  state: 'active',
+  expiresAt: '2026-12-23T10:00:00.000Z',
+  previousExpiresAt: null,
+  willRenew: true,
+  productId: 'premium_monthly',
+  transactionId: '2000000123',
+  originalTransactionId: '2000000100',
+  purchaseToken: null,
+  packageName: null,
+  environment: 'Sandbox',
+  ownershipVersion: 3,
+  synchronizationId: FIXTURE.data.synchronizationId,
+  changedAt: '2026-11-23T10:00:01.234Z',
+} satisfies EntitlementChangedDetail;
+
+/** An EventBridge envelope of an `inappEntitlementChanged`; `id` is the envelope's, which a republish changes. */
+function entitlementEventOf(overrides: Partial<EntitlementChangedDetail> = {}, id = 'b1c1e5f0-0000-4000-8000-000000000002') {
+  return { ...eventOf(), id, 'detail-type': ENTITLEMENT_CHANGED_DETAIL_TYPE, detail: { ...ENTITLEMENT_DETAIL, ...overrides } };
+}
+
+function topicOf(body: string): EventDetailType {
+  return (JSON.parse(body) as { topic: EventDetailType }).topic;
+}
+
+describe('topics', () => {
+  it('an endpoint subscribed to both topics gets both bodies; one on the default topics only the sync result', async () => {
+    const w = world();
+    // Real time: the reference verifier refuses timestamps more than 5 minutes from now.
+    w.clock.nowMs = Date.now();
+    const both = await addEndpoint(w, 'ep_both', { topics: [SYNC_RESULT_DETAIL_TYPE, ENTITLEMENT_CHANGED_DETAIL_TYPE] });
+    const byDefault = await addEndpoint(w, 'ep_default', { topics: [...DEFAULT_WEBHOOK_TOPICS] });
+    const entitlementsOnly = await addEndpoint(w, 'ep_entitlements', { topics: [ENTITLEMENT_CHANGED_DETAIL_TYPE] });
+
+    const syncReports = await processDeliveryMessage(w.deps, eventOf());
+    const entitlementReports = await processDeliveryMessage(w.deps, entitlementEventOf());
+
+    expect(syncReports.map((report) => [report.endpointId, report.outcome]).sort()).toEqual([
+      ['ep_both', 'done'],
+      ['ep_default', 'done'],
+    ]);
+    expect(entitlementReports.map((report) => [report.endpointId, report.outcome]).sort()).toEqual([
+      ['ep_both', 'done'],
+      ['ep_entitlements', 'done'],
+    ]);
+    expect(w.sender.to(both.url).map((request) => topicOf(request.body))).toEqual([SYNC_RESULT_DETAIL_TYPE, ENTITLEMENT_CHANGED_DETAIL_TYPE]);
+    expect(w.sender.to(byDefault.url).map((request) => topicOf(request.body))).toEqual([SYNC_RESULT_DETAIL_TYPE]);
+    expect(w.sender.to(entitlementsOnly.url).map((request) => topicOf(request.body))).toEqual([ENTITLEMENT_CHANGED_DETAIL_TYPE]);
+
+    const { broadcasterId: _broadcasterId, ...entitlementData } = ENTITLEMENT_DETAIL;
+    for (const { url, secret } of [both, byDefault, entitlementsOnly]) {
+      for (const request of w.sender.to(url)) {
+        // The Standard Webhooks reference verifier: throws on a bad signature, answers the parsed body.
+        const verified = new Webhook(secret).verify(request.body, request.headers);
+        const topic = topicOf(request.body);
+        // Each body is its topic's contract body, as the registry declares it (strict: no extra keys).
+        expect(EVENT_REGISTRY[topic].webhookBody.parse(verified)).toEqual(verified);
+        expect(Object.keys(verified as object)).toEqual(['broadcasterId', 'topic', 'data']);
+        if (topic === ENTITLEMENT_CHANGED_DETAIL_TYPE) {
+          expect(verified).toEqual({ broadcasterId: PUBLISHER, topic, data: entitlementData });
+        } else {
+          expect(request.body).toBe(JSON.stringify(FIXTURE));
+        }
+      }
+    }
+    expect(w.log.records.map((record) => [record.endpointId, record.topic]).sort()).toEqual([
+      ['ep_both', ENTITLEMENT_CHANGED_DETAIL_TYPE],
+      ['ep_both', SYNC_RESULT_DETAIL_TYPE],
+      ['ep_default', SYNC_RESULT_DETAIL_TYPE],
+      ['ep_entitlements', ENTITLEMENT_CHANGED_DETAIL_TYPE],
+    ]);
+  });
+
+  it('gives an entitlement change one webhook id whatever envelope carries it, and each change its own', async () => {
+    const w = world();
+    await addEndpoint(w, 'ep_both', { topics: [SYNC_RESULT_DETAIL_TYPE, ENTITLEMENT_CHANGED_DETAIL_TYPE] });
+    const idOf = async (event: unknown): Promise<string> => {
+      const before = w.sender.requests.length;
+      await processDeliveryMessage(w.deps, event);
+      expect(w.sender.requests).toHaveLength(before + 1);
+      return w.sender.requests.at(-1)?.headers['webhook-id'] ?? '';
+    };
+    const renewal = { reason: 'RENEWED', synchronizationId: null, ownershipVersion: 4 } as const;
+
+    const purchased = await idOf(entitlementEventOf());
+    // The same change published again (the sweeper, a retried PutEvents): a new envelope id, the same webhook id.
+    expect(await idOf(entitlementEventOf({}, 'b1c1e5f0-0000-4000-8000-0000000000ff'))).toBe(purchased);
+    // A store notification's change has no synchronizationId; still one id per change, stable.
+    const renewed = await idOf(entitlementEventOf(renewal));
+    expect(await idOf(entitlementEventOf(renewal, 'b1c1e5f0-0000-4000-8000-0000000000fe'))).toBe(renewed);
+    // The two sides of one transfer share synchronizationId and ownershipVersion, not the customer.
+    const transferredOut = await idOf(entitlementEventOf({ reason: 'TRANSFERRED_OUT', cleengCustomerId: 7, active: false, state: 'transferred' }));
+    // A Google purchase is keyed by its purchase token.
+    const google = await idOf(
+      entitlementEventOf({ store: 'google', originalTransactionId: null, transactionId: null, purchaseToken: 'token-1', packageName: 'com.example' }),
+    );
+    const syncResult = await idOf(eventOf());
+
+    const ids = [purchased, renewed, transferredOut, google, syncResult];
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) expect(id).toMatch(/^msg_[A-Za-z0-9_-]{22}$/);
+    // The sync result keeps the id it had before topics were generic: derived from its synchronizationId.
+    expect(syncResult).toBe(deliveryWebhookId(FIXTURE.data.synchronizationId, 'ep_both'));
+  });
+
+  it('reads each detail with the schema of its own detail-type', async () => {
+    const w = world();
+    await addEndpoint(w, 'ep_both', { topics: [SYNC_RESULT_DETAIL_TYPE, ENTITLEMENT_CHANGED_DETAIL_TYPE] });
+    // A sync result's detail sent as an entitlement change, and an entitlement change missing a field.
+    await expect(processDeliveryMessage(w.deps, { ...eventOf(), 'detail-type': ENTITLEMENT_CHANGED_DETAIL_TYPE })).rejects.toThrow(
+      /Invalid inappEntitlementChanged detail/,
+    );
+    const { changedAt: _changedAt, ...incomplete } = ENTITLEMENT_DETAIL;
+    await expect(processDeliveryMessage(w.deps, { ...entitlementEventOf(), detail: incomplete })).rejects.toBeInstanceOf(
+      InvalidDeliveryMessageError,
+    );
+    expect(w.sender.requests).toHaveLength(0);
+  });
+
+  it('retries, dead-letters and replays an entitlement change like a sync result: same id, same body, its topic kept', async () => {
+    const w = world();
+    const { url, secret } = await addEndpoint(w, 'ep_both', { topics: [SYNC_RESULT_DETAIL_TYPE, ENTITLEMENT_CHANGED_DETAIL_TYPE] });
+    w.sender.script(url, { status: 500 });
+    expect(only(await processDeliveryMessage(w.deps, entitlementEventOf()))).toMatchObject({ outcome: 'retry', delaySeconds: 5 });
+    const retry = w.queue.take();
+    expect(retry.message).toMatchObject({ kind: 'attempt', delivery: { topic: ENTITLEMENT_CHANGED_DETAIL_TYPE, attempt: 2 } });
+    const [first] = w.sender.requests;
+    if (!first) throw new Error('no request');
+    const webhookId = first.headers['webhook-id'] ?? '';
+
+    // Every attempt fails: the last one dead-letters the delivery.
+    w.sender.script(url, ...Array.from({ length: RETRY_SCHEDULE_SECONDS.length }, () => ({ status: 500 })));
+    let next: DeliveryMessage | undefined = retry.message;
+    while (next) {
+      w.clock.nowMs += 36_000_000;
+      await processDeliveryMessage(w.deps, next);
+      next = w.queue.sent.shift()?.message;
+    }
+    expect([...w.deadLetters.items.values()]).toEqual([
+      { webhookId, publisherId: PUBLISHER, endpointId: 'ep_both', topic: ENTITLEMENT_CHANGED_DETAIL_TYPE, body: first.body, attempt: 8 },
+    ]);
+
+    const replay = await replayDelivery(w.deps, webhookId);
+    expect(replay).toMatchObject({ webhookId, source: 'dead-letter-queue', report: { outcome: 'done', attempt: 1 } });
+    const resent = w.sender.requests.at(-1);
+    expect(resent?.headers['webhook-id']).toBe(webhookId);
+    expect(resent?.body).toBe(first.body);
+    if (resent) expectSignedBy(resent, secret, Math.floor(w.clock.nowMs / 1000));
+    expect(w.log.records.every((record) => record.topic === ENTITLEMENT_CHANGED_DETAIL_TYPE)).toBe(true);
+
+    // replay --since re-sends both topics, each with its own id and body.
+    await processDeliveryMessage(w.deps, eventOf());
+    const syncRequest = w.sender.requests.at(-1);
+    const replays = await replaySince(w.deps, PUBLISHER, new Date(START_MS).toISOString());
+    expect(replays.map((replayed) => replayed.webhookId)).toEqual([webhookId, syncRequest?.headers['webhook-id']]);
+    expect(w.sender.requests.slice(-2).map((request) => request.body)).toEqual([first.body, syncRequest?.body]);
   });
 });
