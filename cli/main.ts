@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import type { Args } from './args';
 import { CommandError, UsageError } from './errors';
 import { DEFAULT_DATA_DIR, resolveTarget, type StackTarget, type TargetOptions } from './target';
-import { appleConfigure, parseAppleConfigure } from './commands/apple';
+import { appleConfigure, appleTestNotification, parseAppleConfigure, parseAppleTestNotification } from './commands/apple';
 import { customerAdd, parseCustomerAdd } from './commands/customer';
 import { googleConfigure, parseGoogleConfigure } from './commands/google';
 import { jwtConfigure, jwtIssue, parseJwtConfigure, parseJwtIssue } from './commands/jwt';
@@ -121,6 +121,16 @@ export const COMMANDS: CommandSpec[] = [
     },
     validate: (args) => parseAppleConfigure(args),
     run: (target, args) => appleConfigure(target, args),
+  },
+  {
+    name: 'apple test-notification',
+    summary: 'ask Apple (locally: the simulator) to send a TEST notification to the notification URL',
+    options: {
+      publisher: { type: 'string', value: 'N', description: 'publisher id', required: true },
+      environment: { type: 'string', value: 'ENV', description: 'Sandbox (default) or Production' },
+    },
+    validate: (args) => parseAppleTestNotification(args),
+    run: (target, args) => appleTestNotification(target, args),
   },
   {
     name: 'google configure',

@@ -1,9 +1,12 @@
-/** `iap-sync apple configure`: a publisher's App Store Server API configuration and key. */
+/** `iap-sync apple configure | test-notification`: a publisher's App Store Server API configuration and key. */
+import { Environment } from '@apple/app-store-server-library';
 import { createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { APPLE_ENVIRONMENTS, type AppleConfig, type AppleEnvironment } from '../../lambdas/stores/apple/config';
 import type { Publisher } from '../../lambdas/tenants/domain/publisher';
+import { AppStoreClient } from '../../lambdas/stores/apple/adapters/app-store-client';
+import { ReferenceSecretStore } from '../../lambdas/platform/reference-secret-store';
 import { APPLE_KEY_FILE } from '../../local/seed';
 import { flag, idOption, optionalString, requiredString, type Args } from '../args';
 import { CommandError, UsageError } from '../errors';
@@ -161,4 +164,55 @@ export async function appleConfigure(target: StackTarget, args: Args): Promise<A
   const storeKit = activate ? { ...publisher.storeKit, activated: true } : publisher.storeKit;
   await publishers.putPublisher({ ...publisher, apple, storeKit });
   return { publisherId, apple, storeKit };
+}
+
+// ---------------------------------------------------------------------------------------------
+// apple test-notification
+
+/** Apple's App Store Server API hosts; the local stack's simulator stands in for both. */
+const APPLE_API_BASE_URLS: Record<AppleEnvironment, string> = {
+  Production: 'https://api.storekit.itunes.apple.com',
+  Sandbox: 'https://api.storekit-sandbox.itunes.apple.com',
+};
+
+export function parseAppleTestNotification(args: Args): { publisherId: number; environment: AppleEnvironment } {
+  const raw = optionalString(args, 'environment') ?? 'Sandbox';
+  const environment = APPLE_ENVIRONMENTS.find((candidate) => candidate.toLowerCase() === raw.toLowerCase());
+  if (!environment) throw new UsageError(`--environment must be ${APPLE_ENVIRONMENTS.join(' or ')}, got ${JSON.stringify(raw)}`);
+  return { publisherId: idOption(args, 'publisher'), environment };
+}
+
+/**
+ * `iap-sync apple test-notification`: asks Apple (or, on the local stack, its simulator) to send a
+ * TEST notification to the URL set in App Store Connect, which proves the URL, the route and the
+ * verification end to end. Apple answers a token; the notification arrives within seconds.
+ * https://developer.apple.com/documentation/appstoreserverapi/request_a_test_notification
+ */
+export async function appleTestNotification(target: StackTarget, args: Args): Promise<{ publisherId: number; environment: AppleEnvironment; testNotificationToken: string }> {
+  const { publisherId, environment } = parseAppleTestNotification(args);
+  const publisher = await requirePublisher(target, publishersOf(target), publisherId);
+  const apple = publisher.apple;
+  if (!apple) throw new CommandError(`Publisher ${publisherId} has no Apple configuration (iap-sync apple configure).`);
+  if (!apple.environments.includes(environment)) throw new CommandError(`Publisher ${publisherId} is not configured for ${environment}.`);
+  const secrets = new ReferenceSecretStore({ ...(target.secretsDir ? { localDir: target.secretsDir } : {}), cacheSeconds: 0 });
+  const privateKey = await secrets.get(apple.privateKeyRef);
+  const baseUrl =
+    target.kind === 'local' && target.apiUrl ? `${target.apiUrl}/__simulator/apple/${environment.toLowerCase()}` : APPLE_API_BASE_URLS[environment];
+  const client = new AppStoreClient(
+    privateKey,
+    apple.keyId,
+    apple.issuerId,
+    apple.bundleId,
+    environment === 'Production' ? Environment.PRODUCTION : Environment.SANDBOX,
+    baseUrl,
+    10_000,
+  );
+  try {
+    const answer = await client.requestTestNotification();
+    if (!answer.testNotificationToken) throw new CommandError('Apple answered no testNotificationToken.');
+    return { publisherId, environment, testNotificationToken: answer.testNotificationToken };
+  } catch (error) {
+    if (error instanceof CommandError) throw error;
+    throw new CommandError(`Apple refused the test notification request: ${(error as Error).message}`);
+  }
 }
