@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import type { Args } from './args';
 import { CommandError, UsageError } from './errors';
 import { DEFAULT_DATA_DIR, resolveTarget, type StackTarget, type TargetOptions } from './target';
+import { parseReconcile, reconcile } from './commands/reconcile';
 import { appleConfigure, appleTestNotification, parseAppleConfigure, parseAppleTestNotification } from './commands/apple';
 import { customerAdd, parseCustomerAdd } from './commands/customer';
 import { googleConfigure, parseGoogleConfigure } from './commands/google';
@@ -131,6 +132,18 @@ export const COMMANDS: CommandSpec[] = [
     },
     validate: (args) => parseAppleTestNotification(args),
     run: (target, args) => appleTestNotification(target, args),
+  },
+  {
+    name: 'reconcile',
+    summary: 'reconcile one publisher now: catch up lost Apple notifications, re-check expired purchases; prints what was corrected',
+    localOnly: true,
+    options: {
+      publisher: { type: 'string', value: 'N', description: 'publisher id', required: true },
+      since: { type: 'string', value: 'ISO', description: "read Apple's notification history from this time (default: where the last run ended; the cursor is not moved)" },
+      wait: { type: 'string', value: 'SECONDS', description: 'wait this long for the refreshes to finalize (default 60)' },
+    },
+    validate: (args) => parseReconcile(args),
+    run: (target, args) => reconcile(target, args),
   },
   {
     name: 'google configure',

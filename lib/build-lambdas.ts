@@ -2,7 +2,7 @@ import { readFileSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build, type BuildOptions } from 'esbuild';
-import { API_FUNCTIONS, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from './catalog';
+import { API_FUNCTIONS, RECONCILE_FUNCTION, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from './catalog';
 import { BUNDLE_ALIASES, LAMBDA_BUNDLING, PROJECT_ROOT } from './constructs/lambda-function';
 
 /** Size of one function's bundle. */
@@ -55,7 +55,7 @@ function esbuildOptions(entry: string, outfile: string): BuildOptions {
  */
 export async function buildLambdas(options: BuildLambdasOptions = {}): Promise<BundleSize[]> {
   const outDir = options.outDir ?? path.join(PROJECT_ROOT, 'dist', 'lambdas');
-  const entries = [...API_FUNCTIONS, ...WORKFLOW_FUNCTIONS, WEBHOOK_FUNCTION, SWEEPER_FUNCTION].map(({ id, entry }) => ({ id, entry }));
+  const entries = [...API_FUNCTIONS, ...WORKFLOW_FUNCTIONS, WEBHOOK_FUNCTION, SWEEPER_FUNCTION, RECONCILE_FUNCTION].map(({ id, entry }) => ({ id, entry }));
   const results = await Promise.allSettled(
     entries.map(async ({ id, entry }): Promise<BundleSize> => {
       const outfile = path.join(outDir, id, 'index.js');

@@ -127,6 +127,16 @@ export const SWEEPER_FUNCTION = {
   expressEndedAfterSeconds: EXPRESS_ENDED_AFTER_SECONDS,
 } as const;
 
+/** The scheduled reconciliation: scheduled on AWS; `npm start` runs it at start-up and every localIntervalMinutes. */
+export const RECONCILE_FUNCTION = {
+  id: 'ReconcilePurchases',
+  entry: 'lambdas/lifecycle/handlers/reconcile-purchases.ts',
+  /** The handler stops starting work 30 s before this; the cursor keeps the rest for the next run. */
+  timeoutSeconds: 600,
+  scheduleMinutes: 60,
+  localIntervalMinutes: 5,
+} as const;
+
 /** Placeholders of the ASL that are not function ARNs. */
 export const WORKFLOW_VALUE_SUBSTITUTIONS = [
   'TableName',

@@ -8,7 +8,8 @@ import type { Construct } from 'constructs';
 import type { RetryPolicy } from '../lambdas/purchases/domain/retry-policy';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
-import { API_FUNCTIONS, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from './catalog';
+import { API_FUNCTIONS, RECONCILE_FUNCTION, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_FUNCTIONS } from './catalog';
+import { TABLE_DEFINITION } from '../lambdas/platform/dynamodb-table';
 import { loadConfig } from '../lambdas/platform/config';
 import { DataTable } from './constructs/data-table';
 import { SyncEventBus } from './constructs/event-bus';
@@ -225,12 +226,14 @@ export class IapSyncStack extends Stack {
     });
 
     const sweeper = this.recoverySweeper(data, stateMachine, events.bus, service, workflowType);
+    const reconciler = this.reconciliation(data, stateMachine, service, appleRoots, appleOnlineChecks, readSecrets);
+    acknowledgeReadSecrets(reconciler);
 
     const monitoring = new Monitoring(this, 'Monitoring', {
       service,
       api: http.api,
       stateMachine,
-      functions: new Map([...apiFunctions, ...workflowFunctions, [WEBHOOK_FUNCTION.id, webhooks.fn], [SWEEPER_FUNCTION.id, sweeper]]),
+      functions: new Map([...apiFunctions, ...workflowFunctions, [WEBHOOK_FUNCTION.id, webhooks.fn], [SWEEPER_FUNCTION.id, sweeper], [RECONCILE_FUNCTION.id, reconciler]]),
       webhookQueue: webhooks.queue,
       deadLetterQueues: [
         { label: 'event dead letters', queue: webhooks.eventDeadLetters },
@@ -323,6 +326,51 @@ export class IapSyncStack extends Stack {
     new Rule(this, 'RecoverySchedule', {
       description: 'iap-sync recovery sweeper: finishes synchronizations whose workflow was lost',
       schedule: Schedule.rate(Duration.minutes(SWEEPER_FUNCTION.scheduleMinutes[workflowType])),
+      targets: [new LambdaFunction(fn, { retryAttempts: 0 })],
+    });
+    return fn;
+  }
+
+  /**
+   * The scheduled reconciliation (lambdas/lifecycle/domain/reconcile-purchases.ts), every
+   * RECONCILE_FUNCTION.scheduleMinutes: catches up Apple's Get Notification History from where the
+   * last run ended and re-checks purchases whose expiry (plus grace) has passed, through the same
+   * intake and workflow as the notification route.
+   */
+  private reconciliation(
+    data: DataTable,
+    stateMachine: StateMachine,
+    service: string,
+    appleRoots: string[],
+    appleOnlineChecks: boolean,
+    readSecrets: PolicyStatement,
+  ): IFunction {
+    const fn = createLambdaFunction(this, RECONCILE_FUNCTION.id, {
+      entry: RECONCILE_FUNCTION.entry,
+      kind: 'workflow',
+      service,
+      timeout: Duration.seconds(RECONCILE_FUNCTION.timeoutSeconds),
+      environment: {
+        TABLE_NAME: data.table.tableName,
+        LOG_LEVEL,
+        STATE_MACHINE_ARN: stateMachine.stateMachineArn,
+        APPLE_ROOT_CERTIFICATES: appleRoots.join(','),
+        APPLE_ONLINE_CHECKS: String(appleOnlineChecks),
+      },
+    });
+    data.grantItems(fn, 'readwrite');
+    // The reconcile-due index by its own ARN (never <table>/index/*).
+    fn.addToRolePolicy(
+      new PolicyStatement({ actions: ['dynamodb:Query'], resources: [`${data.table.tableArn}/index/${TABLE_DEFINITION.reconcileIndex.indexName}`] }),
+    );
+    // The list of publishers is a filtered Scan (a publisher index is left for later: see the README).
+    fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Scan'], resources: [data.table.tableArn] }));
+    stateMachine.grantStartExecution(fn);
+    // Publishers' App Store Connect keys sign the Get Notification History requests.
+    fn.addToRolePolicy(readSecrets);
+    new Rule(this, 'ReconcileSchedule', {
+      description: 'iap-sync reconciliation: catches up lost store notifications and re-checks expired purchases',
+      schedule: Schedule.rate(Duration.minutes(RECONCILE_FUNCTION.scheduleMinutes)),
       targets: [new LambdaFunction(fn, { retryAttempts: 0 })],
     });
     return fn;

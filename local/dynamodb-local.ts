@@ -106,7 +106,7 @@ export async function startDynamoDbLocal(options: { dataDir?: string; tableName:
 /** Creates the table from the shared definition; idempotent so a restart on the same data dir works. */
 export async function ensureTable(client: DynamoDBClient, tableName: string): Promise<void> {
   const tables = await client.send(new ListTablesCommand({}));
-  const { partitionKey, sortKey, openIndex } = TABLE_DEFINITION;
+  const { partitionKey, sortKey, openIndex, reconcileIndex } = TABLE_DEFINITION;
   const index = {
     IndexName: openIndex.indexName,
     KeySchema: [
@@ -115,10 +115,20 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
     ],
     Projection: { ProjectionType: openIndex.projection },
   };
-  const attributes = [partitionKey, sortKey, openIndex.partitionKey, openIndex.sortKey].map((key) => ({
-    AttributeName: key.name,
-    AttributeType: key.type,
-  }));
+  const dueIndex = {
+    IndexName: reconcileIndex.indexName,
+    KeySchema: [
+      { AttributeName: reconcileIndex.partitionKey.name, KeyType: 'HASH' as const },
+      { AttributeName: reconcileIndex.sortKey.name, KeyType: 'RANGE' as const },
+    ],
+    Projection: { ProjectionType: reconcileIndex.projection, NonKeyAttributes: [...reconcileIndex.nonKeyAttributes] },
+  };
+  const attributes = [partitionKey, sortKey, openIndex.partitionKey, openIndex.sortKey, reconcileIndex.partitionKey, reconcileIndex.sortKey].map(
+    (key) => ({
+      AttributeName: key.name,
+      AttributeType: key.type,
+    }),
+  );
   if (!tables.TableNames?.includes(tableName)) {
     await client.send(
       new CreateTableCommand({
@@ -129,19 +139,21 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
           { AttributeName: partitionKey.name, KeyType: 'HASH' },
           { AttributeName: sortKey.name, KeyType: 'RANGE' },
         ],
-        GlobalSecondaryIndexes: [index],
+        GlobalSecondaryIndexes: [index, dueIndex],
       }),
     );
   } else {
-    // A data dir from before the open index existed: add it (DynamoDB Local backfills it at once).
+    // A data dir from before an index existed: add it (DynamoDB Local backfills it at once). One
+    // index per UpdateTable, as DynamoDB allows.
     const described = await client.send(new DescribeTableCommand({ TableName: tableName }));
     const indexes = described.Table?.GlobalSecondaryIndexes ?? [];
-    if (!indexes.some((existing) => existing.IndexName === openIndex.indexName)) {
+    for (const wanted of [index, dueIndex]) {
+      if (indexes.some((existing) => existing.IndexName === wanted.IndexName)) continue;
       await client.send(
         new UpdateTableCommand({
           TableName: tableName,
           AttributeDefinitions: attributes,
-          GlobalSecondaryIndexUpdates: [{ Create: index }],
+          GlobalSecondaryIndexUpdates: [{ Create: wanted }],
         }),
       );
     }

@@ -14,6 +14,7 @@ import {
   WORKFLOW_FUNCTIONS,
   substituteDefinition,
   workflowValueSubstitutions,
+  RECONCILE_FUNCTION,
   SWEEPER_FUNCTION,
 } from '../lib/catalog';
 import { compileRoute, dispatchApi, sendError, type LocalRoute } from './api-gateway';
@@ -25,7 +26,8 @@ import { createAppleSimulator } from './simulator/apple-simulator';
 import { FaultInjector, handleFaultRoutes } from './simulator/faults';
 import { createLocalWebhookDelivery, handleLocalWebhookRoutes, type LocalWebhookDelivery } from './webhook-queue';
 import { createLogger } from '../lambdas/platform/logger';
-import { createNotificationOutbox } from './simulator/notifications';
+import type { ReconcileReport } from '../lambdas/lifecycle';
+import { createNotificationOutbox, type NotificationOutbox } from './simulator/notifications';
 import { createGoogleSimulator, GOOGLE_SERVICE_ACCOUNT_FILE } from './simulator/google-simulator';
 import { readBody } from './simulator/http-json';
 import { settlePublishedBeforeRestart, startLocalSweeper, type LocalSweeper } from './recover';
@@ -64,6 +66,8 @@ export interface LocalStackOptions {
   workflowType?: 'STANDARD' | 'EXPRESS';
   /** The recovery sweeper's period (default one minute) and grace period (default as deployed, 180 s). */
   recovery?: { intervalMs?: number; graceSeconds?: number };
+  /** The reconciliation's period (default RECONCILE_FUNCTION.localIntervalMinutes; 0: at start-up only). */
+  reconcile?: { intervalMs?: number };
 }
 
 export interface LocalJson {
@@ -85,6 +89,8 @@ export interface LocalStack {
   bus: LocalEventBus;
   stepFunctions: LocalStepFunctions;
   faults: FaultInjector;
+  /** The store simulators' notification outbox (what they sent, where, and its answer). */
+  outbox: NotificationOutbox;
   dynamodb: DynamoDbLocal;
   webhooks: LocalWebhookDelivery;
   stop(): Promise<void>;
@@ -152,6 +158,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   let dynamodb: DynamoDbLocal | undefined;
   let stepFunctions: LocalStepFunctions | undefined;
   let sweeper: LocalSweeper | undefined;
+  let reconcileTimer: NodeJS.Timeout | undefined;
+  let reconciling: Promise<void> = Promise.resolve();
   const startedAt = new Date();
   const eventsLogFile = join(dataDir, 'events.jsonl');
   try {
@@ -344,6 +352,29 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       if (requeued > 0) print(`recovery     ${requeued} webhook deliveries the previous process never attempted queued again`);
     }
     await sweeper.sweep(startedAt);
+    // The deployed reconciliation's handler: at start-up (notifications lost while no stack ran), then on a timer.
+    const reconcileHandler = loadEntry(RECONCILE_FUNCTION.entry);
+    const reconcile = (): Promise<void> => {
+      reconciling = reconciling.then(async () => {
+        try {
+          const report = (await reconcileHandler({}, lambdaContext(RECONCILE_FUNCTION.id))) as ReconcileReport;
+          if (report.refreshesStarted + report.errors > 0) {
+            print(
+              `reconcile    ${report.accepted} lost notification(s) caught up, ${report.duePurchases} due purchase(s), ${report.refreshesStarted} refresh(es) started, ${report.errors} error(s)`,
+            );
+          }
+        } catch (error) {
+          print(`reconcile    run failed: ${(error as Error).message}`);
+        }
+      });
+      return reconciling;
+    };
+    await reconcile();
+    const reconcileEveryMs = options.reconcile?.intervalMs ?? RECONCILE_FUNCTION.localIntervalMinutes * 60_000;
+    if (reconcileEveryMs > 0) {
+      reconcileTimer = setInterval(() => void reconcile(), reconcileEveryMs);
+      reconcileTimer.unref();
+    }
 
     const localJson: LocalJson = {
       apiUrl: url,
@@ -360,7 +391,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     // For the command line: where this run's DynamoDB Local listens (it changes at every start).
     writeFileSync(
       join(dataDir, 'runtime.json'),
-      `${JSON.stringify({ dynamodbEndpoint: dynamodb.endpoint, tableName: LOCAL_TABLE_NAME, apiUrl: url, pid: process.pid }, null, 2)}\n`,
+      `${JSON.stringify(
+        { dynamodbEndpoint: dynamodb.endpoint, tableName: LOCAL_TABLE_NAME, apiUrl: url, pid: process.pid, appleRootCertificates: apple.rootCertificateDer.toString('base64') },
+        null,
+        2,
+      )}\n`,
     );
 
     const ddb = dynamodb;
@@ -373,11 +408,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       bus,
       stepFunctions: sfn,
       faults,
+      outbox,
       dynamodb: ddb,
       webhooks,
       stop: async () => {
         if (stopped) return;
         stopped = true;
+        clearInterval(reconcileTimer);
+        await reconciling;
         await sweeper?.stop();
         sfn.abortAll();
         await sfn.drain();
@@ -392,6 +430,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       },
     };
   } catch (error) {
+    clearInterval(reconcileTimer);
     await sweeper?.stop();
     stepFunctions?.abortAll();
     await new Promise<void>((r) => server.close(() => r()));

@@ -37,3 +37,71 @@ export interface AppleNotificationVerifier {
    */
   decode(config: AppleConfig, signedPayload: string): Promise<DecodedAppleNotification>;
 }
+
+// The scheduled reconciliation's ports (appended to this file, hence the imports here).
+import type { AppleEnvironment } from '../stores/apple/config';
+import type { HistoryWindow, NotificationHistoryPage } from '../stores/apple/notification-history';
+
+/**
+ * Apple's Get Notification History for one publisher's app, page by page. Implemented by
+ * AppleNotificationHistoryClient (stores/apple/notification-history.ts).
+ */
+export interface AppleNotificationHistory {
+  /**
+   * One page of the notifications Apple signed in `window` for `environment`; `paginationToken`
+   * (from the previous page of the same window) asks for the next one.
+   * @throws StoreUnavailableError when Apple cannot answer now (429, 5xx, network): the next run tries again.
+   * @throws PaginationTokenRejectedError when Apple refuses the token: the window must be read from its start.
+   * @throws StoreCredentialsError, StoreRejectedError when Apple refuses the key or the request.
+   */
+  page(config: AppleConfig, environment: AppleEnvironment, window: HistoryWindow, paginationToken: string | undefined): Promise<NotificationHistoryPage>;
+}
+
+/**
+ * How far the catch-up of one publisher's notification history (one store, one environment) got.
+ * Without `paginationToken` the window is done: everything Apple signed before `endDate` has been
+ * handed to the intake. With it, the pages before the token were handed over and the rest of the
+ * window is still to read (Apple wants the same window with a token).
+ */
+export interface HistoryCursor {
+  /** ISO 8601. */
+  startDate: string;
+  /** ISO 8601. */
+  endDate: string;
+  paginationToken?: string;
+}
+
+/** A purchase the reconcile index says is due for a re-check with its store. */
+export interface DuePurchase {
+  publisherId: number;
+  store: 'apple' | 'google';
+  /** Apple: originalTransactionId; Google: purchaseToken. */
+  purchaseKey: string;
+  /** When it became due (ISO 8601): the index's sort key as read, which a postponement is conditioned on. */
+  reconcileAt: string;
+  /** Re-checks handed over since the purchase was last written (the back-off grows with it). */
+  attempts: number;
+}
+
+/** The reconciliation's own state in the table: history cursors and the reconcile index of purchases. */
+export interface ReconcileRepository {
+  getCursor(publisherId: number, environment: AppleEnvironment): Promise<HistoryCursor | undefined>;
+  /** Replaces the cursor; written only after everything it claims was handed over. */
+  saveCursor(publisherId: number, environment: AppleEnvironment, cursor: HistoryCursor): Promise<void>;
+  /**
+   * Purchases whose `reconcileAt` is at or before `now`, oldest first within each shard, at most
+   * `limit` (spread over the shards so that none starves); only `publisherId`'s when given.
+   */
+  listDue(now: Date, limit: number, publisherId?: number): Promise<DuePurchase[]>;
+  /**
+   * Moves a purchase's next re-check to `until` and counts the attempt, conditioned on its
+   * `reconcileAt` still being the one listed. False when the purchase was written (or postponed)
+   * since: that write placed it in the index anew.
+   */
+  postpone(due: DuePurchase, until: Date): Promise<boolean>;
+}
+
+/** The publishers to reconcile (all of them; the use case skips those without a store configuration). */
+export interface PublisherDirectory {
+  listPublisherIds(): Promise<number[]>;
+}

@@ -60,3 +60,12 @@ export function required<K extends keyof Config>(config: Config, name: K): NonNu
   }
   return value as NonNullable<Config[K]>;
 }
+
+/** APPLE_ROOT_CERTIFICATES: the trusted Apple roots, comma-separated base64 DER (empty: none). */
+export function appleRootCertificates(config: Pick<Config, 'APPLE_ROOT_CERTIFICATES'>): Buffer[] {
+  return (config.APPLE_ROOT_CERTIFICATES ?? '')
+    .split(',')
+    .map((value) => value.trim())
+    .filter(Boolean)
+    .map((value) => Buffer.from(value, 'base64'));
+}

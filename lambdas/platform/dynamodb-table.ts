@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * The one DynamoDB table of iap-sync (single-table design), defined once for the CDK stack, the
  * local runtime and the tests. Item keys are built only by `keys` below.
@@ -20,6 +22,21 @@ export const TABLE_DEFINITION = {
     /** The sweeper needs only the keys and a few fields; the record itself is read with GetItem. */
     projection: 'KEYS_ONLY',
   },
+  /**
+   * Sparse index of the purchases the scheduled reconciliation re-checks with the store: only
+   * purchase items whose state could still change without a notification telling us (see
+   * {@link reconcileIndexAttributes}) carry `reconcileShard`/`reconcileAt`, so the job reads the
+   * due ones instead of scanning every purchase. Sixteen shards like the open index; `reconcileAt`
+   * (ISO 8601) lets a query take only what is due.
+   */
+  reconcileIndex: {
+    indexName: 'reconcile-due',
+    partitionKey: { name: 'reconcileShard', type: 'S' },
+    sortKey: { name: 'reconcileAt', type: 'S' },
+    /** The keys name the purchase; the attempt count sets the job's back-off without reading the item. */
+    projection: 'INCLUDE',
+    nonKeyAttributes: ['reconcileAttempts'],
+  },
 } as const;
 
 /** Shards of the open index: the first hex digit of the synchronizationId (a UUID). */
@@ -29,6 +46,69 @@ export const OPEN_SHARDS = [...'0123456789abcdef'].map((digit) => `OPEN#${digit}
 export function openShardOf(synchronizationId: string): string {
   const digit = synchronizationId.charAt(0).toLowerCase();
   return /^[0-9a-f]$/.test(digit) ? `OPEN#${digit}` : 'OPEN#0';
+}
+
+/** Shards of the reconcile index: the first hex digit of the SHA-256 of the purchase item's `pk`. */
+export const RECONCILE_SHARDS = [...'0123456789abcdef'].map((digit) => `DUE#${digit}`);
+
+/**
+ * The reconcile-index shard of a purchase item. Hashed, not the purchase key's own first digit:
+ * Apple's originalTransactionIds of one app share their leading digits and would all land in one shard.
+ */
+export function reconcileShardOf(purchasePk: string): string {
+  return `DUE#${createHash('sha256').update(purchasePk).digest('hex').charAt(0)}`;
+}
+
+/**
+ * How long after the end of its period (or grace period) a purchase is due: Apple renews before the
+ * period ends and notifies within moments, so an hour later a purchase still on record as the store
+ * last said has most likely lost a notification.
+ */
+export const RECONCILE_MARGIN_SECONDS = 3600;
+
+/**
+ * The stores the reconciliation can re-check. Apple only: a Google refresh needs the package name,
+ * which the purchase item does not keep, so Google purchases would sit in the index forever.
+ */
+export const RECONCILED_STORES: readonly string[] = ['apple'];
+
+/** What of a purchase's lifecycle decides whether and when it is due (a LifecycleSnapshot has these). */
+export interface ReconcileLifecycle {
+  state: string;
+  expiresAt: string | null;
+  gracePeriodExpiresAt: string | null;
+}
+
+/**
+ * The reconcile-index attributes of a purchase item, written with every Put of the item (so a write
+ * that settles the purchase also takes it out of the index). In the index: a purchase of a
+ * reconciled store, with an expiry, not revoked and not confirmed expired by the store (both only
+ * change with a new purchase, which arrives as a notification or a register). Due at the later of
+ * its period's end and its grace period's end, never before `now`, plus the margin: a purchase
+ * written already past its end (billing retry) is looked at one margin later, not at once.
+ */
+export function reconcileIndexAttributes(
+  purchasePk: string,
+  store: string,
+  lifecycle: ReconcileLifecycle,
+  now: Date,
+): { reconcileShard: string; reconcileAt: string } | Record<string, never> {
+  if (!RECONCILED_STORES.includes(store)) return {};
+  if (lifecycle.expiresAt === null || lifecycle.state === 'revoked' || lifecycle.state === 'expired') return {};
+  const ends = [lifecycle.expiresAt, lifecycle.gracePeriodExpiresAt]
+    .filter((value): value is string => value !== null)
+    .map((value) => Date.parse(value))
+    .filter((value) => Number.isFinite(value));
+  if (ends.length === 0) return {};
+  const dueAt = Math.max(now.getTime(), ...ends) + RECONCILE_MARGIN_SECONDS * 1000;
+  return { reconcileShard: reconcileShardOf(purchasePk), reconcileAt: new Date(dueAt).toISOString() };
+}
+
+/** The parts of a purchase item's `pk` (the inverse of `keys.purchase(...).pk`); undefined for any other key. */
+export function purchaseOfPk(pk: string): { publisherId: number; store: string; purchaseKey: string } | undefined {
+  const match = /^PURCHASE#([1-9]\d*)#([a-z]+)#(.+)$/.exec(pk);
+  if (!match?.[1] || !match[2] || !match[3]) return undefined;
+  return { publisherId: Number(match[1]), store: match[2], purchaseKey: match[3] };
 }
 
 /** The synchronization item's key parts; the workflow's MarkPublished state receives them as substitutions. */
@@ -60,6 +140,14 @@ export const keys = {
   notification: (publisherId: number, store: string, notificationId: string) => ({
     pk: `NOTIFICATION#${publisherId}#${store}#${notificationId}`,
     sk: 'NOTIFICATION',
+  }),
+  /**
+   * Where the scheduled reconciliation's catch-up of a store's notification history ended, per
+   * publisher, store and environment (Apple: Production, Sandbox).
+   */
+  reconcileCursor: (publisherId: number, store: string, environment: string) => ({
+    pk: `RECONCILE#${publisherId}#${store}#${environment}`,
+    sk: 'CURSOR',
   }),
   entitlement: (publisherId: number, customerId: number, store: string, purchaseKey: string) => ({
     pk: `PUBLISHER#${publisherId}#CUSTOMER#${customerId}`,

@@ -22,4 +22,12 @@ export const METRIC = {
   stuck: { name: 'StuckSynchronizations', dimension: undefined },
   /** Count; dimension `action` (restarted | failed | republished | resumed: an EXPRESS parked retry started). What the recovery sweeper did. */
   recovered: { name: 'SynchronizationsRecovered', dimension: 'action' },
+  /** Count; dimension `outcome` (accepted | duplicate | rejected | ignored): notifications the reconciliation read from Apple's history; `accepted` = lost ones. */
+  reconcileNotifications: { name: 'ReconciledNotifications', dimension: 'outcome' },
+  /** Count, no extra dimension. Refreshes the reconciliation started (history and due purchases). */
+  reconcileRefreshes: { name: 'ReconcileRefreshesStarted', dimension: undefined },
+  /** Count, no extra dimension. Due purchases (expiry plus grace passed) handed to the workflow. */
+  reconcileDuePurchases: { name: 'ReconcileDuePurchases', dimension: undefined },
+  /** Count, no extra dimension, every run (zero included). What the run could not reconcile. */
+  reconcileErrors: { name: 'ReconcileErrors', dimension: undefined },
 } as const;

@@ -1,3 +1,4 @@
+import { appleRootCertificates } from '../platform/config';
 import { AppleStoreVerifier } from '../stores/apple/adapters/apple-store-verifier';
 import { GoogleAccessTokenProvider } from '../stores/google/adapters/google-access-token-provider';
 import { GooglePlayStoreVerifier } from '../stores/google/adapters/google-play-verifier';
@@ -39,11 +40,7 @@ export function measuredVerifiers(metrics: MetricsRecorder, verifiers: { apple: 
 /** The store clients of the workflow functions, built once per container from configuration, measured. */
 export function createStoreVerifiers(runtime: Runtime) {
   const { config, secrets } = runtime;
-  const roots = (config.APPLE_ROOT_CERTIFICATES ?? '')
-    .split(',')
-    .map((value) => value.trim())
-    .filter(Boolean)
-    .map((value) => Buffer.from(value, 'base64'));
+  const roots = appleRootCertificates(config);
   let apple: AppleStoreVerifier | undefined;
   const google = new GooglePlayStoreVerifier({
     secrets,

@@ -43,6 +43,14 @@ export class DataTable extends Construct {
       sortKey: { name: openIndex.sortKey.name, type: ATTRIBUTE_TYPES[openIndex.sortKey.type] },
       projectionType: ProjectionType[openIndex.projection],
     });
+    const { reconcileIndex } = TABLE_DEFINITION;
+    this.table.addGlobalSecondaryIndex({
+      indexName: reconcileIndex.indexName,
+      partitionKey: { name: reconcileIndex.partitionKey.name, type: ATTRIBUTE_TYPES[reconcileIndex.partitionKey.type] },
+      sortKey: { name: reconcileIndex.sortKey.name, type: ATTRIBUTE_TYPES[reconcileIndex.sortKey.type] },
+      projectionType: ProjectionType[reconcileIndex.projection],
+      nonKeyAttributes: [...reconcileIndex.nonKeyAttributes],
+    });
   }
 
   /**

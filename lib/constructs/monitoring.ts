@@ -35,12 +35,18 @@ export interface MonitoringThresholds {
   apiMinimumRequests: number;
   /** Failed store calls per 5 minutes, per store, sustained for 3 periods in a row. @default 5 */
   storeErrorsPerPeriod: number;
+  /**
+   * Refreshes the hourly reconciliation may start before it alarms: each is a lost notification or
+   * a purchase past its expiry that no notification settled. @default 50
+   */
+  reconcileRefreshesPerHour: number;
 }
 
 export const DEFAULT_THRESHOLDS: Readonly<MonitoringThresholds> = {
   api5xxPercent: 5,
   apiMinimumRequests: 20,
   storeErrorsPerPeriod: 5,
+  reconcileRefreshesPerHour: 50,
 };
 
 /** Props of {@link Monitoring}. */
@@ -179,6 +185,22 @@ export class Monitoring extends Construct {
       { metric: stuck, threshold: 1, evaluationPeriods: 1 },
     );
 
+    // --- Reconciliation ------------------------------------------------------------------------
+    // ReconcileErrors is published by every run, zero included: no data for two hours means the
+    // hourly job is not running (a broken schedule, a crash before the metrics flush).
+    const reconcileErrors = own(METRIC.reconcileErrors.name, {}, Stats.SUM, Duration.hours(1));
+    alarm(
+      'ReconciliationFailing',
+      'The reconciliation could not catch up Apple notification history or re-check due purchases (store down, credentials refused), or it has not run for two hours.',
+      { metric: reconcileErrors, threshold: 1, evaluationPeriods: 2, treatMissingData: TreatMissingData.BREACHING },
+    );
+    const reconcileRefreshes = own(METRIC.reconcileRefreshes.name, {}, Stats.SUM, Duration.hours(1));
+    alarm(
+      'ReconciliationCorrections',
+      'The reconciliation started many refreshes in an hour: store notifications are being lost (check the notification URL in App Store Connect and the API 4xx/5xx).',
+      { metric: reconcileRefreshes, threshold: thresholds.reconcileRefreshesPerHour, evaluationPeriods: 1 },
+    );
+
     // --- Dashboard -----------------------------------------------------------------------------
     // Dashboard names are unique per account, not per region.
     const dashboardName = `${service}-${region}`;
@@ -260,6 +282,19 @@ export class Monitoring extends Construct {
       graph('Stuck (max per sweep) and recovered (by action)', [stuck.with({ label: 'stuck' })], {
         right: [search(METRIC.recovered.name, METRIC.recovered.dimension, 'Sum')],
       }),
+    );
+    this.dashboard.addWidgets(
+      graph('Reconciliation: history notifications (by outcome; accepted = lost and caught up)', [
+        search(METRIC.reconcileNotifications.name, METRIC.reconcileNotifications.dimension, 'Sum'),
+      ]),
+      graph(
+        'Reconciliation: refreshes, due purchases, errors (per hour)',
+        [
+          reconcileRefreshes.with({ label: 'refreshes started' }),
+          own(METRIC.reconcileDuePurchases.name, {}, Stats.SUM, Duration.hours(1)).with({ label: 'due purchases' }),
+        ],
+        { right: [reconcileErrors.with({ label: 'errors' })] },
+      ),
     );
     this.dashboard.addWidgets(
       perFunction('Lambda errors', (fn, fnId) => fn.metricErrors({ period: FIVE_MINUTES, label: fnId })),

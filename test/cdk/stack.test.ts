@@ -7,7 +7,7 @@ import type { IConstruct } from 'constructs';
 import { TABLE_DEFINITION } from '../../lambdas/platform/dynamodb-table';
 import { STORES } from '../../lambdas/events/vocabulary';
 import { EVENT_DETAIL_TYPES, SYNC_RESULT_EVENT_PATTERN, WEBHOOK_EVENT_PATTERN } from '../../lambdas/events/schemas';
-import { API_FUNCTIONS, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS } from '../../lib/catalog';
+import { API_FUNCTIONS, RECONCILE_FUNCTION, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS } from '../../lib/catalog';
 import { METRIC, METRICS_NAMESPACE } from '../../lambdas/platform/metric-names';
 import { createLambdaFunction, LOCAL_ONLY_VARIABLES } from '../../lib/constructs/lambda-function';
 import { IapSyncStack, type IapSyncStackProps } from '../../lib/iap-sync-stack';
@@ -95,7 +95,7 @@ const actions = (statement: Statement): string[] => [statement.Action].flat();
 describe('data table', () => {
   it('has the key schema, attributes and TTL of TABLE_DEFINITION', () => {
     const [, table] = only('AWS::DynamoDB::Table');
-    const { partitionKey, sortKey, timeToLiveAttribute, openIndex } = TABLE_DEFINITION;
+    const { partitionKey, sortKey, timeToLiveAttribute, openIndex, reconcileIndex } = TABLE_DEFINITION;
     expect(table.Properties.KeySchema).toEqual([
       { AttributeName: partitionKey.name, KeyType: 'HASH' },
       { AttributeName: sortKey.name, KeyType: 'RANGE' },
@@ -105,6 +105,8 @@ describe('data table', () => {
       { AttributeName: sortKey.name, AttributeType: sortKey.type },
       { AttributeName: openIndex.partitionKey.name, AttributeType: openIndex.partitionKey.type },
       { AttributeName: openIndex.sortKey.name, AttributeType: openIndex.sortKey.type },
+      { AttributeName: reconcileIndex.partitionKey.name, AttributeType: reconcileIndex.partitionKey.type },
+      { AttributeName: reconcileIndex.sortKey.name, AttributeType: reconcileIndex.sortKey.type },
     ]);
     expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: timeToLiveAttribute, Enabled: true });
     expect(table.Properties.GlobalSecondaryIndexes).toEqual([
@@ -115,6 +117,14 @@ describe('data table', () => {
           { AttributeName: openIndex.sortKey.name, KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: openIndex.projection },
+      },
+      {
+        IndexName: reconcileIndex.indexName,
+        KeySchema: [
+          { AttributeName: reconcileIndex.partitionKey.name, KeyType: 'HASH' },
+          { AttributeName: reconcileIndex.sortKey.name, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: reconcileIndex.projection, NonKeyAttributes: [...reconcileIndex.nonKeyAttributes] },
       },
     ]);
   });
@@ -202,6 +212,7 @@ describe('Lambda functions', () => {
     ...WORKFLOW_FUNCTIONS.map((entry) => ({ id: entry.id, memory: 512, timeout: entry.timeoutSeconds })),
     { id: WEBHOOK_FUNCTION.id, memory: 512, timeout: WEBHOOK_FUNCTION.timeoutSeconds },
     { id: SWEEPER_FUNCTION.id, memory: 512, timeout: SWEEPER_FUNCTION.timeoutSeconds },
+    { id: RECONCILE_FUNCTION.id, memory: 512, timeout: RECONCILE_FUNCTION.timeoutSeconds },
   ];
   const extraEnvironment: Record<string, string[]> = {
     RegisterApplePurchase: ['STATE_MACHINE_ARN'],
@@ -214,6 +225,7 @@ describe('Lambda functions', () => {
     MarkRetrying: ['WORKFLOW_TYPE', 'RETRY_MAX_ATTEMPTS', 'RETRY_BASE_SECONDS', 'RETRY_MAX_WAIT_SECONDS'],
     DeliverWebhooks: ['WEBHOOK_QUEUE_URL', 'WEBHOOK_DEAD_LETTER_QUEUE_URL'],
     RecoverSynchronizations: ['STATE_MACHINE_ARN', 'EVENT_BUS_NAME', 'WORKFLOW_TYPE'],
+    ReconcilePurchases: ['STATE_MACHINE_ARN', 'APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
   };
 
   it('are one per catalog entry', () => {
@@ -446,6 +458,8 @@ describe('monitoring', () => {
         'store-errors-apple',
         'store-errors-google',
         'stuck-synchronizations',
+        'reconciliation-failing',
+        'reconciliation-corrections',
         'webhook-event-dead-letters',
         'webhook-delivery-dead-letters',
       ]
@@ -471,6 +485,16 @@ describe('monitoring', () => {
     expect(queries.find((query) => query.Expression)?.Expression).toBe('IF(requests >= 20, 100 * FILL(errors, 0) / requests, 0)');
     const names = Object.fromEntries(queries.filter((query) => query.MetricStat).map((query) => [query.Id, query.MetricStat?.Metric.MetricName]));
     expect(names).toEqual({ requests: 'Count', errors: '5xx' });
+  });
+
+  it('alarms when the reconciliation fails or stops running (no data breaches), and when it corrects too much', () => {
+    expect(alarmNamed('iap-sync-prod-reconciliation-failing')).toMatchObject({
+      MetricName: 'ReconcileErrors',
+      Threshold: 1,
+      EvaluationPeriods: 2,
+      TreatMissingData: 'breaching',
+    });
+    expect(alarmNamed('iap-sync-prod-reconciliation-corrections')).toMatchObject({ MetricName: 'ReconcileRefreshesStarted', Threshold: 50 });
   });
 
   it.each([
@@ -636,11 +660,21 @@ describe('recovery sweeper', () => {
     ['EXPRESS', 'rate(1 minute)'],
   ] as const)('runs on %s every %s', (workflowType, expression) => {
     const rules = Object.values(template(workflowType).findResources('AWS::Events::Rule') as Record<string, Resource>).filter(
-      (rule) => rule.Properties.ScheduleExpression !== undefined,
+      (rule) => rule.Properties.ScheduleExpression !== undefined && JSON.stringify(rule.Properties.Targets).includes(functionLogicalId(SWEEPER_FUNCTION.id)),
     );
     expect(rules).toHaveLength(1);
     expect(rules[0]?.Properties.ScheduleExpression).toBe(expression);
-    expect(JSON.stringify(rules[0]?.Properties.Targets)).toContain(functionLogicalId(SWEEPER_FUNCTION.id));
+  });
+
+  it('the reconciliation runs hourly and queries only its own index', () => {
+    const rules = Object.values(template().findResources('AWS::Events::Rule') as Record<string, Resource>).filter((rule) =>
+      JSON.stringify(rule.Properties.Targets ?? []).includes(functionLogicalId(RECONCILE_FUNCTION.id)),
+    );
+    expect(rules.map((rule) => rule.Properties.ScheduleExpression)).toEqual([`rate(${RECONCILE_FUNCTION.scheduleMinutes / 60} hour)`]);
+    const query = statementsOf(RECONCILE_FUNCTION.id).filter((statement) => actions(statement).includes('dynamodb:Query'));
+    const indexes = query.flatMap(resources).filter((resource) => resource.includes('/index/'));
+    expect(indexes).toHaveLength(1);
+    expect(indexes[0]).toContain(`/index/${TABLE_DEFINITION.reconcileIndex.indexName}`);
   });
 
   it('queries the open index by its own ARN, describes and starts executions and publishes events', () => {

@@ -652,9 +652,22 @@ describe('the command line', () => {
     const child = spawnSync(process.execPath, ['cli/bin.cjs', '--help'], { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 30_000 });
     expect(child.status).toBe(0);
     expect(child.stderr).toBe('');
-    for (const command of ['publisher create', 'publisher list', 'customer add', 'offer map', 'apple configure', 'google configure', 'jwt issue', 'sync show', 'webhook add', 'webhook replay']) {
+    for (const command of [
+      'publisher create',
+      'publisher list',
+      'customer add',
+      'offer map',
+      'apple configure',
+      'apple test-notification',
+      'reconcile',
+      'google configure',
+      'jwt issue',
+      'sync show',
+      'webhook add',
+      'webhook replay',
+    ]) {
       expect(child.stdout).toContain(`  ${command}`);
     }
-    expect(COMMANDS).toHaveLength(16);
+    expect(COMMANDS).toHaveLength(18);
   });
 });

@@ -1,3 +1,4 @@
+import { appleRootCertificates } from '../../platform/config';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { createNoticeIntake, createRuntime } from '../../purchases';
@@ -68,15 +69,6 @@ export function makeReceiveAppleNotificationHandler(deps: ReceiveAppleNotificati
     });
 }
 
-/** APPLE_ROOT_CERTIFICATES: comma-separated base64 DER, as the purchase workflow reads it. */
-function rootCertificates(value: string | undefined): Buffer[] {
-  return (value ?? '')
-    .split(',')
-    .map((item) => item.trim())
-    .filter(Boolean)
-    .map((item) => Buffer.from(item, 'base64'));
-}
-
 export const handler = lazyHandler(() => {
   const runtime = createRuntime('receive-apple-notification');
   const { config } = runtime;
@@ -85,7 +77,7 @@ export const handler = lazyHandler(() => {
     makeReceiveAppleNotificationHandler({
       publishers: runtime.publishers,
       decoder: new AppleNotificationDecoder({
-        rootCertificates: rootCertificates(config.APPLE_ROOT_CERTIFICATES),
+        rootCertificates: appleRootCertificates(config),
         onlineChecks: config.APPLE_ONLINE_CHECKS === 'true',
       }),
       intake: createNoticeIntake(runtime), // wired by the lead

@@ -20,7 +20,7 @@ import type {
   SynchronizationRepository,
 } from '../ports/synchronization-repository';
 import { callAws } from '../../platform/aws-errors';
-import { keys, OPEN_SHARDS, openShardOf, TABLE_DEFINITION } from '../../platform/dynamodb-table';
+import { keys, OPEN_SHARDS, openShardOf, reconcileIndexAttributes, TABLE_DEFINITION } from '../../platform/dynamodb-table';
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
@@ -443,10 +443,18 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     }
     if (purchaseWrite) {
       const { next, expectedVersion } = purchaseWrite;
+      const itemKey = keys.purchase(next.publisherId, next.store, next.purchaseKey);
       items.push({
         Put: {
           TableName: this.tableName,
-          Item: { ...keys.purchase(next.publisherId, next.store, next.purchaseKey), type: 'purchase', purchase: next, ownershipVersion: next.ownershipVersion },
+          // The whole item is replaced, so the reconcile index follows this write: placed anew, or left.
+          Item: {
+            ...itemKey,
+            type: 'purchase',
+            purchase: next,
+            ownershipVersion: next.ownershipVersion,
+            ...reconcileIndexAttributes(itemKey.pk, next.store, snapshotOf(next), new Date(this.nowMs())),
+          },
           ...(expectedVersion === 0
             ? { ConditionExpression: 'attribute_not_exists(pk)' }
             : { ConditionExpression: 'ownershipVersion = :expected', ExpressionAttributeValues: { ':expected': expectedVersion } }),

@@ -1,4 +1,5 @@
-import { AppStoreServerAPIClient, type Environment } from '@apple/app-store-server-library';
+import { AppStoreServerAPIClient, Environment } from '@apple/app-store-server-library';
+import type { AppleConfig, AppleEnvironment } from '../config';
 import type { Response } from 'node-fetch';
 
 /**
@@ -38,5 +39,38 @@ export class AppStoreClient extends AppStoreServerAPIClient {
     });
     // Apple's library only reads `ok`, `status` and `json()`, which the WHATWG Response has too.
     return response as unknown as Response;
+  }
+}
+
+const ENVIRONMENT: Record<AppleEnvironment, Environment.PRODUCTION | Environment.SANDBOX> = {
+  Production: Environment.PRODUCTION,
+  Sandbox: Environment.SANDBOX,
+};
+
+/**
+ * One AppStoreClient per app, key and environment, built once per container (the client caches its
+ * signed bearer token). Keyed on the key's length too, so a rotated key gets a new client.
+ */
+export class AppStoreClients {
+  private readonly clients = new Map<string, AppStoreClient>();
+
+  constructor(private readonly options: { baseUrls: Record<AppleEnvironment, string>; timeoutMs: number }) {}
+
+  get(config: AppleConfig, environment: AppleEnvironment, privateKey: string): AppStoreClient {
+    const cacheKey = [config.bundleId, config.issuerId, config.keyId, environment, privateKey.length].join('|');
+    let client = this.clients.get(cacheKey);
+    if (!client) {
+      client = new AppStoreClient(
+        privateKey,
+        config.keyId,
+        config.issuerId,
+        config.bundleId,
+        ENVIRONMENT[environment],
+        this.options.baseUrls[environment],
+        this.options.timeoutMs,
+      );
+      this.clients.set(cacheKey, client);
+    }
+    return client;
   }
 }

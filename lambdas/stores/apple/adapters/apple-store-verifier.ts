@@ -1,7 +1,6 @@
 import { SignedDataVerifiers } from './signed-data-verifiers';
 import {
   APIException,
-  Environment,
   type SignedDataVerifier,
   VerificationException,
   VerificationStatus,
@@ -12,7 +11,7 @@ import { ConfigurationError, StoreCredentialsError, StoreRejectedError, StoreUna
 import type { AppleConfig, AppleEnvironment } from '../config';
 import type { SecretStore } from '../../../platform/secret-store';
 import type { AppleVerifier } from '../ports';
-import { AppStoreClient } from './app-store-client';
+import { AppStoreClients, type AppStoreClient } from './app-store-client';
 
 export interface AppleStoreVerifierOptions {
   secrets: SecretStore;
@@ -28,10 +27,6 @@ export interface AppleStoreVerifierOptions {
 const RETRYABLE_API_ERRORS = new Set([4040002, 4040004, 4040006, 4290000, 5000000, 5000001]);
 const NOT_FOUND_API_ERRORS = new Set([4040010, 4000006]);
 
-const ENVIRONMENT: Record<AppleEnvironment, Environment.PRODUCTION | Environment.SANDBOX> = {
-  Production: Environment.PRODUCTION,
-  Sandbox: Environment.SANDBOX,
-};
 
 type Lookup<T> = { found: true; value: T } | { found: false };
 
@@ -42,12 +37,13 @@ type Lookup<T> = { found: true; value: T } | { found: false };
  * the bundle id and the environment.
  */
 export class AppleStoreVerifier implements AppleVerifier {
-  private readonly clients = new Map<string, AppStoreClient>();
+  private readonly appStore: AppStoreClients;
   private readonly signedData: SignedDataVerifiers;
 
   constructor(private readonly options: AppleStoreVerifierOptions) {
     if (options.rootCertificates.length === 0) throw new ConfigurationError('no trusted Apple root certificates configured');
     this.signedData = new SignedDataVerifiers(options);
+    this.appStore = new AppStoreClients(options);
   }
 
   async verify(config: AppleConfig, transactionId: string): Promise<AppleVerification> {
@@ -87,21 +83,7 @@ export class AppleStoreVerifier implements AppleVerifier {
   }
 
   private client(config: AppleConfig, environment: AppleEnvironment, privateKey: string): AppStoreClient {
-    const cacheKey = [config.bundleId, config.issuerId, config.keyId, environment, privateKey.length].join('|');
-    let client = this.clients.get(cacheKey);
-    if (!client) {
-      client = new AppStoreClient(
-        privateKey,
-        config.keyId,
-        config.issuerId,
-        config.bundleId,
-        ENVIRONMENT[environment],
-        this.options.baseUrls[environment],
-        this.options.timeoutMs,
-      );
-      this.clients.set(cacheKey, client);
-    }
-    return client;
+    return this.appStore.get(config, environment, privateKey);
   }
 
   private verifier(config: AppleConfig, environment: AppleEnvironment): SignedDataVerifier {
