@@ -182,3 +182,90 @@ export function costModel(counts: SynchronizationCounts, durations: MeasuredDura
     ],
   };
 }
+
+/**
+ * What one App Store Server Notification costs beyond the figures a scenario measures, each stated:
+ * - the notification route is an HTTP API request and one Lambda invocation at the API functions'
+ *   memory (its duration is measured: a redelivery's round trip, verification of the three JWS included);
+ * - the accept is one TransactWriteItems of two items (the notification record, idempotent on
+ *   notificationUUID, and the refresh synchronization): transactional, so 2 WRU each;
+ * - the refresh's open-index entry is written twice (put at accept, removed at MarkPublished), as for a register;
+ * - the finalize that changed the entitlement is one TransactWriteItems of three items (synchronization,
+ *   purchase, entitlement), 2 WRU each; an unchanged one writes the synchronization only;
+ * - PutEvents only when something changed (one entry: the owner's inappEntitlementChanged); the
+ *   measured PutEvents per refresh is the share of refreshes that changed something. MarkPublished
+ *   (1 WRU) runs either way;
+ * - the reads (publisher, purchase, entitlement, about 1 RRU each, 4 per refresh) are a stated estimate;
+ * - a duplicate notification (Apple retries, the reconciliation re-reading history) costs the request,
+ *   the invocation and the failed conditional write only, and is not counted here.
+ */
+export const NOTIFICATION_ASSUMPTIONS = {
+  notificationLambdaMemoryMb: ASSUMPTIONS.apiLambdaMemoryMb,
+  acceptWriteUnits: 2 * 2,
+  openIndexWriteUnits: OPEN_INDEX_WRITES_PER_SYNCHRONIZATION,
+  finalizeChangedWriteUnits: 3 * 2,
+  finalizeUnchangedWriteUnits: 2,
+  markPublishedWriteUnits: 1,
+  readUnitsPerRefresh: 4,
+} as const;
+
+/** Per-refresh figures a scenario measured from the executions the notifications started. */
+export interface NotificationCounts {
+  source: string;
+  transitionsPerRefresh: number;
+  /** Lambda invocations per refresh, by workflow function id. */
+  lambdaInvocationsPerRefresh: Record<string, number>;
+  /** Median Task time per invocation, by workflow function id (ms). */
+  lambdaMedianMs: Record<string, number>;
+  /** PutEvents task entries per refresh (0..1: the share that changed something). */
+  putEventsPerRefresh: number;
+  /** The notification route's median time (ms). */
+  notificationMs: number;
+}
+
+export interface NotificationCostModel {
+  pricesAsOf: string;
+  counts: NotificationCounts;
+  assumptions: typeof NOTIFICATION_ASSUMPTIONS;
+  lines: CostLine[];
+  totalUsdPerMillion: number;
+}
+
+/** US dollars per million App Store notifications that each start one STANDARD refresh execution. */
+export function notificationCostModel(counts: NotificationCounts): NotificationCostModel {
+  const a = NOTIFICATION_ASSUMPTIONS;
+  const workflowGb = ASSUMPTIONS.workflowLambdaMemoryMb / 1024;
+  const invocations = Object.values(counts.lambdaInvocationsPerRefresh).reduce((x, y) => x + y, 0);
+  const workflowGbSeconds = Object.entries(counts.lambdaInvocationsPerRefresh).reduce(
+    (total, [id, n]) => total + n * workflowGb * billedSeconds(counts.lambdaMedianMs[id] ?? 0),
+    0,
+  );
+  const changed = Math.min(1, counts.putEventsPerRefresh);
+  const writeUnits =
+    a.acceptWriteUnits + a.openIndexWriteUnits + a.markPublishedWriteUnits + changed * a.finalizeChangedWriteUnits + (1 - changed) * a.finalizeUnchangedWriteUnits;
+  const lines: CostLine[] = [
+    line('API Gateway', 'HTTP API request (POST /storekit2/notifications/{publisherId})', 1, 'requests', PRICES.httpApiPerRequest),
+    line('Lambda', `requests (notification 1, refresh workflow ${round(invocations, 2)})`, 1 + invocations, 'requests', PRICES.lambdaPerRequest),
+    line('Lambda', `duration notification ${a.notificationLambdaMemoryMb} MB (${counts.notificationMs} ms)`, (a.notificationLambdaMemoryMb / 1024) * billedSeconds(counts.notificationMs), 'GB-s', PRICES.lambdaArmPerGbSecond),
+    line(
+      'Lambda',
+      `duration refresh workflow ${ASSUMPTIONS.workflowLambdaMemoryMb} MB (${Object.entries(counts.lambdaInvocationsPerRefresh)
+        .map(([id, n]) => `${id} ${round(n, 2)}× ${counts.lambdaMedianMs[id] ?? 0} ms`)
+        .join(', ')})`,
+      workflowGbSeconds,
+      'GB-s',
+      PRICES.lambdaArmPerGbSecond,
+    ),
+    line('Step Functions', 'STANDARD state transitions of one refresh execution', counts.transitionsPerRefresh, 'transitions', PRICES.sfnStandardPerTransition),
+    line('DynamoDB', `write request units (notice + sync ${a.acceptWriteUnits}, open index ${a.openIndexWriteUnits}, MarkPublished ${a.markPublishedWriteUnits}, finalize ${a.finalizeChangedWriteUnits} when changed (${round(changed * 100, 1)} %), else ${a.finalizeUnchangedWriteUnits})`, writeUnits, 'WRU', PRICES.dynamodbPerWriteRequestUnit),
+    line('DynamoDB', `read request units (estimate: ${a.readUnitsPerRefresh} per refresh)`, a.readUnitsPerRefresh, 'RRU', PRICES.dynamodbPerReadRequestUnit),
+    line('EventBridge', 'custom events (PutEvents only when something changed)', changed, 'events', PRICES.eventBridgePerCustomEvent),
+  ];
+  return {
+    pricesAsOf: PRICES_AS_OF,
+    counts,
+    assumptions: a,
+    lines,
+    totalUsdPerMillion: round(lines.reduce((sum, l) => sum + l.usdPerMillion, 0), 2),
+  };
+}

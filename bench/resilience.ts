@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { bola } from './resilience/bola';
 import { crashRestart } from './resilience/crash';
 import { fuzz } from './resilience/fuzz';
+import { lifecycle } from './resilience/lifecycle';
 import { storeOutageExhausted, storeOutageRecovers } from './resilience/outage';
 import { buildReport, formatReport, saveReport } from './resilience/report';
 import { cleanups, type Scenario, type ScenarioResult } from './resilience/scenario';
@@ -21,6 +22,7 @@ what was finalized, published and delivered (lost / duplicated / stuck must all 
   --quick              small counts (about a minute); prints, saves nothing
   --only a,b           run only these scenarios (prints, saves nothing unless --save)
   --save               save bench/results/resilience-*.json even with --quick or --only
+  --seed N             the lifecycle scenario's PRNG seed (default printed in its report; env LIFECYCLE_SEED)
   --help
 
 Scenarios: ${'%SCENARIOS%'}
@@ -37,6 +39,7 @@ const SCENARIOS: Record<string, { run: Scenario; timeoutMs: number }> = {
   'crash-restart': { run: crashRestart, timeoutMs: 300_000 },
   fuzz: { run: fuzz, timeoutMs: 420_000 },
   bola: { run: bola, timeoutMs: 180_000 },
+  lifecycle: { run: lifecycle, timeoutMs: 900_000 },
 };
 
 const elapsed = (t0: number) => Math.round((performance.now() - t0) / 1000);
@@ -92,12 +95,18 @@ async function main(): Promise<void> {
       quick: { type: 'boolean', default: false },
       only: { type: 'string' },
       save: { type: 'boolean', default: false },
+      seed: { type: 'string' },
       child: { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
   const quick = values.quick === true;
+  if (values.seed !== undefined) {
+    if (!/^\d{1,10}$/.test(values.seed)) throw new Error(`--seed must be a non-negative integer, got ${values.seed}`);
+    // The children inherit the environment: the lifecycle scenario reads its seed from there.
+    process.env.LIFECYCLE_SEED = values.seed;
+  }
   if (values.child !== undefined) return runChild(values.child, String(values.out), quick);
   if (values.help) {
     process.stdout.write(USAGE.replace('%SCENARIOS%', Object.keys(SCENARIOS).join(', ')));

@@ -368,3 +368,90 @@ function applyPatches(req: Draft): FuzzRequest {
   }
   return { ...rest, headers };
 }
+
+/** What the notification route's cases need: the publisher whose route takes Apple's notifications. */
+export interface NotificationFuzzContext {
+  publisherId: number;
+}
+
+/** Path segments that name no publisher configured for Apple (unknown, malformed, out of range). */
+const WRONG_PUBLISHER_IDS = ['999', '0', '-1', '01', '1.0', 'abc', '2147483648', '99999999999', '%20', '1%00', 'x'.repeat(300)];
+
+/** A JWS-looking string: three base64url parts, sometimes a real-looking header and payload, never Apple's signature. */
+const jwsLike: fc.Arbitrary<string> = fc.oneof(
+  fc
+    .tuple(fc.base64String({ maxLength: 200 }), fc.base64String({ maxLength: 2000 }), fc.base64String({ maxLength: 200 }))
+    .map(([h, p, s]) => [h, p, s].map((part) => part.replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_')).join('.')),
+  fc
+    .tuple(
+      fc.constantFrom('ES256', 'none', 'HS256', 'RS256'),
+      fc.constantFrom('DID_RENEW', 'REFUND', 'EXPIRED', 'TEST', 'SUBSCRIBED', 'UNKNOWN'),
+      fc.uuid(),
+      fc.boolean(),
+    )
+    .map(([alg, notificationType, notificationUUID, withChain]) => {
+      const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+      const header = { alg, ...(withChain ? { x5c: ['MIIB', 'MIIC', 'MIID'] } : {}) };
+      const payload = { notificationType, notificationUUID, version: '2.0', signedDate: Date.now(), data: { bundleId: 'com.example.iapsync', environment: 'Production', signedTransactionInfo: 'a.b.c' } };
+      return `${b64(header)}.${b64(payload)}.${Buffer.from('not-apple').toString('base64url')}`;
+    }),
+  fc.constantFrom('', '.', '..', 'a.b.c', 'a.b', 'a.b.c.d', 'eyJhbGciOiJFUzI1NiJ9', 'eyJhbGciOiJFUzI1NiJ9.e30.', ...HOSTILE_STRINGS),
+);
+
+/**
+ * `POST /storekit2/notifications/{publisherId}` with what Apple never sends: not JSON, no
+ * `signedPayload`, JWS-looking strings not signed by Apple, huge bodies, wrong publisher ids.
+ * No credentials on purpose (the route takes none). The contract allows only `400 NOTIF0001`,
+ * `400 REQ0001` and `413 REQ0006` here (§9). Kept out of {@link fuzzRequests}, whose judge reads
+ * only the §6 code table (NOTIF0001 is added to it in §9).
+ */
+export function notificationRequests(ctx: NotificationFuzzContext): fc.Arbitrary<FuzzRequest> {
+  const own = `/storekit2/notifications/${ctx.publisherId}`;
+  const json = { 'content-type': 'application/json' };
+  const request = (category: string, path: string, body: string | Buffer, headers: Record<string, string> = json): FuzzRequest => ({
+    category,
+    method: 'POST',
+    path,
+    headers,
+    body,
+    knownRoute: true,
+  });
+  const notJson = fc
+    .oneof(
+      fc.constantFrom('', '{', 'null', '[]', '42', '"signedPayload"', "{'signedPayload':'a.b.c'}", '{"signedPayload":"a.b.c",}', '\uFEFF{"signedPayload":"a.b.c"}'),
+      fc.uint8Array({ maxLength: 500 }).map((bytes) => Buffer.from(bytes).toString('latin1')),
+      fc.string({ unit: 'binary', maxLength: 300 }),
+    )
+    .map((body) => request('notification: not JSON', own, body));
+  const noSignedPayload = fc
+    .oneof(
+      fc.constant({}),
+      fc.constant({ signedpayload: 'a.b.c' }),
+      fc.constant({ payload: 'a.b.c' }),
+      fc.constant({ message: { data: 'e30=' } }),
+      wrongTypeValue.map((v) => ({ signedPayload: v })),
+    )
+    .filter((b) => typeof (b as { signedPayload?: unknown }).signedPayload !== 'string')
+    .map((b) => request('notification: no signedPayload', own, JSON.stringify(b)));
+  const forged = fc
+    .tuple(jwsLike, fc.constantFrom<Record<string, string>>(json, { 'content-type': 'text/plain' }, {}, { ...json, 'x-publisher-id': '2' }))
+    .map(([jws, headers]) => request('notification: forged JWS', own, JSON.stringify({ signedPayload: jws }), headers));
+  const extraFields = jwsLike.map((jws) => request('notification: extra fields', own, `{"signedPayload":${JSON.stringify(jws)},"notificationType":"REFUND","__proto__":{"admin":true}}`));
+  const huge = fc
+    .oneof(
+      { weight: 4, arbitrary: fc.integer({ min: 64 * 1024 + 1, max: 200 * 1024 }) },
+      { weight: 1, arbitrary: fc.constant(1024 * 1024 + 1) },
+    )
+    .map((size) => request('notification: huge body', own, JSON.stringify({ signedPayload: 'a'.repeat(size) })));
+  const wrongPublisher = fc
+    .tuple(fc.constantFrom(...WRONG_PUBLISHER_IDS), jwsLike)
+    .map(([id, jws]) => request('notification: wrong publisher id', `/storekit2/notifications/${id}`, JSON.stringify({ signedPayload: jws })));
+  return fc.oneof(
+    { weight: 3, arbitrary: notJson },
+    { weight: 3, arbitrary: noSignedPayload },
+    { weight: 6, arbitrary: forged },
+    { weight: 1, arbitrary: extraFields },
+    { weight: 2, arbitrary: huge },
+    { weight: 3, arbitrary: wrongPublisher },
+  );
+}

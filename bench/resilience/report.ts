@@ -33,12 +33,25 @@ function formatScenario(s: ScenarioResult & { verdict: string }): string {
     );
     for (const f of r.findings.slice(0, 8)) lines.push(`  finding: ${JSON.stringify(f)}`);
   }
+  if (s.name === 'lifecycle' && !s.error) lines.push(...formatLifecycle(s.details));
   for (const c of s.checks) lines.push(`  [${c.pass ? 'ok' : 'FAIL'}] ${c.name}: ${c.detail}`);
   for (const [k, v] of Object.entries(s.details)) {
     const text = JSON.stringify(v);
     lines.push(`  ${k}: ${text.length > 600 ? `${text.slice(0, 600)}…` : text}`);
   }
   return lines.join('\n');
+}
+
+/** The lifecycle scenario's headline: what was done to the notifications, and what drifted. */
+export function formatLifecycle(d: Record<string, unknown>): string[] {
+  const n = (key: string) => (typeof d[key] === 'number' ? String(d[key]) : '?');
+  return [
+    `  seed ${n('seed')}; actions ${JSON.stringify(d.actions ?? {})}`,
+    `  notifications: dropped ${n('dropped')}, duplicates resent ${n('duplicatesResent')}, out of order resent ${n('outOfOrderResent')} (${n('outOfOrderLateFirstDeliveries')} of them dropped before)`,
+    `  reconciliation: ${JSON.stringify(d.reconciliationReport ?? {})}, corrected ${n('reconciliationCorrected')} in ${n('reconciliationSeconds')} s`,
+    `  drift ${n('drift')} (before the reconciliation ${n('driftBeforeReconciliation')}), duplicate events ${n('duplicateEvents')}, lost ${n('lost')}; wall time ${n('wallSeconds')} s`,
+    `  cost: $${n('costPerMillionNotificationsUsd')} per million notifications`,
+  ];
 }
 
 export function formatReport(report: ResilienceReport): string {
