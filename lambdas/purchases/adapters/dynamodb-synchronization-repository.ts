@@ -8,8 +8,8 @@ import {
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { ConcurrentUpdateError } from '../../platform/errors';
-import { retainUntil, type Entitlement } from '../../entitlements';
-import { snapshotOf, type EntitlementChange, type PurchaseRecord } from '../domain/ownership';
+import { retainUntil } from '../../entitlements';
+import { entitlementOf, snapshotOf, type EntitlementChange, type PurchaseRecord } from '../domain/ownership';
 import type { Store } from '../../events/vocabulary';
 import type { Synchronization } from '../domain/synchronization';
 import type {
@@ -474,27 +474,8 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
  * 90 days after access ended.
  */
 function entitlementItem(sync: Synchronization, next: PurchaseRecord, change: EntitlementChange, nowMs: number) {
-  const lifecycle = snapshotOf(next);
-  const apple = next.store === 'apple';
-  const entitlement: Entitlement = {
-    publisherId: next.publisherId,
-    customerId: change.customerId,
-    store: next.store,
-    purchaseKey: next.purchaseKey,
-    offerId: change.offerId,
-    productId: next.productId,
-    state: change.state,
-    expiresAt: change.expiresAt,
-    gracePeriodExpiresAt: change.state === 'transferred' ? null : lifecycle.gracePeriodExpiresAt,
-    willRenew: change.state === 'transferred' ? false : lifecycle.willRenew,
-    environment: next.environment ?? lifecycle.environment ?? null,
-    transactionId: apple ? (next.lastTransactionId ?? null) : null,
-    originalTransactionId: apple ? next.purchaseKey : null,
-    purchaseToken: apple ? null : next.purchaseKey,
-    packageName: apple ? null : (sync.packageName ?? null),
-    ownershipVersion: next.ownershipVersion,
-    updatedAt: next.updatedAt,
-  };
-  const ttl = change.active ? undefined : (retainUntil(change.state === 'transferred' ? { state: 'expired', expiresAt: null, gracePeriodExpiresAt: null } : lifecycle, new Date(nowMs)) ?? undefined);
+  const entitlement = entitlementOf(next, change, sync.packageName);
+  const ended = change.state === 'transferred' ? { state: 'expired' as const, expiresAt: null, gracePeriodExpiresAt: null } : snapshotOf(next);
+  const ttl = change.active ? undefined : retainUntil(ended, new Date(nowMs));
   return { ...keys.entitlement(next.publisherId, change.customerId, next.store, next.purchaseKey), type: 'entitlement', ...entitlement, active: change.active, ...(ttl !== undefined ? { ttl } : {}) };
 }

@@ -13,7 +13,7 @@ import {
 } from '../../events/schemas';
 import type { SyncKind } from '../../events/vocabulary';
 import { SynchronizationMissingError } from '../../platform/errors';
-import { decidePurchase, decideRefresh, snapshotOf, type EntitlementChange, type PurchaseDecision, type PurchaseRecord, type StoreVerdict } from './ownership';
+import { decidePurchase, decideRefresh, entitlementOf, type EntitlementChange, type PurchaseDecision, type PurchaseRecord, type StoreVerdict } from './ownership';
 import type { Synchronization } from './synchronization';
 
 export interface FinalizeDeps {
@@ -71,35 +71,22 @@ function entitlementEvents(
 ): EntitlementChangedDetail[] {
   const next = decision.purchaseWrite?.next;
   if (!next) return [];
-  const lifecycle = snapshotOf(next);
-  const apple = next.store === 'apple';
-  return decision.entitlementChanges.flatMap((change) =>
-    change.reason === null
-      ? []
-      : [
-          {
-            broadcasterId: sync.publisherId,
-            cleengCustomerId: change.customerId,
-            offerId: change.offerId,
-            store: next.store,
-            reason: change.reason,
-            active: change.active,
-            state: change.state,
-            expiresAt: change.expiresAt,
-            previousExpiresAt: change.previousExpiresAt,
-            willRenew: change.state === 'transferred' ? false : lifecycle.willRenew,
-            productId: next.productId,
-            transactionId: apple ? (next.lastTransactionId ?? null) : null,
-            originalTransactionId: apple ? next.purchaseKey : null,
-            purchaseToken: apple ? null : next.purchaseKey,
-            packageName: apple ? null : (sync.packageName ?? null),
-            environment: next.environment ?? lifecycle.environment ?? null,
-            ownershipVersion: next.ownershipVersion,
-            synchronizationId: sync.kind === 'refresh' ? null : sync.synchronizationId,
-            changedAt,
-          },
-        ],
-  );
+  return decision.entitlementChanges.flatMap((change) => {
+    if (change.reason === null) return [];
+    const { publisherId, customerId, purchaseKey: _purchaseKey, updatedAt: _updatedAt, gracePeriodExpiresAt: _grace, ...entitlement } = entitlementOf(next, change, sync.packageName);
+    return [
+      {
+        ...entitlement,
+        broadcasterId: publisherId,
+        cleengCustomerId: customerId,
+        reason: change.reason,
+        active: change.active,
+        previousExpiresAt: change.previousExpiresAt,
+        synchronizationId: sync.kind === 'refresh' ? null : sync.synchronizationId,
+        changedAt,
+      },
+    ];
+  });
 }
 
 /** Contract §8: Apple fills transactionId/originalTransactionId, Google purchaseToken/packageName. */

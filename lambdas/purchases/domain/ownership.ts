@@ -1,6 +1,6 @@
 import type { AppleEnvironment } from '../../stores/apple/config';
 import type { OwnershipPolicy } from '../../tenants';
-import { changeReason, isStale, type EntitlementReason, type EntitlementState, type LifecycleSnapshot, type LifecycleState } from '../../entitlements';
+import { changeReason, isStale, type Entitlement, type EntitlementReason, type EntitlementState, type LifecycleSnapshot, type LifecycleState } from '../../entitlements';
 import { grantsAccess, type Store, type SyncKind, type SyncResult } from '../../events/vocabulary';
 
 /** What the store says of a purchase, as the ownership decision sees it. */
@@ -340,5 +340,35 @@ export function decideRefresh(input: RefreshInput): RefreshDecision {
         previousExpiresAt: existing.expiresAt,
       },
     ],
+  };
+}
+
+/**
+ * The customer's entitlement that `change` writes (contract §10): one projection of the purchase
+ * record, used for the stored entitlement item and for the `inappEntitlementChanged` event alike.
+ * A previous owner's (`transferred`) keeps no grace end and no renewal.
+ */
+export function entitlementOf(next: PurchaseRecord, change: EntitlementChange, packageName: string | undefined): Entitlement {
+  const lifecycle = snapshotOf(next);
+  const apple = next.store === 'apple';
+  const transferred = change.state === 'transferred';
+  return {
+    publisherId: next.publisherId,
+    customerId: change.customerId,
+    store: next.store,
+    purchaseKey: next.purchaseKey,
+    offerId: change.offerId,
+    productId: next.productId,
+    state: change.state,
+    expiresAt: change.expiresAt,
+    gracePeriodExpiresAt: transferred ? null : lifecycle.gracePeriodExpiresAt,
+    willRenew: transferred ? false : lifecycle.willRenew,
+    environment: next.environment ?? lifecycle.environment ?? null,
+    transactionId: apple ? (next.lastTransactionId ?? null) : null,
+    originalTransactionId: apple ? next.purchaseKey : null,
+    purchaseToken: apple ? null : next.purchaseKey,
+    packageName: apple ? null : (packageName ?? null),
+    ownershipVersion: next.ownershipVersion,
+    updatedAt: next.updatedAt,
   };
 }
