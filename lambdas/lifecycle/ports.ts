@@ -1,4 +1,5 @@
-import type { AppleConfig } from '../stores/apple/config';
+import type { AppleConfig, AppleEnvironment } from '../stores/apple/config';
+import type { HistoryWindow, NotificationHistoryPage } from '../stores/apple/notification-history';
 import type { DecodedAppleNotification } from '../stores/apple/notifications';
 
 /** A verified store notification that asks the service to re-read one purchase. */
@@ -39,8 +40,6 @@ export interface AppleNotificationVerifier {
 }
 
 // The scheduled reconciliation's ports (appended to this file, hence the imports here).
-import type { AppleEnvironment } from '../stores/apple/config';
-import type { HistoryWindow, NotificationHistoryPage } from '../stores/apple/notification-history';
 
 /**
  * Apple's Get Notification History for one publisher's app, page by page. Implemented by
