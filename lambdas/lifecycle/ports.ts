@@ -39,7 +39,7 @@ export interface AppleNotificationVerifier {
   decode(config: AppleConfig, signedPayload: string): Promise<DecodedAppleNotification>;
 }
 
-// The scheduled reconciliation's ports (appended to this file, hence the imports here).
+// The scheduled reconciliation's ports.
 
 /**
  * Apple's Get Notification History for one publisher's app, page by page. Implemented by
