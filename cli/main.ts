@@ -1,5 +1,5 @@
 /**
- * `iap-sync`: the command line that manages a stack (shared/local-runtime.md, "Command line").
+ * `iap-sync`: the command line that manages a stack (README, "Command line").
  * This file only parses arguments, prints and chooses the exit code; the work is in ./commands/
  * (one file per command group), which never import this one.
  * Exit codes: 0 done, 1 the command failed, 2 the command line is wrong.

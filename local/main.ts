@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { LocalStartError } from './dynamodb-local';
 import { startLocalStack } from './stack';
 
-/** `npm start`: the whole pipeline on localhost (shared/local-runtime.md). */
+/** `npm start`: the whole pipeline on localhost (README, "Two commands"). */
 async function main(): Promise<void> {
   // The AWS SDK warns at length that its 2027 releases will need Node 22; this project runs on 20.19+
   // on purpose (Lambda runs nodejs22.x), and the warning would bury the start-up lines.

@@ -7,7 +7,7 @@ import { hashPublisherToken } from '../lambdas/tenants/domain/authenticate';
 import type { Publisher } from '../lambdas/tenants/domain/publisher';
 import { GOOGLE_SERVICE_ACCOUNT_FILE } from './simulator/google-simulator';
 
-/** The demo tenant of `npm start` (shared/local-runtime.md). */
+/** The demo tenant of `npm start` (README, "Two commands"). */
 export const DEMO = {
   publisherId: 1,
   customerIds: [101, 102, 103],

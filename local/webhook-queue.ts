@@ -34,7 +34,7 @@ import { describeIssue, readJsonBody, RequestBodyError, sendJson } from './simul
 import { positiveInt32 } from '../lambdas/platform/schema-primitives';
 
 /**
- * SQS and the webhook delivery Lambda of `npm start` (shared/local-runtime.md: "the same delivery
+ * SQS and the webhook delivery Lambda of `npm start` (the local runtime: "the same delivery
  * handler, fed by an in-process queue with the same retry schedule"). The queue hands batches of
  * SQS records to the same handler the Lambda runs, honours its partial batch failures like an
  * event source mapping (a failed record comes back after the visibility timeout, and after

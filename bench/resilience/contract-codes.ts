@@ -2,13 +2,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../local/stack';
 
-/** The API contract the fuzz judges against: shared/api-contract.md, next to the project. */
-export const CONTRACT_FILE = join(PROJECT_ROOT, '..', 'shared', 'api-contract.md');
+/** The API reference the fuzz judges against: the project's own docs/api.md (a clone needs nothing outside it). */
+export const CONTRACT_FILE = join(PROJECT_ROOT, 'docs', 'api.md');
 
 /**
- * The error codes of the contract's §6 table, with their HTTP status. Parsed from the contract
+ * The error codes of the reference's §6 table, with their HTTP status. Parsed from the document
  * rather than imported from lambdas/platform/errors.ts on purpose: the product's table is what is
- * under test, so a code the product added (or changed the status of) without the contract must
+ * under test, so a code the product added (or changed the status of) without documenting it must
  * show up, not pass by construction.
  */
 export function parseContractCodes(markdown: string): Map<string, number> {

@@ -24,7 +24,7 @@ const faultBodySchema = z.union([
     status: z.union([z.literal(429), z.literal(500), z.literal(503)]),
     count: z.number().int().min(0).max(MAX_FAULT_COUNT),
   }),
-  // An extension of shared/local-runtime.md: a slow store (benchmarks, lock tests) until cleared.
+  // An extension of the simulator's documented routes: a slow store (benchmarks, lock tests) until cleared.
   z.strictObject({
     store: z.enum(['apple', 'google']),
     latencyMs: z.number().int().min(0).max(MAX_LATENCY_MS),

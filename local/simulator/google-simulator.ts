@@ -274,7 +274,7 @@ const createBodySchema = z.strictObject({
   productId: productIdSchema,
   packageName: packageNameSchema.optional(),
   expiresInSeconds: z.number().int().min(-MAX_EXPIRES_IN_SECONDS).max(MAX_EXPIRES_IN_SECONDS).optional(),
-  // An extension of shared/local-runtime.md: every simulated purchase is a license-test purchase unless told otherwise.
+  // An extension of the simulator's documented routes: every simulated purchase is a license-test purchase unless told otherwise.
   testPurchase: z.boolean().optional(),
 });
 const emptyBodySchema = z.strictObject({});

@@ -7,7 +7,7 @@ import { AcceptedResponse, SynchronizationStatusResponse } from '../../lambdas/p
 import { SyncResultDetail, SyncResultWebhookBody, toDetail } from '../../lambdas/events/schemas';
 import { ErrorResponse } from '../../lambdas/platform/schema-primitives';
 
-/** The examples of shared/api-contract.md, kept as fixtures: our schemas must accept them as they are. */
+/** The examples of the API reference (docs/api.md), kept as fixtures: our schemas must accept them as they are. */
 const fixture = (name: string): unknown => JSON.parse(readFileSync(join(__dirname, 'fixtures', name), 'utf8'));
 
 describe('contract fixtures', () => {
