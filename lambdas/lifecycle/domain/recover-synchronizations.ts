@@ -1,12 +1,8 @@
 import type { Clock } from '../../platform/clock';
 import type { EventPublisher } from '../../events/ports';
 import type { PublisherRepository } from '../../tenants';
-import type { SynchronizationRepository } from '../../purchases';
-import type { WorkflowInspector, WorkflowStarter } from '../../purchases';
+import { eventEntries, executionInput, executionName, finalizeSynchronization, type Synchronization, type SynchronizationRepository, type WorkflowInspector, type WorkflowStarter } from '../../purchases';
 import type { Logger } from '../../platform/logger';
-import { executionInput } from '../../purchases';
-import { eventEntries, finalizeSynchronization } from '../../purchases';
-import { executionName, type Synchronization } from '../../purchases';
 
 /**
  * EXPRESS executions last at most 5 minutes and cannot be described afterwards, so a

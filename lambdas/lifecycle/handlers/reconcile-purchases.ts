@@ -1,9 +1,8 @@
-import { appleRootCertificates } from '../../platform/config';
+import { appleRootCertificates, required } from '../../platform/config';
 import type { Context } from 'aws-lambda';
 import * as z from 'zod';
 import { createNoticeIntake, createRuntime } from '../../purchases';
 import { systemClock } from '../../platform/clock';
-import { required } from '../../platform/config';
 import { createDocumentClient } from '../../platform/dynamodb-client';
 import { instrument, lazyHandler } from '../../platform/handler';
 import { METRIC } from '../../platform/metric-names';

@@ -1,11 +1,10 @@
 import { EventBridgeEventPublisher } from '../../events/adapters/eventbridge-event-publisher';
-import { SfnWorkflowInspector, SfnWorkflowStarter } from '../../purchases';
+import { createRuntime, SfnWorkflowInspector, SfnWorkflowStarter } from '../../purchases';
 import { EXPRESS_ENDED_AFTER_SECONDS, recoverSynchronizations, type RecoverDeps, type RecoverOptions, type RecoverReport } from '../domain/recover-synchronizations';
 import { systemClock } from '../../platform/clock';
 
 import { required } from '../../platform/config';
 import { noMetrics, type MetricsRecorder } from '../../platform/metrics';
-import { createRuntime } from '../../purchases';
 import { instrument, lazyHandler } from '../../platform/handler';
 
 /**

@@ -1,11 +1,8 @@
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { JoseCustomerTokenVerifier } from '../../tenants';
-import { authenticate, credentialsOf } from '../../tenants';
+import { authenticate, credentialsOf, type CustomerTokenVerifier, JoseCustomerTokenVerifier, type PublisherRepository } from '../../tenants';
 import type { Store } from '../../events/vocabulary';
 import { getSynchronizationStatus } from '../domain/synchronization-status';
-import type { CustomerTokenVerifier } from '../../tenants';
-import type { PublisherRepository } from '../../tenants';
 import type { SynchronizationRepository } from '../ports/synchronization-repository';
 import { SynchronizationIdParam } from '../schemas';
 import { apiError, apiErrors, json, parseHeaders, type ApiEvent, type ApiResult } from '../../platform/http';

@@ -1,6 +1,5 @@
 import { nextRetry, type RetryPolicy } from '../domain/retry-policy';
-import type { Clock } from '../../platform/clock';
-import { systemClock } from '../../platform/clock';
+import { type Clock, systemClock } from '../../platform/clock';
 import type { SynchronizationRepository } from '../ports/synchronization-repository';
 import { MarkRetryingInput, type MarkRetryingOutput } from '../workflow-schemas';
 import type { Logger } from '../../platform/logger';

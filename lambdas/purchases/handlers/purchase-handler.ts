@@ -1,14 +1,11 @@
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { JoseCustomerTokenVerifier } from '../../tenants';
+import { authenticate, credentialsOf, type CustomerTokenVerifier, JoseCustomerTokenVerifier, type PublisherRepository } from '../../tenants';
 import { SfnWorkflowStarter } from '../adapters/sfn-workflow-starter';
 import { acceptApplePurchase, acceptGooglePurchase, type AcceptDeps } from '../domain/accept-purchase';
-import { authenticate, credentialsOf } from '../../tenants';
 import type { Store, SyncKind } from '../../events/vocabulary';
 import type { Synchronization } from '../domain/synchronization';
 import { systemClock } from '../../platform/clock';
-import type { CustomerTokenVerifier } from '../../tenants';
-import type { PublisherRepository } from '../../tenants';
 import { AppleRegisterBody, AppleTransferBody, GoogleRegisterBody, GoogleTransferBody } from '../schemas';
 import { LOCK_LEASE_SECONDS } from '../workflow-definition';
 import { required } from '../../platform/config';
