@@ -3,6 +3,7 @@ import { ConcurrentUpdateError } from '../../lambdas/platform/errors';
 import type { Logger } from '../../lambdas/platform/logger';
 import type { SecretStore } from '../../lambdas/platform/secret-store';
 import type { Store } from '../../lambdas/events/vocabulary';
+import type { Entitlement } from '../../lambdas/entitlements';
 import type { NoticeIntake, PurchaseChangeNotice } from '../../lambdas/lifecycle/ports';
 import type { PurchaseRecord } from '../../lambdas/purchases/domain/ownership';
 import type { Synchronization } from '../../lambdas/purchases/domain/synchronization';
@@ -345,4 +346,31 @@ export class FakeWebhookSender implements WebhookSender {
   async send(): Promise<DeliveryAttemptResult> {
     throw notUsed('FakeWebhookSender.send');
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// entitlements
+
+/** A stored Apple entitlement as the finalize writes it (contract §10's example), for publisher 1 and customer 101. */
+export function appleEntitlement(overrides: Partial<Entitlement> = {}): Entitlement {
+  return {
+    publisherId: 1,
+    customerId: 101,
+    store: 'apple',
+    purchaseKey: '2000000100',
+    offerId: 'S100000001_US',
+    productId: 'premium_monthly',
+    state: 'active',
+    expiresAt: '2027-01-06T10:00:00.000Z',
+    gracePeriodExpiresAt: null,
+    willRenew: true,
+    environment: 'Sandbox',
+    transactionId: '2000000200',
+    originalTransactionId: '2000000100',
+    purchaseToken: null,
+    packageName: null,
+    ownershipVersion: 4,
+    updatedAt: '2026-12-07T10:00:00.000Z',
+    ...overrides,
+  };
 }

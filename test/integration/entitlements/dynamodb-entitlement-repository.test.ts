@@ -8,6 +8,7 @@ import { keys } from '../../../lambdas/platform/dynamodb-table';
 import type { Logger } from '../../../lambdas/platform/logger';
 import { DynamoDbPublisherRepository } from '../../../lambdas/tenants';
 import { freePort, LOCAL_CREDENTIALS, LOCAL_REGION, startDynamoDbLocal, type DynamoDbLocal } from '../../../local/dynamodb-local';
+import { appleEntitlement } from '../../support/fakes';
 
 const TABLE = 'entitlement-repository-test';
 
@@ -59,29 +60,6 @@ beforeEach(() => {
   logger = new CapturingLogger();
   repository = new DynamoDbEntitlementRepository(db, TABLE, logger);
 });
-
-function appleEntitlement(overrides: Partial<Entitlement> = {}): Entitlement {
-  return {
-    publisherId: 1,
-    customerId: 101,
-    store: 'apple',
-    purchaseKey: '2000000100',
-    offerId: 'S100000001_US',
-    productId: 'premium_monthly',
-    state: 'active',
-    expiresAt: '2027-01-06T10:00:00.000Z',
-    gracePeriodExpiresAt: null,
-    willRenew: true,
-    environment: 'Sandbox',
-    transactionId: '2000000200',
-    originalTransactionId: '2000000100',
-    purchaseToken: null,
-    packageName: null,
-    ownershipVersion: 4,
-    updatedAt: '2026-12-07T10:00:00.000Z',
-    ...overrides,
-  };
-}
 
 /** Written as the finalize transaction stores it: the key from `keys.entitlement`, the entitlement's fields flat beside it. */
 async function store(entitlement: Entitlement, extra: Record<string, unknown> = {}): Promise<void> {

@@ -12,6 +12,7 @@ import type { Publisher } from '../../../lambdas/tenants/domain/publisher';
 import type { CustomerClaims, CustomerTokenVerifier } from '../../../lambdas/tenants/ports/credential-verifier';
 import type { PublisherRepository } from '../../../lambdas/tenants/ports/publisher-repository';
 import { apiEvent, testContext } from '../../support/api-events';
+import { appleEntitlement as sampleEntitlement } from '../../support/fakes';
 
 /** Customers' own entitlements, by publisher; what a DynamoDB partition per customer holds. */
 class InMemoryEntitlementRepository implements EntitlementRepository {
@@ -97,27 +98,9 @@ const EXAMPLE_VIEW = {
   updatedAt: '2026-12-07T10:00:00.000Z',
 } as const;
 
+/** Publisher 7's entitlement (the shared builder, on this file's publisher). */
 function entitlement(overrides: Partial<Entitlement> = {}): Entitlement {
-  return {
-    publisherId: 7,
-    customerId: 101,
-    store: 'apple',
-    purchaseKey: '2000000100',
-    offerId: 'S100000001_US',
-    productId: 'premium_monthly',
-    state: 'active',
-    expiresAt: '2027-01-06T10:00:00.000Z',
-    gracePeriodExpiresAt: null,
-    willRenew: true,
-    environment: 'Sandbox',
-    transactionId: '2000000200',
-    originalTransactionId: '2000000100',
-    purchaseToken: null,
-    packageName: null,
-    ownershipVersion: 4,
-    updatedAt: '2026-12-07T10:00:00.000Z',
-    ...overrides,
-  };
+  return sampleEntitlement({ publisherId: 7, ...overrides });
 }
 
 /** An Apple entitlement known by its originalTransactionId, which is its purchase key. */
