@@ -1,22 +1,13 @@
+import type { NoticeInput } from '../purchases';
 import type { AppleConfig, AppleEnvironment } from '../stores/apple/config';
 import type { HistoryWindow, NotificationHistoryPage } from '../stores/apple/notification-history';
 import type { DecodedAppleNotification } from '../stores/apple/notifications';
 
-/** A verified store notification that asks the service to re-read one purchase. */
-export interface PurchaseChangeNotice {
-  publisherId: number;
-  store: 'apple' | 'google';
-  /** The store's own id: Apple notificationUUID, Pub/Sub messageId. Idempotency key. */
-  notificationId: string;
-  notificationType: string;
-  subtype?: string;
-  /** Apple: originalTransactionId; Google: purchaseToken. */
-  purchaseKey: string;
-  /** Apple: the transaction the notification names (the store is asked about it). */
-  transactionId?: string;
-  /** ISO 8601: when the store signed/published it. */
-  sentAt: string;
-}
+/**
+ * A verified store notification that asks the service to re-read one purchase: the purchases
+ * slice's own notice type (its intake records and processes it), named here for the routes.
+ */
+export type PurchaseChangeNotice = NoticeInput;
 
 /** Records a notice durably (idempotent on notificationId) and starts its processing. */
 export interface NoticeIntake {

@@ -80,7 +80,7 @@ export const handler = lazyHandler(() => {
         rootCertificates: appleRootCertificates(config),
         onlineChecks: config.APPLE_ONLINE_CHECKS === 'true',
       }),
-      intake: createNoticeIntake(runtime), // wired by the lead
+      intake: createNoticeIntake(runtime),
       logger: runtime.logger,
     }),
   );

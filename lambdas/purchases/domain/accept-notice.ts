@@ -7,18 +7,21 @@ import type { WorkflowStarter } from '../ports/workflow';
 import { executionInput } from './accept-purchase';
 import type { Synchronization } from './synchronization';
 
-/** A verified store notification naming one purchase (the lifecycle slice's PurchaseChangeNotice). */
+/** A verified store notification naming one purchase (the lifecycle slice calls it PurchaseChangeNotice). */
 export interface NoticeInput {
   publisherId: number;
   store: Store;
+  /** The store's own id: Apple notificationUUID, Pub/Sub messageId. The idempotency key. */
   notificationId: string;
   notificationType: string;
   subtype?: string;
   /** Apple: originalTransactionId; Google: purchaseToken. */
   purchaseKey: string;
+  /** Apple: the transaction the notification names (the store is asked about it). */
   transactionId?: string;
   /** Google: the app the token belongs to. */
   packageName?: string;
+  /** ISO 8601: when the store signed or published it. */
   sentAt: string;
 }
 
