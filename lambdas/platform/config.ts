@@ -18,6 +18,11 @@ const EnvSchema = z.object({
   /** Google Play Developer API root and OAuth token endpoint; Google's by default, the simulator's locally. */
   GOOGLE_API_ROOT_URL: z.url().optional(),
   GOOGLE_OAUTH_TOKEN_URL: z.url().optional(),
+  /**
+   * The keys that verify Pub/Sub push OIDC tokens (contract §9): Google's by default. Only the
+   * local runtime points it elsewhere (the simulator's issuer); the CDK stack never sets it.
+   */
+  GOOGLE_PUSH_JWKS_URL: z.url().default('https://www.googleapis.com/oauth2/v3/certs'),
   GOOGLE_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(60000).default(10000),
   /** Store retry budget: attempts, first wait and longest wait (8 attempts over ~32 min by default). */
   RETRY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),

@@ -33,6 +33,7 @@ export function measuredVerifiers(metrics: MetricsRecorder, verifiers: { apple: 
       verify: (...args: Parameters<GooglePlayVerifier['verify']>) => measureStoreCall(metrics, 'google', () => google.verify(...args)),
       acknowledge: (...args: Parameters<GooglePlayVerifier['acknowledge']>) =>
         measureStoreCall(metrics, 'google', () => google.acknowledge(...args)),
+      listVoided: (...args: Parameters<GooglePlayVerifier['listVoided']>) => measureStoreCall(metrics, 'google', () => google.listVoided(...args)),
     },
   } satisfies { apple: AppleVerifier; google: GooglePlayVerifier };
 }

@@ -46,3 +46,27 @@ export type GoogleVerification =
   | { outcome: 'not_found' }
   /** Package name or product id does not match what the caller expected. */
   | { outcome: 'invalid'; reason: string };
+
+/**
+ * One entry of `purchases.voidedpurchases.list`: an order Google refunded, charged back or
+ * canceled. https://developers.google.com/android-publisher/api-ref/rest/v3/purchases.voidedpurchases#VoidedPurchase
+ */
+export interface VoidedPurchase {
+  purchaseToken: string;
+  orderId: string;
+  /** When Google voided it (ISO 8601). */
+  voidedAt: string;
+  /** 0 user, 1 developer, 2 Google. */
+  voidedSource?: number;
+  /** 0 other … 8 unacknowledged purchase (Google refunds what was not acknowledged in three days). */
+  voidedReason?: number;
+}
+
+/** One page of voided purchases, oldest first; `nextPageToken` asks for the next page of the same window. */
+export interface VoidedPurchasesPage {
+  purchases: VoidedPurchase[];
+  nextPageToken?: string;
+}
+
+/** Google's Voided Purchases API looks back at most 30 days. */
+export const GOOGLE_VOIDED_WINDOW_DAYS = 30;

@@ -1,4 +1,4 @@
-import type { GoogleVerification } from './facts';
+import type { GoogleVerification, VoidedPurchasesPage } from './facts';
 
 /** A publisher's Google Play Billing configuration profile, selected by package name. */
 export interface GoogleProfile {
@@ -28,6 +28,12 @@ export interface GooglePlayVerifier {
    * a purchase left unacknowledged for three days. Already acknowledged counts as success.
    */
   acknowledge(profile: GoogleProfile, purchaseToken: string, productId: string): Promise<void>;
+  /**
+   * `purchases.voidedpurchases.list` with `type=1` (subscriptions included): the orders of the app
+   * voided between `window.startTime` and `window.endTime` (Google refuses a start older than 30
+   * days), one page of at most 1000; `pageToken` continues the same window. Same errors as `verify`.
+   */
+  listVoided(profile: GoogleProfile, window: { startTime: Date; endTime: Date }, pageToken?: string): Promise<VoidedPurchasesPage>;
 }
 
 /**

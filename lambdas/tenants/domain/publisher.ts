@@ -23,6 +23,25 @@ export interface GoogleProfileConfig {
   serviceAccountRef: string;
 }
 
+/**
+ * How the Pub/Sub push requests of the publisher's Real-time Developer Notifications subscription
+ * are authenticated (contract §9): Google signs an OIDC ID token for the push subscription's
+ * service account. https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions
+ */
+export interface GooglePushSettings {
+  /** The push subscription's service account: the token's `email` must be this one (and verified). */
+  serviceAccountEmail: string;
+  /** The token's `aud`; when absent, the push endpoint's own URL (Pub/Sub's default audience). */
+  audience?: string;
+}
+
+/** A publisher's Google Play configuration: one profile per app, and the push authentication of its notifications. */
+export interface GoogleConfig {
+  profiles: GoogleProfileConfig[];
+  /** Absent: the publisher takes no Google notifications (every push is refused, 401 AUTH0002). */
+  push?: GooglePushSettings;
+}
+
 export type OwnershipPolicy = 'keep' | 'transfer';
 
 export interface Publisher {
@@ -33,7 +52,7 @@ export interface Publisher {
   jwt: JwtSettings;
   storeKit: { activated: boolean; migrationInProgress: boolean };
   apple?: AppleConfig;
-  google?: { profiles: GoogleProfileConfig[] };
+  google?: GoogleConfig;
   ownershipPolicy: OwnershipPolicy;
 }
 

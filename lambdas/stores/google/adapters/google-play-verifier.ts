@@ -1,6 +1,6 @@
 import { androidpublisher, type androidpublisher_v3, type MethodOptions } from '@googleapis/androidpublisher';
 import * as z from 'zod';
-import type { GoogleFacts, GoogleVerification } from '../facts';
+import type { GoogleFacts, GoogleVerification, VoidedPurchase, VoidedPurchasesPage } from '../facts';
 import { StoreCredentialsError, StoreRejectedError, StoreUnavailableError } from '../../../platform/errors';
 import type { AccessTokenProvider, GooglePlayVerifier, GoogleProfile } from '../ports';
 import type { SecretStore } from '../../../platform/secret-store';
@@ -34,6 +34,27 @@ const purchaseSchema = z.object({
   // Not in SubscriptionPurchaseV2 today; compared if Google ever sends it.
   packageName: z.string().nullish(),
 });
+
+/** The parts of a VoidedPurchasesListResponse the service reads. */
+const voidedListSchema = z.object({
+  voidedPurchases: z
+    .array(
+      z.object({
+        purchaseToken: z.string().nullish(),
+        orderId: z.string().nullish(),
+        voidedTimeMillis: z.string().regex(/^\d{1,15}$/).nullish(),
+        voidedSource: z.number().int().nullish(),
+        voidedReason: z.number().int().nullish(),
+      }),
+    )
+    .nullish(),
+  tokenPagination: z.object({ nextPageToken: z.string().nullish() }).nullish(),
+});
+
+/** Google's page size limit for voided purchases. */
+const VOIDED_PAGE_SIZE = 1000;
+/** `type=1`: subscriptions included (the default 0 lists one-time products only). */
+const VOIDED_TYPE_WITH_SUBSCRIPTIONS = 1;
 
 const httpErrorSchema = z.object({ response: z.object({ status: z.number().int() }) });
 
@@ -97,6 +118,43 @@ export class GooglePlayStoreVerifier implements GooglePlayVerifier {
     }
     throwUnlessNotFound(answer.status, 'acknowledge the subscription');
     throw new StoreRejectedError(`Google does not know the purchase token it was asked to acknowledge (${answer.status})`);
+  }
+
+  async listVoided(profile: GoogleProfile, window: { startTime: Date; endTime: Date }, pageToken?: string): Promise<VoidedPurchasesPage> {
+    const answer = await this.send(profile, (options) =>
+      this.client.purchases.voidedpurchases.list(
+        {
+          packageName: profile.packageName,
+          // With a token, Google wants the first page's window again; it is sent every time.
+          startTime: String(window.startTime.getTime()),
+          endTime: String(window.endTime.getTime()),
+          type: VOIDED_TYPE_WITH_SUBSCRIPTIONS,
+          maxResults: VOIDED_PAGE_SIZE,
+          ...(pageToken !== undefined ? { token: pageToken } : {}),
+        },
+        options,
+      ),
+    );
+    if (!answer.ok) {
+      throwUnlessNotFound(answer.status, 'list voided purchases');
+      throw new StoreRejectedError(`Google does not know the app ${profile.packageName} (${answer.status})`);
+    }
+    const parsed = voidedListSchema.safeParse(answer.data);
+    if (!parsed.success) throw new StoreUnavailableError('Google answered an unreadable voided purchases list');
+    const purchases: VoidedPurchase[] = [];
+    for (const entry of parsed.data.voidedPurchases ?? []) {
+      // An entry without a token or time names nothing this service could re-read.
+      if (!entry.purchaseToken || !entry.voidedTimeMillis) continue;
+      purchases.push({
+        purchaseToken: entry.purchaseToken,
+        orderId: entry.orderId ?? '',
+        voidedAt: new Date(Number(entry.voidedTimeMillis)).toISOString(),
+        ...(typeof entry.voidedSource === 'number' ? { voidedSource: entry.voidedSource } : {}),
+        ...(typeof entry.voidedReason === 'number' ? { voidedReason: entry.voidedReason } : {}),
+      });
+    }
+    const next = parsed.data.tokenPagination?.nextPageToken;
+    return { purchases, ...(next ? { nextPageToken: next } : {}) };
   }
 
   /** One call to Google with a fresh bearer token; HTTP and network failures come back as a status (undefined: no answer). */
