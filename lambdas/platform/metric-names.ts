@@ -28,6 +28,8 @@ export const METRIC = {
   reconcileRefreshes: { name: 'ReconcileRefreshesStarted', dimension: undefined },
   /** Count, no extra dimension. Due purchases (expiry plus grace passed) handed to the workflow. */
   reconcileDuePurchases: { name: 'ReconcileDuePurchases', dimension: undefined },
+  /** Count, no extra dimension. A failed Google acknowledgement attempt (the workflow retries for about an hour). */
+  acknowledgeFailures: { name: 'AcknowledgeFailures', dimension: undefined },
   /** Count, no extra dimension, every run (zero included). What the run could not reconcile. */
   reconcileErrors: { name: 'ReconcileErrors', dimension: undefined },
 } as const;

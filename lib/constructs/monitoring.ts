@@ -177,6 +177,15 @@ export class Monitoring extends Construct {
       );
     }
 
+    // Every failed attempt counts; the workflow retries for about an hour, so failures in three
+    // ten-minute periods in a row are an acknowledgement that is not getting through, not a blip.
+    alarm(
+      'GoogleAcknowledgementFailing',
+      'Google refused or did not answer purchase acknowledgements for 30 minutes: Google refunds a subscription left unacknowledged for three days. ' +
+        'Check the service account (Play Console permissions) and StoreErrorsGoogle; the next notification or reconciliation that reads a purchase unacknowledged asks again.',
+      { metric: own(METRIC.acknowledgeFailures.name, {}, Stats.SUM, Duration.minutes(10)), threshold: 1, evaluationPeriods: 3 },
+    );
+
     // --- Recovery ------------------------------------------------------------------------------
     const stuck = own(METRIC.stuck.name, {}, Stats.MAXIMUM, STUCK_PERIOD);
     alarm(

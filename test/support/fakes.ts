@@ -16,6 +16,8 @@ import type {
 } from '../../lambdas/purchases/ports/synchronization-repository';
 import type { WorkflowStarter } from '../../lambdas/purchases/ports/workflow';
 import type { SyncExecutionInput } from '../../lambdas/purchases/workflow-schemas';
+import type { VoidedPurchase, VoidedPurchasesPage } from '../../lambdas/stores/google/facts';
+import type { GooglePlayVerifier, GoogleProfile } from '../../lambdas/stores/google/ports';
 import type { CustomerTokenVerifier, Publisher, PublisherRepository } from '../../lambdas/tenants';
 import type { CustomerClaims } from '../../lambdas/tenants/ports/credential-verifier';
 import type { DeliveryAttemptResult } from '../../lambdas/webhooks/domain/delivery-policy';
@@ -233,14 +235,15 @@ export class FakeSynchronizationRepository implements SynchronizationRepository 
   }
 
   async finalize(request: FinalizeRequest): Promise<boolean> {
-    const { sync, purchaseWrite, transactionLinks = [] } = request;
+    const { sync, purchaseWrite, supersededWrite, transactionLinks = [] } = request;
     if (this.records.get(sync.synchronizationId)?.status === 'finalized') return false;
-    if (purchaseWrite) {
-      const { next, expectedVersion } = purchaseWrite;
-      const key = `${next.publisherId}#${next.store}#${next.purchaseKey}`;
-      if ((this.purchases.get(key)?.ownershipVersion ?? 0) !== expectedVersion) throw new ConcurrentUpdateError('finalize lost a race');
-      this.purchases.set(key, next);
+    // All or nothing, as the DynamoDB transaction: every fence is checked before anything is written.
+    const writes = [purchaseWrite, supersededWrite].filter((write) => write !== undefined);
+    const keyOf = (next: PurchaseRecord) => `${next.publisherId}#${next.store}#${next.purchaseKey}`;
+    for (const { next, expectedVersion } of writes) {
+      if ((this.purchases.get(keyOf(next))?.ownershipVersion ?? 0) !== expectedVersion) throw new ConcurrentUpdateError('finalize lost a race');
     }
+    for (const { next } of writes) this.purchases.set(keyOf(next), next);
     for (const { transactionId, originalTransactionId } of transactionLinks) this.link(sync.publisherId, transactionId, originalTransactionId);
     this.records.set(sync.synchronizationId, sync);
     this.finalized.push(request);
@@ -373,4 +376,49 @@ export function appleEntitlement(overrides: Partial<Entitlement> = {}): Entitlem
     updatedAt: '2026-12-07T10:00:00.000Z',
     ...overrides,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// stores: Google
+
+/** One call of FakeGoogleVoidedList.listVoided, as made (`at`: the clock's time, when given one). */
+export interface VoidedListCall {
+  packageName: string;
+  window: { startTime: string; endTime: string };
+  pageToken: string | undefined;
+  at: number | undefined;
+}
+
+/**
+ * Google's Voided Purchases list per package name, as pages chained by the tokens `v1`, `v2`…;
+ * `failures` are thrown once each, in order, by the next calls; `failingApps` always throw for
+ * their package name. A token it never issued fails loudly (a test reading a stale token sets a failure).
+ */
+export class FakeGoogleVoidedList implements Pick<GooglePlayVerifier, 'listVoided'> {
+  readonly calls: VoidedListCall[] = [];
+  readonly failures: Error[] = [];
+  readonly failingApps = new Map<string, Error>();
+  private readonly pages = new Map<string, VoidedPurchase[][]>();
+
+  constructor(private readonly clock?: Clock) {}
+
+  set(packageName: string, pages: VoidedPurchase[][]): this {
+    this.pages.set(packageName, pages);
+    return this;
+  }
+
+  async listVoided(profile: GoogleProfile, window: { startTime: Date; endTime: Date }, pageToken?: string): Promise<VoidedPurchasesPage> {
+    this.calls.push({
+      packageName: profile.packageName,
+      window: { startTime: window.startTime.toISOString(), endTime: window.endTime.toISOString() },
+      pageToken,
+      at: this.clock?.now().getTime(),
+    });
+    const failure = this.failures.shift() ?? this.failingApps.get(profile.packageName);
+    if (failure) throw failure;
+    const index = pageToken === undefined ? 0 : Number(/^v(\d+)$/.exec(pageToken)?.[1] ?? NaN);
+    if (!Number.isInteger(index)) throw new Error(`FakeGoogleVoidedList: page token ${pageToken ?? ''} was never issued`);
+    const pages = this.pages.get(profile.packageName) ?? [[]];
+    return { purchases: pages[index] ?? [], ...(index + 1 < pages.length ? { nextPageToken: `v${index + 1}` } : {}) };
+  }
 }

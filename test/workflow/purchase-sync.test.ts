@@ -225,13 +225,13 @@ describe('statemachines/purchase-sync.asl.json', () => {
     expect(result.calls.Publish).toHaveLength(9);
   });
 
-  it('a Google purchase to acknowledge: acknowledged after finalize, before publishing (6 states)', async () => {
+  it('a Google purchase to acknowledge: acknowledged after finalize, before publishing (7 states)', async () => {
     const result = await run({
       verify: () => ({ outcome: 'verified', facts: {} }),
       finalize: () => finalized({ acknowledge: { synchronizationId: INPUT.synchronizationId } }),
     });
     expect(result.status).toBe('SUCCEEDED');
-    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'AcknowledgePurchase', 'PublishResult', 'MarkPublished']);
+    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'AcknowledgePurchase', 'PublishNeeded', 'PublishResult', 'MarkPublished']);
     expect(result.calls.AcknowledgePurchase).toEqual([{ synchronizationId: INPUT.synchronizationId }]);
   });
 
@@ -252,6 +252,17 @@ describe('statemachines/purchase-sync.asl.json', () => {
     expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'MarkPublished']);
     expect(result.calls.Publish).toEqual([]);
     expect(result.calls.MarkPublished).toHaveLength(1);
+  });
+
+  it('a store notification that changed no entitlement but finds the purchase unacknowledged acknowledges it, then publishes nothing', async () => {
+    const result = await run({
+      verify: () => ({ outcome: 'verified', facts: { productId: 'p' } }),
+      finalize: () => finalized({ acknowledge: { synchronizationId: INPUT.synchronizationId } }, []),
+    });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'AcknowledgePurchase', 'PublishNeeded', 'MarkPublished']);
+    expect(result.calls.AcknowledgePurchase).toEqual([{ synchronizationId: INPUT.synchronizationId }]);
+    expect(result.calls.Publish).toEqual([]);
   });
 
   it('a register that changed an entitlement publishes the result and inappEntitlementChanged in one PutEvents', async () => {

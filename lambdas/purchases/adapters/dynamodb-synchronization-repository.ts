@@ -401,6 +401,31 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     }
   }
 
+  /** A purchase record's Put, fenced on the version it was read at, and the entitlement items it changes. */
+  private purchaseItems(sync: Synchronization, write: { next: PurchaseRecord; expectedVersion: number }, changes: EntitlementChange[]): TransactItem[] {
+    const { next, expectedVersion } = write;
+    const itemKey = keys.purchase(next.publisherId, next.store, next.purchaseKey);
+    return [
+      {
+        Put: {
+          TableName: this.tableName,
+          // The whole item is replaced, so the reconcile index follows this write: placed anew, or left.
+          Item: {
+            ...itemKey,
+            type: 'purchase',
+            purchase: next,
+            ownershipVersion: next.ownershipVersion,
+            ...reconcileIndexAttributes(itemKey.pk, next.store, snapshotOf(next), new Date(this.nowMs())),
+          },
+          ...(expectedVersion === 0
+            ? { ConditionExpression: 'attribute_not_exists(pk)' }
+            : { ConditionExpression: 'ownershipVersion = :expected', ExpressionAttributeValues: { ':expected': expectedVersion } }),
+        },
+      },
+      ...changes.map((change) => ({ Put: { TableName: this.tableName, Item: entitlementItem(sync, next, change, this.nowMs()) } })),
+    ];
+  }
+
   /** Deletes one of the synchronization's locks, conditioned on it still being the owner. */
   private releaseLock(sync: Synchronization, lockKey: string, condition: string): TransactItem {
     return {
@@ -414,7 +439,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     };
   }
 
-  private async writeFinal({ sync, purchaseWrite, entitlementChanges, transactionLinks, releaseClaim }: FinalizeRequest, releaseLock: boolean) {
+  private async writeFinal({ sync, purchaseWrite, entitlementChanges, transactionLinks, releaseClaim, supersededWrite }: FinalizeRequest, releaseLock: boolean) {
     const items: TransactItem[] = [
       {
         Put: {
@@ -441,29 +466,8 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
         },
       });
     }
-    if (purchaseWrite) {
-      const { next, expectedVersion } = purchaseWrite;
-      const itemKey = keys.purchase(next.publisherId, next.store, next.purchaseKey);
-      items.push({
-        Put: {
-          TableName: this.tableName,
-          // The whole item is replaced, so the reconcile index follows this write: placed anew, or left.
-          Item: {
-            ...itemKey,
-            type: 'purchase',
-            purchase: next,
-            ownershipVersion: next.ownershipVersion,
-            ...reconcileIndexAttributes(itemKey.pk, next.store, snapshotOf(next), new Date(this.nowMs())),
-          },
-          ...(expectedVersion === 0
-            ? { ConditionExpression: 'attribute_not_exists(pk)' }
-            : { ConditionExpression: 'ownershipVersion = :expected', ExpressionAttributeValues: { ':expected': expectedVersion } }),
-        },
-      });
-      for (const change of entitlementChanges) {
-        items.push({ Put: { TableName: this.tableName, Item: entitlementItem(sync, next, change, this.nowMs()) } });
-      }
-    }
+    if (purchaseWrite) items.push(...this.purchaseItems(sync, purchaseWrite, entitlementChanges));
+    if (supersededWrite) items.push(...this.purchaseItems(sync, supersededWrite, supersededWrite.entitlementChanges));
     await callAws('finalize synchronization', () => this.db.send(new TransactWriteCommand({ TransactItems: items })));
   }
 }

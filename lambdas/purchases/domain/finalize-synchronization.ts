@@ -13,7 +13,19 @@ import {
 } from '../../events/schemas';
 import type { SyncKind } from '../../events/vocabulary';
 import { SynchronizationMissingError } from '../../platform/errors';
-import { decidePurchase, decideRefresh, entitlementOf, type EntitlementChange, type PurchaseDecision, type PurchaseRecord, type StoreVerdict } from './ownership';
+import {
+  decidePurchase,
+  decideRefresh,
+  entitlementOf,
+  inheritedRecord,
+  supersede,
+  type EntitlementChange,
+  type PurchaseDecision,
+  type PurchaseFacts,
+  type PurchaseRecord,
+  type StoreVerdict,
+  type SupersededWrite,
+} from './ownership';
 import type { Synchronization } from './synchronization';
 
 export interface FinalizeDeps {
@@ -136,22 +148,27 @@ export async function finalizeAndReport(
   const facts = verdict?.outcome === 'verified' ? verdict.facts : undefined;
   // Google transfers decide on the record this service keeps: it is keyed by the purchase token.
   const purchaseKey = facts?.purchaseKey ?? (verdict?.outcome === 'from_record' ? sync.purchaseToken : undefined);
-  const [publisher, existing] = await Promise.all([
+  const [publisher, ownRecord] = await Promise.all([
     deps.publishers.getPublisher(sync.publisherId),
     purchaseKey !== undefined ? deps.syncs.getPurchase(sync.publisherId, sync.store, purchaseKey) : Promise.resolve(undefined),
   ]);
+  const { existing, linked } = await planChangeBase(deps, sync, facts, ownRecord);
   const productId = facts?.productId ?? existing?.productId;
   const offerId = productId !== undefined ? await deps.publishers.getOfferId(sync.publisherId, sync.store, productId) : undefined;
-  const decision = decidePurchase({
-    kind: sync.kind as SyncKind,
-    publisherId: sync.publisherId,
-    customerId: sync.customerId,
-    policy: publisher?.ownershipPolicy ?? 'keep',
-    verdict,
-    offerId,
-    existing,
+  const { decision, supersededWrite } = withPlanChange(
+    decidePurchase({
+      kind: sync.kind as SyncKind,
+      publisherId: sync.publisherId,
+      customerId: sync.customerId,
+      policy: publisher?.ownershipPolicy ?? 'keep',
+      verdict,
+      offerId,
+      existing,
+      now,
+    }),
+    linked,
     now,
-  });
+  );
   const finalizedAt = now.toISOString();
   const detail = toDetail(sync.publisherId, {
     synchronizationId: sync.synchronizationId,
@@ -170,10 +187,11 @@ export async function finalizeAndReport(
     ownershipVersion: decision.ownershipVersion,
     finalizedAt,
   });
-  // Acknowledge only once the entitlement is saved, and only what Google says is unacknowledged.
+  // Acknowledge only once the entitlement is saved, and only what Google says is unacknowledged. A
+  // transfer only moves a purchase (the seed's transfer-only semantics): it never acknowledges.
   const entitledNow = decision.purchaseWrite ? decision.purchaseWrite.next.entitled : (existing?.entitled ?? false);
-  const acknowledge = facts?.needsAcknowledgement === true && entitledNow;
-  const events = entitlementEvents(sync, decision, finalizedAt);
+  const acknowledge = sync.kind !== 'transfer' && facts?.needsAcknowledgement === true && entitledNow;
+  const events = [...entitlementEvents(sync, decision, finalizedAt), ...supersededEvents(sync, supersededWrite, finalizedAt)];
   const written = await deps.syncs.finalize({
     sync: {
       ...sync,
@@ -191,6 +209,7 @@ export async function finalizeAndReport(
     },
     ...(decision.purchaseWrite ? { purchaseWrite: decision.purchaseWrite } : {}),
     entitlementChanges: decision.entitlementChanges,
+    ...(supersededWrite ? { supersededWrite } : {}),
     // Remember which subscription Apple transactions belong to: later requests lock it too.
     ...(facts?.store === 'apple'
       ? {
@@ -222,17 +241,25 @@ async function finalizeRefresh(
   verdict: StoreVerdict | undefined,
 ): Promise<{ outcome: FinalizeOutcome; written: boolean }> {
   const now = deps.clock.now();
-  const purchaseKey = verdict?.outcome === 'verified' ? verdict.facts.purchaseKey : sync.purchaseKey;
-  const existing = purchaseKey !== undefined ? await deps.syncs.getPurchase(sync.publisherId, sync.store, purchaseKey) : undefined;
-  const productId = verdict?.outcome === 'verified' ? verdict.facts.productId : existing?.productId;
+  const facts = verdict?.outcome === 'verified' ? verdict.facts : undefined;
+  const purchaseKey = facts?.purchaseKey ?? sync.purchaseKey;
+  const ownRecord = purchaseKey !== undefined ? await deps.syncs.getPurchase(sync.publisherId, sync.store, purchaseKey) : undefined;
+  const { existing, linked } = await planChangeBase(deps, sync, facts, ownRecord);
+  const productId = facts?.productId ?? existing?.productId;
   const offerId = productId !== undefined ? await deps.publishers.getOfferId(sync.publisherId, sync.store, productId) : undefined;
-  const decision = decideRefresh({ publisherId: sync.publisherId, verdict, offerId, existing, now });
+  const { decision, supersededWrite } = withPlanChange(decideRefresh({ publisherId: sync.publisherId, verdict, offerId, existing, now }), linked, now);
   const finalizedAt = now.toISOString();
-  const events = entitlementEvents(sync, decision, finalizedAt);
+  const events = [...entitlementEvents(sync, decision, finalizedAt), ...supersededEvents(sync, supersededWrite, finalizedAt)];
+  // Google refunds a purchase left unacknowledged for three days: whatever made us read it (a
+  // notification, the reconciliation), a purchase someone owns and Google says is unacknowledged is
+  // acknowledged now. What the acknowledgement step needs is kept on the record.
+  const owned = decision.purchaseWrite?.next ?? existing;
+  const acknowledge = facts?.needsAcknowledgement === true && owned?.entitled === true;
   const final: Synchronization = {
     ...sync,
     status: 'finalized',
     ...(decision.unchanged ? { refreshOutcome: decision.unchanged } : { refreshOutcome: 'changed' }),
+    ...(acknowledge && facts ? { acknowledge, productId: facts.productId, ...(facts.packageName !== undefined ? { packageName: facts.packageName } : {}) } : {}),
     finalizedAt,
     updatedAt: finalizedAt,
     entitlementEvents: events,
@@ -242,11 +269,59 @@ async function finalizeRefresh(
     sync: final,
     ...(decision.purchaseWrite ? { purchaseWrite: decision.purchaseWrite } : {}),
     entitlementChanges: decision.entitlementChanges,
+    ...(supersededWrite ? { supersededWrite } : {}),
   });
   if (!written) {
     const winner = await deps.syncs.get(sync.synchronizationId);
     if (!winner || winner.status !== 'finalized') throw new SynchronizationMissingError('finalized without a record');
     return { outcome: stored(winner, deps.eventBusName), written: false };
   }
-  return { outcome: { synchronizationId: sync.synchronizationId, entries: eventEntries(final, deps.eventBusName), acknowledge: false }, written: true };
+  return { outcome: { synchronizationId: sync.synchronizationId, entries: eventEntries(final, deps.eventBusName), acknowledge }, written: true };
+}
+
+/**
+ * A Google purchase that replaces another (`linkedPurchaseToken`) and has no record of its own yet is
+ * decided against the replaced purchase's record under the new token: it inherits the owner, and the
+ * replaced purchase ends in the same write (see withPlanChange). A record of its own, or an unknown
+ * replaced purchase, changes nothing here.
+ */
+async function planChangeBase(
+  deps: Pick<FinalizeDeps, 'syncs'>,
+  sync: Synchronization,
+  facts: PurchaseFacts | undefined,
+  ownRecord: PurchaseRecord | undefined,
+): Promise<{ existing: PurchaseRecord | undefined; linked?: PurchaseRecord }> {
+  if (ownRecord !== undefined || facts?.store !== 'google' || facts.linkedPurchaseToken === undefined) return { existing: ownRecord };
+  const linked = await deps.syncs.getPurchase(sync.publisherId, 'google', facts.linkedPurchaseToken);
+  if (linked === undefined) return { existing: undefined };
+  return { existing: inheritedRecord(linked, facts.purchaseKey), linked };
+}
+
+/**
+ * Completes a decision made against an inherited record: the new purchase's record is created (it
+ * must not exist yet), its owner hears PRODUCT_CHANGED, and the replaced purchase is ended, each
+ * record fenced on the version it was read at.
+ */
+function withPlanChange<D extends { purchaseWrite?: { next: PurchaseRecord; expectedVersion: number }; entitlementChanges: EntitlementChange[] }>(
+  decision: D,
+  linked: PurchaseRecord | undefined,
+  now: Date,
+): { decision: D; supersededWrite?: SupersededWrite } {
+  if (linked === undefined || decision.purchaseWrite === undefined) return { decision };
+  const { next } = decision.purchaseWrite;
+  const changes = decision.entitlementChanges.map((change) =>
+    change.customerId === linked.ownerCustomerId && change.active && change.state !== 'transferred' && change.reason !== 'TRANSFERRED_IN'
+      ? { ...change, reason: 'PRODUCT_CHANGED' as const, previousExpiresAt: linked.expiresAt }
+      : change,
+  );
+  const supersededWrite = supersede(linked, next.purchaseKey, now);
+  return {
+    decision: { ...decision, purchaseWrite: { next, expectedVersion: 0 }, entitlementChanges: changes },
+    ...(supersededWrite ? { supersededWrite } : {}),
+  };
+}
+
+/** The `inappEntitlementChanged` events of the replaced purchase of a plan change. */
+function supersededEvents(sync: Synchronization, write: SupersededWrite | undefined, changedAt: string): EntitlementChangedDetail[] {
+  return write ? entitlementEvents(sync, { entitlementChanges: write.entitlementChanges, purchaseWrite: write }, changedAt) : [];
 }

@@ -25,6 +25,10 @@ export interface PurchaseRecord {
   expiresAt: string | null;
   environment?: AppleEnvironment;
   lastTransactionId?: string;
+  /** Google: the app the purchase token belongs to (absent on records written before it was kept). */
+  packageName?: string;
+  /** Google: the purchase token that replaced this one (a plan change ended it). */
+  replacedBy?: string;
   updatedAt: string;
   /** What the store said last (state, expiry, grace end, auto-renew, when); absent on records written before the lifecycle model. */
   lifecycle?: LifecycleSnapshot;
@@ -70,6 +74,10 @@ export interface PurchaseFacts {
   lastTransactionId?: string;
   /** Google: not yet acknowledged (Google refunds it after three days unless we acknowledge). */
   needsAcknowledgement?: boolean;
+  /** Google: the app the purchase token belongs to. */
+  packageName?: string;
+  /** Google: the purchase this one replaces (upgrade, downgrade, re-signup). */
+  linkedPurchaseToken?: string;
   /** The store's answer in the lifecycle model (absent for facts re-read from a record). */
   lifecycle?: LifecycleSnapshot;
 }
@@ -217,6 +225,7 @@ export function decidePurchase(input: DecisionInput): PurchaseDecision {
     expiresAt: facts.expiresAt,
     ...(facts.environment ? { environment: facts.environment } : {}),
     ...(facts.lastTransactionId ? { lastTransactionId: facts.lastTransactionId } : {}),
+    ...packageNameOf(facts, existing),
     updatedAt: now.toISOString(),
     lifecycle: lifecycleOf(facts, existing, now),
   };
@@ -303,7 +312,7 @@ export function decideRefresh(input: RefreshInput): RefreshDecision {
     return { entitlementChanges: [], unchanged: 'store_gave_no_answer' };
   }
   const { facts } = verdict;
-  const lifecycle = verdict.facts.lifecycle;
+  const lifecycle = stickyRevocation(existing, verdict.facts.lifecycle);
   if (isStale(existing.lifecycle, lifecycle)) return { entitlementChanges: [], unchanged: 'stale' };
   const offerId = input.offerId ?? null;
   const next: PurchaseRecord = {
@@ -311,11 +320,12 @@ export function decideRefresh(input: RefreshInput): RefreshDecision {
     ownershipVersion: existing.ownershipVersion + 1,
     productId: facts.productId,
     offerId,
-    state: facts.state,
-    entitled: facts.state === 'active' && offerId !== null,
+    state: lifecycle.state === 'revoked' ? 'revoked' : facts.state,
+    entitled: lifecycle.state !== 'revoked' && facts.state === 'active' && offerId !== null,
     expiresAt: facts.expiresAt,
     ...(facts.environment ? { environment: facts.environment } : {}),
     ...(facts.lastTransactionId ? { lastTransactionId: facts.lastTransactionId } : {}),
+    ...packageNameOf(facts, existing),
     updatedAt: now.toISOString(),
     lifecycle,
   };
@@ -325,7 +335,8 @@ export function decideRefresh(input: RefreshInput): RefreshDecision {
     existing.offerId === next.offerId &&
     existing.lastTransactionId === next.lastTransactionId &&
     existing.expiresAt === next.expiresAt &&
-    existing.state === next.state;
+    existing.state === next.state &&
+    existing.packageName === next.packageName;
   if (sameRecord) return { entitlementChanges: [], unchanged: 'no_change' };
   return {
     purchaseWrite: { next, expectedVersion: existing.ownershipVersion },
@@ -367,8 +378,83 @@ export function entitlementOf(next: PurchaseRecord, change: EntitlementChange, p
     transactionId: apple ? (next.lastTransactionId ?? null) : null,
     originalTransactionId: apple ? next.purchaseKey : null,
     purchaseToken: apple ? null : next.purchaseKey,
-    packageName: apple ? null : (packageName ?? null),
+    packageName: apple ? null : (next.packageName ?? packageName ?? null),
     ownershipVersion: next.ownershipVersion,
     updatedAt: next.updatedAt,
+  };
+}
+
+/** The package name a Google record keeps: the store's answer, else what the record had. */
+function packageNameOf(facts: PurchaseFacts, existing: PurchaseRecord | undefined): { packageName?: string } {
+  const packageName = facts.packageName ?? existing?.packageName;
+  return packageName !== undefined ? { packageName } : {};
+}
+
+/**
+ * Google never gives back what it voided, but reads a revoked subscription as plain EXPIRED
+ * afterwards: once the record says revoked, a later read without the voiding in sight (a reconcile,
+ * a late notification) must not turn it into a lapse or a REFUND_REVERSED. Apple does reverse
+ * refunds (REFUND_REVERSED), so its answers are taken as they are.
+ */
+function stickyRevocation(existing: PurchaseRecord, next: LifecycleSnapshot): LifecycleSnapshot {
+  const stored = existing.lifecycle;
+  if (existing.store !== 'google' || stored?.state !== 'revoked' || next.state === 'revoked') return next;
+  return { ...next, state: 'revoked', willRenew: false, gracePeriodExpiresAt: null, ...(stored.revocation ? { revocation: stored.revocation } : {}) };
+}
+
+/** The old purchase of a Google plan change, ended in the same write that starts the new one. */
+export interface SupersededWrite {
+  next: PurchaseRecord;
+  expectedVersion: number;
+  entitlementChanges: EntitlementChange[];
+}
+
+/**
+ * The record a purchase that replaces `linked` (Google `linkedPurchaseToken`: upgrade, downgrade,
+ * re-signup) is decided against before it has its own: the old purchase's owner and version under
+ * the new token, so the new purchase inherits the owner and the version keeps growing.
+ * https://developer.android.com/google/play/billing/subscriptions#handle-upgrade-downgrade
+ */
+export function inheritedRecord(linked: PurchaseRecord, purchaseKey: string): PurchaseRecord {
+  const { replacedBy: _replacedBy, ...rest } = linked;
+  const before = snapshotOf(linked);
+  // A revocation belongs to the old token: the new purchase is paid for anew, so it starts from a lapse.
+  return before.state === 'revoked'
+    ? { ...rest, purchaseKey, state: 'expired', entitled: false, lifecycle: { ...before, state: 'expired', willRenew: false } }
+    : { ...rest, purchaseKey };
+}
+
+/**
+ * Ends the replaced purchase of a plan change: no access from now, `replacedBy` the new token, its
+ * owner told PRODUCT_CHANGED when it had access. Undefined when it already names that replacement.
+ */
+export function supersede(linked: PurchaseRecord, replacedBy: string, now: Date): SupersededWrite | undefined {
+  if (linked.replacedBy === replacedBy) return undefined;
+  const before = snapshotOf(linked);
+  const state: LifecycleState = before.state === 'revoked' ? 'revoked' : 'expired';
+  const lifecycle: LifecycleSnapshot = { ...before, state, willRenew: false, gracePeriodExpiresAt: null, observedAt: now.toISOString() };
+  const next: PurchaseRecord = {
+    ...linked,
+    ownershipVersion: linked.ownershipVersion + 1,
+    state: state === 'revoked' ? 'revoked' : 'expired',
+    entitled: false,
+    replacedBy,
+    updatedAt: now.toISOString(),
+    lifecycle,
+  };
+  return {
+    next,
+    expectedVersion: linked.ownershipVersion,
+    entitlementChanges: [
+      {
+        customerId: linked.ownerCustomerId,
+        active: false,
+        offerId: linked.offerId,
+        expiresAt: linked.expiresAt,
+        state,
+        reason: linked.entitled ? 'PRODUCT_CHANGED' : null,
+        previousExpiresAt: linked.expiresAt,
+      },
+    ],
   };
 }

@@ -78,31 +78,44 @@ export function googlePurchaseState(facts: GoogleFacts, now: Date): PurchaseStat
   }
 }
 
+/**
+ * Google's facts as a lifecycle snapshot. `voided` (the Voided Purchases list names the token, or the
+ * notification was SUBSCRIPTION_REVOKED / voidedPurchaseNotification) revokes only a subscription
+ * Google no longer entitles: a voided order of an earlier period (a partial refund) leaves a
+ * subscription Google still reads ACTIVE alone.
+ */
+export function googleLifecycle(facts: GoogleFacts, now: Date, voided = false): LifecycleSnapshot {
+  const input = {
+    subscriptionState: facts.subscriptionState,
+    productId: facts.productId,
+    expiryTime: facts.expiresAt,
+    ...(facts.autoRenewEnabled !== undefined ? { autoRenewEnabled: facts.autoRenewEnabled } : {}),
+    testPurchase: facts.testPurchase,
+    readAt: now.toISOString(),
+  };
+  const plain = googleSnapshot(input, now);
+  return voided && !isActiveAt(plain, now) ? googleSnapshot({ ...input, voided: true }, now) : plain;
+}
+
 /** Google's answer as a verdict for the ownership decision; the purchase token is the purchase key. */
-export function googleVerdict(verification: GoogleVerification | undefined, now: Date): StoreVerdict | undefined {
+export function googleVerdict(verification: GoogleVerification | undefined, now: Date, voided = false): StoreVerdict | undefined {
   if (verification === undefined) return undefined;
   if (verification.outcome === 'not_found') return { outcome: 'not_found', result: 'PURCHASE_TOKEN_NOT_FOUND' };
   if (verification.outcome === 'invalid') return { outcome: 'invalid' };
   const { facts } = verification;
+  const lifecycle = googleLifecycle(facts, now, voided);
   return {
     outcome: 'verified',
     facts: {
       store: 'google',
       purchaseKey: facts.purchaseToken,
       productId: facts.productId,
-      state: googlePurchaseState(facts, now),
+      state: purchaseStateOf(lifecycle, now),
       expiresAt: facts.expiresAt,
       needsAcknowledgement: !facts.acknowledged,
-      lifecycle: googleSnapshot(
-        {
-          subscriptionState: facts.subscriptionState,
-          productId: facts.productId,
-          expiryTime: facts.expiresAt,
-          testPurchase: facts.testPurchase,
-          readAt: now.toISOString(),
-        },
-        now,
-      ),
+      packageName: facts.packageName,
+      ...(facts.linkedPurchaseToken !== undefined ? { linkedPurchaseToken: facts.linkedPurchaseToken } : {}),
+      lifecycle,
     },
   };
 }

@@ -1,11 +1,16 @@
 import type { Clock } from '../../platform/clock';
-import type { GooglePlayVerifier } from '../../stores/google/ports';
+import type { GooglePlayVerifier, GoogleProfile } from '../../stores/google/ports';
+import { GOOGLE_VOIDED_WINDOW_DAYS, type GoogleVerification } from '../../stores/google/facts';
+import { GOOGLE_REVOKING_NOTICE_TYPES } from '../../stores/google/notice-types';
+import { isActiveAt } from '../../entitlements';
+import type { Publisher } from '../../tenants';
+import type { Synchronization } from './synchronization';
 import type { PublisherRepository } from '../../tenants';
 import type { AppleVerifier } from '../../stores/apple/ports';
 import type { SynchronizationRepository } from '../ports/synchronization-repository';
 import { ConfigurationError, SynchronizationMissingError } from '../../platform/errors';
-import { appleVerdict, googleVerdict } from './store-verdicts';
-import type { StoreVerdict } from './ownership';
+import { appleVerdict, googleLifecycle, googleVerdict } from './store-verdicts';
+import { snapshotOf, type PurchaseRecord, type StoreVerdict } from './ownership';
 
 export interface VerifyDeps {
   publishers: PublisherRepository;
@@ -17,8 +22,12 @@ export interface VerifyDeps {
 
 /**
  * Workflow step: asks the store about the synchronization's purchase with the publisher's
- * configuration and answers the verdict. Google transfers do not call Google (transfer-only
- * semantics): the ownership record decides. Retryable store failures are thrown.
+ * configuration and answers the verdict. Retryable store failures are thrown.
+ *
+ * Google transfers keep the seed's transfer-only semantics (nothing is registered or acknowledged)
+ * and decide from the record this service keeps while it still gives access; a record whose access
+ * ended (its expiry passed and no notification said more) is read from Google first, so a renewal
+ * whose notification was lost does not make a paying subscription look lapsed.
  */
 export async function verifyPurchase(deps: VerifyDeps, synchronizationId: string): Promise<StoreVerdict | undefined> {
   const sync = await deps.syncs.get(synchronizationId);
@@ -29,11 +38,70 @@ export async function verifyPurchase(deps: VerifyDeps, synchronizationId: string
     // A refresh passes its notification's type: only the notification tells Apple's Family Sharing REVOKE from a refund.
     return appleVerdict(await deps.apple.verify(publisher.apple, sync.transactionId), deps.clock.now(), sync.notice?.type);
   }
-  if (sync.kind === 'transfer') return { outcome: 'from_record' };
-  const profile = publisher?.google?.profiles.find((candidate) => candidate.packageName === sync.packageName);
-  if (!profile || sync.purchaseToken === undefined) throw new ConfigurationError('no Google Play profile for this package');
-  const verification = await deps.google.verify(profile, sync.purchaseToken, sync.productId);
-  return googleVerdict(verification, deps.clock.now());
+  if (sync.purchaseToken === undefined) throw new ConfigurationError('a Google synchronization without a purchase token');
+  const now = deps.clock.now();
+  let record: PurchaseRecord | undefined;
+  if (sync.kind === 'transfer' || sync.packageName === undefined) {
+    record = await deps.syncs.getPurchase(sync.publisherId, 'google', sync.purchaseToken);
+  }
+  if (sync.kind === 'transfer' && (record === undefined || record.state === 'revoked' || isActiveAt(snapshotOf(record), now))) {
+    return { outcome: 'from_record' };
+  }
+  const profile = googleProfileOf(publisher, sync, record);
+  if (!profile) throw new ConfigurationError('no Google Play profile for this package');
+  // A refresh reads whatever the token is now (a plan change moves it to another product).
+  const verification = await deps.google.verify(profile, sync.purchaseToken, sync.kind === 'refresh' ? undefined : sync.productId);
+  return googleVerdict(verification, now, await isVoided(deps, profile, sync, verification, now));
+}
+
+/**
+ * The app profile of a Google synchronization: the package the request or notification named, else
+ * the one on the purchase record (a reconciliation's notice names none), else the publisher's only app.
+ */
+function googleProfileOf(publisher: Publisher | undefined, sync: Synchronization, record: PurchaseRecord | undefined): GoogleProfile | undefined {
+  const profiles = publisher?.google?.profiles ?? [];
+  const packageName = sync.packageName ?? record?.packageName;
+  if (packageName === undefined) return profiles.length === 1 ? profiles[0] : undefined;
+  return profiles.find((candidate) => candidate.packageName === packageName);
+}
+
+/** Pages of the Voided Purchases list one verification reads at most (1000 entries each). */
+const MAX_VOIDED_PAGES = 5;
+/** How far before the subscription's end a voiding is looked for: Google revokes at the moment it voids. */
+const VOIDED_LOOKBEHIND_MS = 3_600_000;
+/** …and how long after its end (a refund may come after a period ended). */
+const VOIDED_LOOKAHEAD_MS = 86_400_000;
+
+/**
+ * Whether Google took the purchase back. Google reads a revoked subscription as plain EXPIRED, so:
+ * a notification that says so (SUBSCRIPTION_REVOKED, voidedPurchaseNotification, a Voided Purchases
+ * entry found by the reconciliation) decides; otherwise a subscription Google no longer entitles is
+ * looked up in the Voided Purchases list around its end (so registering a revoked token finalizes
+ * PURCHASE_REVOKED). Google keeps that list for 30 days; an older end reads as a lapse.
+ */
+async function isVoided(
+  deps: Pick<VerifyDeps, 'google'>,
+  profile: GoogleProfile,
+  sync: Synchronization,
+  verification: GoogleVerification,
+  now: Date,
+): Promise<boolean> {
+  if (verification.outcome !== 'verified') return false;
+  if (sync.notice !== undefined && GOOGLE_REVOKING_NOTICE_TYPES.has(sync.notice.type)) return true;
+  const { facts } = verification;
+  if (facts.expiresAt === null || isActiveAt(googleLifecycle(facts, now), now)) return false;
+  const endedAt = Date.parse(facts.expiresAt);
+  const oldest = now.getTime() - GOOGLE_VOIDED_WINDOW_DAYS * 86_400_000 + 60_000;
+  const window = { startTime: new Date(Math.max(endedAt - VOIDED_LOOKBEHIND_MS, oldest)), endTime: new Date(Math.min(endedAt + VOIDED_LOOKAHEAD_MS, now.getTime())) };
+  if (window.startTime.getTime() >= window.endTime.getTime()) return false;
+  let pageToken: string | undefined;
+  for (let page = 0; page < MAX_VOIDED_PAGES; page += 1) {
+    const answer = await deps.google.listVoided(profile, window, pageToken);
+    if (answer.purchases.some((voided) => voided.purchaseToken === facts.purchaseToken)) return true;
+    pageToken = answer.nextPageToken;
+    if (pageToken === undefined) return false;
+  }
+  return false;
 }
 
 /** Workflow step (Google): acknowledges a purchase whose entitlement is saved. */
@@ -44,7 +112,7 @@ export async function acknowledgePurchase(
   const sync = await deps.syncs.get(synchronizationId);
   if (!sync) throw new SynchronizationMissingError(`no synchronization ${synchronizationId}`);
   const publisher = await deps.publishers.getPublisher(sync.publisherId);
-  const profile = publisher?.google?.profiles.find((candidate) => candidate.packageName === sync.packageName);
+  const profile = googleProfileOf(publisher, sync, undefined);
   const productId = typeof sync.eventDetail?.productId === 'string' ? sync.eventDetail.productId : sync.productId;
   if (!profile || sync.purchaseToken === undefined || productId === undefined) {
     throw new ConfigurationError('nothing to acknowledge for this synchronization');

@@ -1,6 +1,7 @@
 import { acknowledgePurchase, type VerifyDeps } from '../domain/verify-purchase';
 import { AcknowledgeTaskInput } from '../workflow-schemas';
 import { withKeys, type Logger } from '../../platform/logger';
+import { noMetrics, type MetricsRecorder } from '../../platform/metrics';
 import { createRuntime } from '../runtime';
 import { createStoreVerifiers } from '../store-verifiers';
 import { createTracing } from '../../platform/tracer';
@@ -9,9 +10,10 @@ import { instrument, lazyHandler } from '../../platform/handler';
 /**
  * Task `AcknowledgePurchase` (Google): runs after FinalizeSynchronization saved the entitlement.
  * Google refunds a subscription left unacknowledged for three days, so a failure here is logged as
- * an error after the workflow's retries. The Google port it is given is measured (StoreLatency, StoreErrors).
+ * an error and counted (AcknowledgeFailures, which alarms) at every failed attempt. The Google port it is given is measured (StoreLatency, StoreErrors).
  */
-export function makeAcknowledgePurchaseHandler(deps: Pick<VerifyDeps, 'publishers' | 'syncs' | 'google'> & { logger: Logger }) {
+export function makeAcknowledgePurchaseHandler(deps: Pick<VerifyDeps, 'publishers' | 'syncs' | 'google'> & { logger: Logger; metrics?: MetricsRecorder }) {
+  const metrics = deps.metrics ?? noMetrics;
   return async (event: unknown): Promise<{ acknowledged: true }> => {
     const { synchronizationId } = AcknowledgeTaskInput.parse(event);
     const logger = withKeys(deps.logger, { synchronizationId, store: 'google' });
@@ -19,6 +21,7 @@ export function makeAcknowledgePurchaseHandler(deps: Pick<VerifyDeps, 'publisher
       await acknowledgePurchase(deps, synchronizationId);
     } catch (error) {
       logger.error('acknowledgement failed', { error });
+      metrics.add('acknowledgeFailures', undefined);
       throw error;
     }
     logger.info('purchase acknowledged');

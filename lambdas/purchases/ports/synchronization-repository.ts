@@ -1,4 +1,4 @@
-import type { EntitlementChange, PurchaseRecord } from '../domain/ownership';
+import type { EntitlementChange, PurchaseRecord, SupersededWrite } from '../domain/ownership';
 import type { Store } from '../../events/vocabulary';
 import type { Synchronization } from '../domain/synchronization';
 
@@ -38,6 +38,8 @@ export interface FinalizeRequest {
   releaseClaim?: boolean;
   purchaseWrite?: { next: PurchaseRecord; expectedVersion: number };
   entitlementChanges: EntitlementChange[];
+  /** Google plan change: the replaced purchase ends in the same transaction, fenced on its own version. */
+  supersededWrite?: SupersededWrite;
 }
 
 /** An entry of the open index: a synchronization that is not finalized, or whose event is not known to be published. */

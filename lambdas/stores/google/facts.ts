@@ -38,6 +38,8 @@ export interface GoogleFacts {
   linkedPurchaseToken?: string;
   /** Google sent `testPurchase` (license tester or simulator purchase). */
   testPurchase: boolean;
+  /** The line item's `autoRenewingPlan.autoRenewEnabled`; absent for prepaid plans or when Google sent none. */
+  autoRenewEnabled?: boolean;
 }
 
 /** Outcome of asking Google; retryable failures are thrown instead (StoreUnavailableError). */

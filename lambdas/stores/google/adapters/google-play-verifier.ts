@@ -29,7 +29,13 @@ const purchaseSchema = z.object({
   linkedPurchaseToken: z.string().nullish(),
   testPurchase: z.object({}).nullish(),
   lineItems: z
-    .array(z.object({ productId: z.string().nullish(), expiryTime: z.string().nullish() }))
+    .array(
+      z.object({
+        productId: z.string().nullish(),
+        expiryTime: z.string().nullish(),
+        autoRenewingPlan: z.object({ autoRenewEnabled: z.boolean().nullish() }).nullish(),
+      }),
+    )
     .nullish(),
   // Not in SubscriptionPurchaseV2 today; compared if Google ever sends it.
   packageName: z.string().nullish(),
@@ -99,6 +105,8 @@ export class GooglePlayStoreVerifier implements GooglePlayVerifier {
       testPurchase: purchase.testPurchase !== undefined && purchase.testPurchase !== null,
     };
     if (purchase.linkedPurchaseToken) facts.linkedPurchaseToken = purchase.linkedPurchaseToken;
+    const autoRenewEnabled = item.autoRenewingPlan?.autoRenewEnabled;
+    if (typeof autoRenewEnabled === 'boolean') facts.autoRenewEnabled = autoRenewEnabled;
     return { outcome: 'verified', facts };
   }
 
