@@ -29,6 +29,8 @@ const PurchaseFactsSchema = z.object({
   environment: z.enum(['Production', 'Sandbox']).optional(),
   lastTransactionId: z.string().optional(),
   needsAcknowledgement: z.boolean().optional(),
+  packageName: z.string().optional(),
+  linkedPurchaseToken: z.string().optional(),
   lifecycle: z
     .object({
       state: z.enum(LIFECYCLE_STATES),

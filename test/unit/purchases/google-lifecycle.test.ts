@@ -3,6 +3,7 @@ import { decidePurchase, decideRefresh, type PurchaseRecord } from '../../../lam
 import { googleVerdict } from '../../../lambdas/purchases/domain/store-verdicts';
 import type { Synchronization } from '../../../lambdas/purchases/domain/synchronization';
 import { verifyPurchase } from '../../../lambdas/purchases/domain/verify-purchase';
+import { VerdictOutput } from '../../../lambdas/purchases/workflow-schemas';
 import type { GoogleFacts, GoogleVerification, VoidedPurchasesPage } from '../../../lambdas/stores/google/facts';
 import type { GooglePlayVerifier, GoogleProfile } from '../../../lambdas/stores/google/ports';
 import type { Publisher } from '../../../lambdas/tenants';
@@ -100,6 +101,12 @@ describe('a Google notification re-reads the subscription and the entitlement fo
     });
     expect(later.unchanged).toBe('no_change');
     expect(later.entitlementChanges).toEqual([]);
+  });
+
+  it('the verdict crosses the workflow (VerdictOutput) without losing a field: package name and linked token included', () => {
+    const verdict = googleVerdict(verified({ linkedPurchaseToken: 'old.tok.en', acknowledged: false }), NOW);
+    expect(VerdictOutput.parse(verdict)).toEqual(verdict);
+    expect(verdict).toMatchObject({ facts: { packageName: PACKAGE, linkedPurchaseToken: 'old.tok.en', needsAcknowledgement: true } });
   });
 
   it('a test purchase is a Sandbox entitlement', () => {
