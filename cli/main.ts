@@ -147,7 +147,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'google configure',
-    summary: "add or replace a publisher's Google Play Billing profile (package name + service account)",
+    summary: "add or replace a publisher's Google Play Billing profile (package name + service account) and its notification push settings",
     options: {
       publisher: { type: 'string', value: 'N', description: 'publisher id', required: true },
       'package-name': { type: 'string', value: 'P', description: 'Android application id', required: true },
@@ -155,6 +155,16 @@ export const COMMANDS: CommandSpec[] = [
         type: 'string',
         value: 'PATH.json',
         description: "service account key, stored as a secret; default: the current one, or locally the simulator's",
+      },
+      'push-service-account': {
+        type: 'string',
+        value: 'EMAIL',
+        description: "the Pub/Sub push subscription's service account: notification pushes must carry its OIDC token (default: the current one)",
+      },
+      'push-audience': {
+        type: 'string',
+        value: 'URL',
+        description: "the audience set on the push subscription (https; http only on loopback); default: the current one, else the push endpoint's URL",
       },
     },
     validate: (args) => parseGoogleConfigure(args),

@@ -79,6 +79,14 @@ export const API_FUNCTIONS: ApiFunction[] = [
     verifiesAppleSignatures: true,
   },
   {
+    // Google Play Real-time Developer Notifications by Pub/Sub push: the push's Google-signed OIDC
+    // token is the credential (checked against Google's public keys), so no secret is read.
+    id: 'ReceiveGoogleNotification',
+    entry: 'lambdas/lifecycle/handlers/receive-google-notification.ts',
+    routes: ['POST /google-play/notifications/{publisherId}'],
+    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: false },
+  },
+  {
     id: 'GetOpenApi',
     entry: 'lambdas/openapi/get-openapi.ts',
     routes: ['GET /openapi.json'],

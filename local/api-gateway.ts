@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { ERROR_CODES } from '../lambdas/platform/errors';
+import { ApiError, type ERROR_CODES } from '../lambdas/platform/errors';
+import { errorResult } from '../lambdas/platform/http';
 import { lambdaContext, type LambdaEntry } from './lambda-context';
 
 export interface LocalRoute {
@@ -39,6 +40,8 @@ export function toApiEvent(req: IncomingMessage, url: URL, body: Buffer, route: 
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(',') : value;
   }
+  // The deployed API Gateway terminates TLS and says `https`; this server speaks plain http.
+  headers['x-forwarded-proto'] ??= 'http';
   const pathParameters: Record<string, string> = {};
   route.paramNames.forEach((name, index) => {
     const raw = match[index + 1] ?? '';
@@ -92,11 +95,8 @@ export function sendResult(res: ServerResponse, result: APIGatewayProxyStructure
 }
 
 export function sendError(res: ServerResponse, code: keyof typeof ERROR_CODES): void {
-  sendResult(res, {
-    statusCode: ERROR_CODES[code].status,
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ code, message: ERROR_CODES[code].message }),
-  });
+  // The same answer (headers included) a Lambda gives for the code.
+  sendResult(res, errorResult(new ApiError(code)));
 }
 
 /** Finds the route and calls its handler in-process; answers REQ0008 when no route matches. */

@@ -5,7 +5,7 @@ import { SignJWT } from 'jose';
 import type { DynamoDbPublisherRepository } from '../lambdas/tenants/adapters/dynamodb-publisher-repository';
 import { hashPublisherToken } from '../lambdas/tenants/domain/authenticate';
 import type { Publisher } from '../lambdas/tenants/domain/publisher';
-import { GOOGLE_SERVICE_ACCOUNT_FILE } from './simulator/google-simulator';
+import { DEFAULT_PUSH_SERVICE_ACCOUNT_EMAIL, GOOGLE_SERVICE_ACCOUNT_FILE } from './simulator/google-simulator';
 
 /** The demo tenant of `npm start` (README, "Two commands"). */
 export const DEMO = {
@@ -58,6 +58,8 @@ export async function seedDemo(
   const tokenPath = join(secretsDir, PUBLISHER_TOKEN_FILE(publisherId));
   const hadToken = existsSync(tokenPath);
   const publisherToken = readOrCreate(tokenPath, () => `pt_${randomBytes(24).toString('base64url')}`);
+  // The simulator's push subscription; the audience is Pub/Sub's default, the push endpoint's URL.
+  const push = { serviceAccountEmail: DEFAULT_PUSH_SERVICE_ACCOUNT_EMAIL };
   const publisher: Publisher = {
     publisherId,
     name: 'Demo Publisher',
@@ -72,7 +74,10 @@ export async function seedDemo(
       privateKeyRef: `file:${APPLE_KEY_FILE}`,
       environments: ['Production', 'Sandbox'],
     },
-    google: { profiles: [{ packageName: DEMO.packageName, serviceAccountRef: `file:${GOOGLE_SERVICE_ACCOUNT_FILE}` }] },
+    google: {
+      profiles: [{ packageName: DEMO.packageName, serviceAccountRef: `file:${GOOGLE_SERVICE_ACCOUNT_FILE}` }],
+      push,
+    },
     ownershipPolicy: 'keep',
   };
   const created = await publishers.createPublisherIfAbsent(publisher);
@@ -88,6 +93,13 @@ export async function seedDemo(
     // The token file was lost: issue a new token (shown in local.json) and keep only its hash.
     const existing = await publishers.getPublisher(publisherId);
     if (existing) await publishers.putPublisher({ ...existing, tokenHash: hashPublisherToken(publisherToken) });
+  }
+  if (!created) {
+    // A data dir from before Google notifications: the demo publisher takes the simulator's pushes from now on.
+    const existing = await publishers.getPublisher(publisherId);
+    if (existing?.google && existing.google.push === undefined) {
+      await publishers.putPublisher({ ...existing, google: { ...existing.google, push } });
+    }
   }
   const customerJwts: Record<string, string> = {};
   for (const customerId of DEMO.customerIds) {

@@ -28,7 +28,7 @@ import { createLocalWebhookDelivery, handleLocalWebhookRoutes, type LocalWebhook
 import { createLogger } from '../lambdas/platform/logger';
 import type { ReconcileReport } from '../lambdas/lifecycle';
 import { createNotificationOutbox, type NotificationOutbox } from './simulator/notifications';
-import { createGoogleSimulator, GOOGLE_SERVICE_ACCOUNT_FILE } from './simulator/google-simulator';
+import { createGoogleSimulator, GOOGLE_SERVICE_ACCOUNT_FILE, type GoogleSimulator } from './simulator/google-simulator';
 import { readBody } from './simulator/http-json';
 import { settlePublishedBeforeRestart, startLocalSweeper, type LocalSweeper } from './recover';
 import { AwsJsonError, LocalStepFunctions, type TaskImplementation } from './step-functions';
@@ -91,6 +91,8 @@ export interface LocalStack {
   faults: FaultInjector;
   /** The store simulators' notification outbox (what they sent, where, and its answer). */
   outbox: NotificationOutbox;
+  /** The Play simulator's push token signer (tests forge pushes with it). */
+  googlePush: Pick<GoogleSimulator, 'signPushToken' | 'pushServiceAccountEmail'>;
   dynamodb: DynamoDbLocal;
   webhooks: LocalWebhookDelivery;
   stop(): Promise<void>;
@@ -175,6 +177,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     print(`simulator    App Store Server Notifications V2 go to ${url}/storekit2/notifications/${DEMO.publisherId}`);
     const google = await createGoogleSimulator({ dataDir, inMemory: options.inMemory, defaultPackageName: DEMO.packageName, outbox }, faults);
     print(`simulator    Play Developer API simulator at ${url}/__simulator/google`);
+    // As the publisher's Pub/Sub push subscription would (RTDN topic): the demo publisher's push route.
+    outbox.setTarget('google', `${url}/google-play/notifications/${DEMO.publisherId}`);
+    print(`simulator    Real-time Developer Notifications are pushed to ${url}/google-play/notifications/${DEMO.publisherId}`);
     // The demo publisher's store credentials are the simulators' (an in-memory run makes new ones,
     // so the copies under secrets/ are rewritten whenever they differ).
     writeIfChanged(join(secretsDir, APPLE_KEY_FILE), apple.apiKey.privateKeyPem);
@@ -199,6 +204,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       APPLE_ONLINE_CHECKS: 'false',
       GOOGLE_API_ROOT_URL: google.apiRootUrl(url),
       GOOGLE_OAUTH_TOKEN_URL: google.tokenUrl(url),
+      // The simulator signs the pushes' OIDC tokens in place of Google.
+      GOOGLE_PUSH_JWKS_URL: google.jwksUrl(url),
       LOCAL_SECRETS_DIR: secretsDir,
       LOG_LEVEL: options.logLevel ?? 'info',
       ...(options.retry
@@ -409,6 +416,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       stepFunctions: sfn,
       faults,
       outbox,
+      googlePush: { signPushToken: (overrides) => google.signPushToken(overrides), pushServiceAccountEmail: google.pushServiceAccountEmail },
       dynamodb: ddb,
       webhooks,
       stop: async () => {

@@ -2,9 +2,10 @@
  * `iap-sync reconcile --publisher N [--since ISO] [--wait SECONDS]`: the scheduled reconciliation
  * (lambdas/lifecycle/domain/reconcile-purchases.ts) at once, for one publisher of the local stack,
  * then what it corrected. Runs in this process with the same adapters as the deployed function,
- * pointed at the local stack: its table (runtime.json), its secrets folder, its store simulator and
- * its Step Functions stand-in (both at the API URL of local.json), so the refreshes it starts run in
- * the `npm start` process like any other.
+ * pointed at the local stack: its table (runtime.json), its secrets folder, its store simulators
+ * (Apple's notification history, Google's Voided Purchases and OAuth token endpoint) and its Step
+ * Functions stand-in (all at the API URL of local.json), so the refreshes it starts run in the
+ * `npm start` process like any other.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -23,6 +24,8 @@ import { acceptNotice } from '../../lambdas/purchases/domain/accept-notice';
 import type { Synchronization } from '../../lambdas/purchases/domain/synchronization';
 import { AppleNotificationHistoryClient } from '../../lambdas/stores/apple/notification-history';
 import { AppleNotificationDecoder } from '../../lambdas/stores/apple/notifications';
+import { GoogleAccessTokenProvider } from '../../lambdas/stores/google/adapters/google-access-token-provider';
+import { GooglePlayStoreVerifier } from '../../lambdas/stores/google/adapters/google-play-verifier';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/dynamodb-local';
 import { LOCAL_STATE_MACHINE_ARN } from '../../local/stack';
 import { idOption, optionalString, type Args } from '../args';
@@ -34,8 +37,8 @@ import { publishersOf, requirePublisher } from './publisher';
 const DEFAULT_WAIT_SECONDS = 60;
 const MAX_WAIT_SECONDS = 3600;
 const POLL_MS = 250;
-/** The store simulator's timeout is the deployed default too (APPLE_REQUEST_TIMEOUT_MS). */
-const APPLE_TIMEOUT_MS = 10_000;
+/** The store simulators' timeout is the deployed default too (APPLE_REQUEST_TIMEOUT_MS, GOOGLE_REQUEST_TIMEOUT_MS). */
+const STORE_TIMEOUT_MS = 10_000;
 
 export interface ReconcileInput {
   publisherId: number;
@@ -46,7 +49,10 @@ export interface ReconcileInput {
 /** One refresh the run started and what became of it. */
 export interface ReconcileRefresh {
   purchaseKey: string;
-  /** `history`: a notification the service had not received; `due`: a purchase past its expiry (plus grace). */
+  /**
+   * `history`: an Apple notification the service had not received; `voided`: a Google voided order
+   * it had not been told of; `due`: a purchase past its expiry (plus grace).
+   */
   source: StartedRefresh['source'];
   notificationId: string;
   synchronizationId?: string;
@@ -127,9 +133,10 @@ function readJson(path: string): unknown {
 }
 
 /**
- * Runs the reconciliation for one publisher now (its Apple notification history from the cursor, or
- * from --since without moving the cursor, and its due purchases), waits up to --wait seconds for
- * the refreshes it started to finalize, and reports which purchases were corrected.
+ * Runs the reconciliation for one publisher now (its Apple notification history and Google voided
+ * purchases from the cursors, or from --since without moving them, and its due purchases), waits
+ * up to --wait seconds for the refreshes it started to finalize, and reports which purchases were
+ * corrected.
  */
 export async function reconcile(target: StackTarget, args: Args, io: ReconcileIo = {}): Promise<ReconcileResult> {
   const input = parseReconcile(args);
@@ -140,7 +147,9 @@ export async function reconcile(target: StackTarget, args: Args, io: ReconcileIo
   if (apiUrl === undefined) throw new CommandError(`The local stack's API URL is unknown (local.json missing in ${dirname(target.secretsDir)}): is it running?`);
   const publishers = publishersOf(target);
   const publisher = await requirePublisher(target, publishers, input.publisherId);
-  if (!publisher.apple) throw new CommandError(`Publisher ${input.publisherId} has no Apple configuration (iap-sync apple configure)`);
+  if (!publisher.apple && !publisher.google) {
+    throw new CommandError(`Publisher ${input.publisherId} has no Apple configuration and no Google one (iap-sync apple configure, iap-sync google configure)`);
+  }
 
   const clock = io.clock ?? systemClock;
   const sleep = io.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
@@ -151,16 +160,23 @@ export async function reconcile(target: StackTarget, args: Args, io: ReconcileIo
     const workflow = new SfnWorkflowStarter(LOCAL_STATE_MACHINE_ARN, sfn);
     // The notification route's intake (createNoticeIntake), with the local stack's Step Functions.
     const intake: NoticeIntake = { accept: (notice) => acceptNotice({ syncs, workflow, clock, logger }, notice) };
-    const simulator = `${apiUrl.replace(/\/+$/, '')}/__simulator/apple`;
+    const simulator = `${apiUrl.replace(/\/+$/, '')}/__simulator`;
+    const secrets = new ReferenceSecretStore({ localDir: target.secretsDir, cacheSeconds: 300 });
     const { report, started } = await reconcilePurchases(
       {
         publishers,
         history: new AppleNotificationHistoryClient({
-          secrets: new ReferenceSecretStore({ localDir: target.secretsDir, cacheSeconds: 300 }),
-          baseUrls: { Production: `${simulator}/production`, Sandbox: `${simulator}/sandbox` },
-          timeoutMs: APPLE_TIMEOUT_MS,
+          secrets,
+          baseUrls: { Production: `${simulator}/apple/production`, Sandbox: `${simulator}/apple/sandbox` },
+          timeoutMs: STORE_TIMEOUT_MS,
         }),
         decoder: new AppleNotificationDecoder({ rootCertificates: localAppleRoots(dirname(target.secretsDir)), onlineChecks: false }),
+        google: new GooglePlayStoreVerifier({
+          secrets,
+          tokens: new GoogleAccessTokenProvider({ tokenUrl: `${simulator}/google/oauth2/token`, timeoutMs: STORE_TIMEOUT_MS }),
+          rootUrl: `${simulator}/google/`,
+          timeoutMs: STORE_TIMEOUT_MS,
+        }),
         intake,
         reconcile: new DynamoDbReconcileRepository(target.db, target.tableName),
         clock,

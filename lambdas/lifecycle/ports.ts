@@ -2,6 +2,7 @@ import type { NoticeInput } from '../purchases';
 import type { AppleConfig, AppleEnvironment } from '../stores/apple/config';
 import type { HistoryWindow, NotificationHistoryPage } from '../stores/apple/notification-history';
 import type { DecodedAppleNotification } from '../stores/apple/notifications';
+import type { VerifiedPushToken } from '../stores/google/notifications';
 
 /**
  * A verified store notification that asks the service to re-read one purchase: the purchases
@@ -30,6 +31,20 @@ export interface AppleNotificationVerifier {
   decode(config: AppleConfig, signedPayload: string): Promise<DecodedAppleNotification>;
 }
 
+/**
+ * Verifies the OIDC ID token of a Google Cloud Pub/Sub push (Real-time Developer Notifications):
+ * Google's signature, issuer and lifetime. Implemented by JosePushTokenVerifier
+ * (stores/google/adapters/push-token-verifier.ts) with `jose` and Google's JWKS.
+ */
+export interface GooglePushTokenVerifier {
+  /**
+   * The audiences and service account the token names; whether they are the publisher's is the caller's check.
+   * Throws PushTokenRejectedError when it is not a genuine, current Google ID token, and
+   * StoreUnavailableError when Google's keys could not be fetched (Pub/Sub retries).
+   */
+  verify(token: string): Promise<VerifiedPushToken>;
+}
+
 // The scheduled reconciliation's ports.
 
 /**
@@ -48,10 +63,11 @@ export interface AppleNotificationHistory {
 }
 
 /**
- * How far the catch-up of one publisher's notification history (one store, one environment) got.
- * Without `paginationToken` the window is done: everything Apple signed before `endDate` has been
- * handed to the intake. With it, the pages before the token were handed over and the rest of the
- * window is still to read (Apple wants the same window with a token).
+ * How far the catch-up of one publisher's store history got: Apple's Get Notification History of
+ * one environment, or Google's Voided Purchases list of one app. Without `paginationToken` the
+ * window is done: everything the store listed before `endDate` has been handed to the intake. With
+ * it, the pages before the token were handed over and the rest of the window is still to read (both
+ * stores want the same window with a token).
  */
 export interface HistoryCursor {
   /** ISO 8601. */
@@ -73,11 +89,14 @@ export interface DuePurchase {
   attempts: number;
 }
 
+/** Which history a cursor follows: Apple's notifications of one environment, or Google's voided purchases of one app. */
+export type CursorScope = { store: 'apple'; environment: AppleEnvironment } | { store: 'google'; packageName: string };
+
 /** The reconciliation's own state in the table: history cursors and the reconcile index of purchases. */
 export interface ReconcileRepository {
-  getCursor(publisherId: number, environment: AppleEnvironment): Promise<HistoryCursor | undefined>;
+  getCursor(publisherId: number, scope: CursorScope): Promise<HistoryCursor | undefined>;
   /** Replaces the cursor; written only after everything it claims was handed over. */
-  saveCursor(publisherId: number, environment: AppleEnvironment, cursor: HistoryCursor): Promise<void>;
+  saveCursor(publisherId: number, scope: CursorScope, cursor: HistoryCursor): Promise<void>;
   /**
    * Purchases whose `reconcileAt` is at or before `now`, oldest first within each shard, at most
    * `limit` (spread over the shards so that none starves); only `publisherId`'s when given.

@@ -10,7 +10,7 @@ import {
 } from '../purchases';
 import { EntitlementChangedDetail, EntitlementChangedWebhookBody, SyncResultDetail, SyncResultWebhookBody } from '../events/schemas';
 import { EntitlementsResponse } from '../entitlements';
-import { AppleNotificationBody, NotificationAcknowledged } from '../lifecycle';
+import { AppleNotificationBody, GooglePushBody, NotificationAcknowledged } from '../lifecycle';
 import { ErrorResponse } from '../platform/schema-primitives';
 
 /**
@@ -28,6 +28,8 @@ interface RouteDoc {
   /** The path parameter's JSON Schema (default: a UUID). */
   pathParamSchema?: Record<string, unknown>;
   authenticated: boolean;
+  /** The route's own credential when it takes neither of the API's (the Pub/Sub push token). */
+  security?: Record<string, string[]>[];
 }
 
 const COMMON_ERRORS: ErrorCode[] = ['REQ0004', 'AUTH0001', 'AUTH0002', 'AUTH0003', 'S0001', 'S0002'];
@@ -109,6 +111,19 @@ export const DOCUMENTED_ROUTES: RouteDoc[] = [
     pathParamSchema: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' },
     authenticated: false,
   },
+  {
+    method: 'post',
+    path: '/google-play/notifications/{publisherId}',
+    summary:
+      "Google Play Real-time Developer Notifications, pushed by the publisher's authenticated Pub/Sub subscription. Authorization: Bearer a Google-signed OIDC ID token whose email is the publisher's push service account (verified) and whose aud is its configured audience, else this endpoint's URL; X-Publisher-Id is ignored. Answers 200 once stored (and to duplicates, test and ignored notifications); processing re-reads the purchase from Google.",
+    body: { name: 'GooglePushBody', schema: GooglePushBody },
+    success: { status: 200, name: 'NotificationAcknowledged', schema: NotificationAcknowledged },
+    errors: ['REQ0001', 'REQ0006', 'AUTH0002', 'NOTIF0001', 'S0001', 'S0002'],
+    pathParam: 'publisherId',
+    pathParamSchema: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' },
+    authenticated: false,
+    security: [{ googlePushToken: [] }],
+  },
 ];
 
 const HEADER_PARAMETERS = [
@@ -173,7 +188,7 @@ export function buildOpenApiDocument(serverUrl?: string) {
       [route.method]: {
         summary: route.summary,
         parameters,
-        security: route.authenticated ? [{ customerJwt: [] }, { publisherToken: [] }] : [],
+        security: route.security ?? (route.authenticated ? [{ customerJwt: [] }, { publisherToken: [] }] : []),
         ...(route.body
           ? {
               requestBody: {
@@ -212,6 +227,12 @@ export function buildOpenApiDocument(serverUrl?: string) {
       securitySchemes: {
         customerJwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
         publisherToken: { type: 'apiKey', in: 'header', name: 'X-Publisher-Token' },
+        googlePushToken: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description: "The OIDC ID token Google signs for an authenticated Pub/Sub push subscription (the store notification routes' only credential).",
+        },
       },
     },
   };

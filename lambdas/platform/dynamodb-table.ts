@@ -67,10 +67,10 @@ export function reconcileShardOf(purchasePk: string): string {
 export const RECONCILE_MARGIN_SECONDS = 3600;
 
 /**
- * The stores the reconciliation can re-check. Apple only: a Google refresh needs the package name,
- * which the purchase item does not keep, so Google purchases would sit in the index forever.
+ * The stores the reconciliation re-checks. A Google refresh of a due purchase carries no package
+ * name: the workflow's verification finds it on the purchase record.
  */
-export const RECONCILED_STORES: readonly string[] = ['apple'];
+export const RECONCILED_STORES: readonly string[] = ['apple', 'google'];
 
 /** What of a purchase's lifecycle decides whether and when it is due (a LifecycleSnapshot has these). */
 export interface ReconcileLifecycle {
@@ -142,11 +142,12 @@ export const keys = {
     sk: 'NOTIFICATION',
   }),
   /**
-   * Where the scheduled reconciliation's catch-up of a store's notification history ended, per
-   * publisher, store and environment (Apple: Production, Sandbox).
+   * Where the scheduled reconciliation's catch-up of a store's history ended, per publisher, store
+   * and what the store keeps a history of: Apple's notifications per environment (Production,
+   * Sandbox), Google's voided purchases per app (package name).
    */
-  reconcileCursor: (publisherId: number, store: string, environment: string) => ({
-    pk: `RECONCILE#${publisherId}#${store}#${environment}`,
+  reconcileCursor: (publisherId: number, scope: { store: 'apple'; environment: string } | { store: 'google'; packageName: string }) => ({
+    pk: `RECONCILE#${publisherId}#${scope.store}#${scope.store === 'apple' ? scope.environment : scope.packageName}`,
     sk: 'CURSOR',
   }),
   entitlement: (publisherId: number, customerId: number, store: string, purchaseKey: string) => ({

@@ -51,6 +51,8 @@ export const LOCAL_ONLY_VARIABLES = [
   'APPLE_API_BASE_URL_SANDBOX',
   'GOOGLE_API_ROOT_URL',
   'GOOGLE_OAUTH_TOKEN_URL',
+  // A deployed stack trusts Google's own keys for push tokens, never another key set.
+  'GOOGLE_PUSH_JWKS_URL',
   'LOCAL_SECRETS_DIR',
   'WEBHOOK_ALLOW_PRIVATE_NETWORKS',
   'WEBHOOK_SCHEDULE_SCALE',

@@ -257,8 +257,11 @@ export class Monitoring extends Construct {
     );
     this.dashboard.addWidgets(
       graph(
-        'Store errors (by store)',
-        STORES.map((store) => own(METRIC.storeErrors.name, { [METRIC.storeErrors.dimension]: store }).with({ label: `errors ${store}` })),
+        'Store errors (by store), failed Google acknowledgements',
+        [
+          ...STORES.map((store) => own(METRIC.storeErrors.name, { [METRIC.storeErrors.dimension]: store }).with({ label: `errors ${store}` })),
+          own(METRIC.acknowledgeFailures.name).with({ label: 'acknowledgements failed' }),
+        ],
       ),
       graph(
         'Store latency p50 / p99 (ms)',

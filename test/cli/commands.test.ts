@@ -279,6 +279,61 @@ describe('google configure', () => {
   it.each(['acme', '1com.acme', 'com..acme'])('refuses the package name %s', async (packageName) => {
     await expect(googleConfigure(target, { publisher: '7', 'package-name': packageName })).rejects.toBeInstanceOf(UsageError);
   });
+
+  describe('push settings of the Real-time Developer Notifications subscription', () => {
+    const PUSH = 'rtdn-push@acme.iam.gserviceaccount.com';
+    let file: string;
+
+    beforeAll(async () => {
+      await publisherCreate(target, { id: '27', name: 'Push Media' });
+      file = writeTemp('play-27.json', serviceAccount());
+    });
+
+    const configure = (extra: Args = {}) => googleConfigure(target, { publisher: '27', 'package-name': 'com.acme.push', ...extra });
+
+    it('refuses --push-audience while the publisher has no push service account', async () => {
+      await expect(configure({ 'service-account-file': file, 'push-audience': 'https://push.acme.example/rtdn' })).rejects.toBeInstanceOf(CommandError);
+      expect((await storedPublisher(27)).google).toBeUndefined();
+    });
+
+    it('sets the service account, then the audience, keeping each when the other is given, and both when neither is', async () => {
+      expect((await configure({ 'service-account-file': file, 'push-service-account': PUSH })).google.push).toEqual({ serviceAccountEmail: PUSH });
+      expect((await configure({ 'push-audience': 'https://push.acme.example/rtdn' })).google.push).toEqual({ serviceAccountEmail: PUSH, audience: 'https://push.acme.example/rtdn' });
+      expect((await configure({ 'push-service-account': 'other@acme.iam.gserviceaccount.com' })).google.push).toEqual({
+        serviceAccountEmail: 'other@acme.iam.gserviceaccount.com',
+        audience: 'https://push.acme.example/rtdn',
+      });
+      await googleConfigure(target, { publisher: '27', 'package-name': 'com.acme.second', 'service-account-file': file });
+      expect((await storedPublisher(27)).google).toEqual({
+        profiles: [
+          { packageName: 'com.acme.push', serviceAccountRef: 'file:google-service-account-27-com.acme.push' },
+          { packageName: 'com.acme.second', serviceAccountRef: 'file:google-service-account-27-com.acme.second' },
+        ],
+        push: { serviceAccountEmail: 'other@acme.iam.gserviceaccount.com', audience: 'https://push.acme.example/rtdn' },
+      });
+    });
+
+    it('takes an http audience on a loopback host (the local stack)', async () => {
+      expect((await configure({ 'push-audience': 'http://127.0.0.1:3000/google-play/notifications/27' })).google.push?.audience).toBe(
+        'http://127.0.0.1:3000/google-play/notifications/27',
+      );
+    });
+
+    it.each([
+      ['--push-service-account', 'not-an-email'],
+      ['--push-service-account', 'two@at@example.com'],
+      ['--push-service-account', 'space in@example.com'],
+      ['--push-service-account', ''],
+      ['--push-audience', 'http://push.acme.example/rtdn'],
+      ['--push-audience', 'not a url'],
+      ['--push-audience', 'https://user:pw@push.acme.example/rtdn'],
+      ['--push-audience', ''],
+    ])('refuses %s %j', async (option, value) => {
+      const before = (await storedPublisher(27)).google;
+      await expect(configure({ [option.slice(2)]: value })).rejects.toBeInstanceOf(UsageError);
+      expect((await storedPublisher(27)).google).toEqual(before);
+    });
+  });
 });
 
 describe('apple configure', () => {

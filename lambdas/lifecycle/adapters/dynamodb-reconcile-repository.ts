@@ -1,21 +1,18 @@
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { callAws } from '../../platform/aws-errors';
-import { keys, purchaseOfPk, RECONCILE_SHARDS, TABLE_DEFINITION } from '../../platform/dynamodb-table';
-import type { AppleEnvironment } from '../../stores/apple/config';
-import type { DuePurchase, HistoryCursor, ReconcileRepository } from '../ports';
+import { keys, purchaseOfPk, RECONCILE_SHARDS, RECONCILED_STORES, TABLE_DEFINITION } from '../../platform/dynamodb-table';
+import type { CursorScope, DuePurchase, HistoryCursor, ReconcileRepository } from '../ports';
 
 const { reconcileIndex } = TABLE_DEFINITION;
 const SHARD = reconcileIndex.partitionKey.name;
 const DUE_AT = reconcileIndex.sortKey.name;
 /** The projected attribute that counts the re-checks since the purchase was last written. */
 const ATTEMPTS = reconcileIndex.nonKeyAttributes[0];
-/** Apple only: RECONCILED_STORES (platform/dynamodb-table.ts) lets only Apple purchases into the index. */
-const STORE = 'apple';
 
 /**
  * The reconciliation's state in the iap-sync table: one small cursor item per publisher, store and
- * environment, and the sparse `reconcile-due` index over the purchase items (written by the
- * finalize's purchase Put; postponed here).
+ * Apple environment or Google app, and the sparse `reconcile-due` index over the purchase items
+ * (written by the finalize's purchase Put; postponed here).
  */
 export class DynamoDbReconcileRepository implements ReconcileRepository {
   constructor(
@@ -23,9 +20,9 @@ export class DynamoDbReconcileRepository implements ReconcileRepository {
     private readonly tableName: string,
   ) {}
 
-  async getCursor(publisherId: number, environment: AppleEnvironment): Promise<HistoryCursor | undefined> {
+  async getCursor(publisherId: number, scope: CursorScope): Promise<HistoryCursor | undefined> {
     const out = await callAws('get reconcile cursor', () =>
-      this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.reconcileCursor(publisherId, STORE, environment), ConsistentRead: true })),
+      this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.reconcileCursor(publisherId, scope), ConsistentRead: true })),
     );
     const item = out.Item;
     if (typeof item?.startDate !== 'string' || typeof item.endDate !== 'string') return undefined;
@@ -36,7 +33,7 @@ export class DynamoDbReconcileRepository implements ReconcileRepository {
     };
   }
 
-  async saveCursor(publisherId: number, environment: AppleEnvironment, cursor: HistoryCursor): Promise<void> {
+  async saveCursor(publisherId: number, scope: CursorScope, cursor: HistoryCursor): Promise<void> {
     // Unconditional: whichever run writes last, what its cursor says was handed over is true, so at
     // worst a concurrent run makes the next one read some notifications twice (duplicates).
     await callAws('save reconcile cursor', () =>
@@ -44,11 +41,10 @@ export class DynamoDbReconcileRepository implements ReconcileRepository {
         new PutCommand({
           TableName: this.tableName,
           Item: {
-            ...keys.reconcileCursor(publisherId, STORE, environment),
+            ...keys.reconcileCursor(publisherId, scope),
             type: 'reconcileCursor',
             publisherId,
-            store: STORE,
-            environment,
+            ...scope,
             ...cursor,
           },
         }),
@@ -60,7 +56,7 @@ export class DynamoDbReconcileRepository implements ReconcileRepository {
     if (limit <= 0) return [];
     // An equal share per shard, so a shard with a long backlog cannot keep the others waiting.
     const quota = Math.ceil(limit / RECONCILE_SHARDS.length);
-    const prefix = publisherId !== undefined ? keys.purchase(publisherId, STORE, '').pk : undefined;
+    const filter = publisherId !== undefined ? publisherFilter(publisherId) : undefined;
     const found: DuePurchase[] = [];
     for (const shard of RECONCILE_SHARDS) {
       const fromShard: DuePurchase[] = [];
@@ -72,12 +68,12 @@ export class DynamoDbReconcileRepository implements ReconcileRepository {
               TableName: this.tableName,
               IndexName: reconcileIndex.indexName,
               KeyConditionExpression: '#shard = :shard AND #dueAt <= :now',
-              ...(prefix !== undefined ? { FilterExpression: 'begins_with(pk, :prefix)' } : {}),
+              ...(filter !== undefined ? { FilterExpression: filter.expression } : {}),
               ExpressionAttributeNames: { '#shard': SHARD, '#dueAt': DUE_AT },
-              ExpressionAttributeValues: { ':shard': shard, ':now': now.toISOString(), ...(prefix !== undefined ? { ':prefix': prefix } : {}) },
+              ExpressionAttributeValues: { ':shard': shard, ':now': now.toISOString(), ...filter?.values },
               ExclusiveStartKey: startKey,
               // A filter applies after Limit: with one, read whole pages and stop at the quota below.
-              ...(prefix === undefined ? { Limit: quota - fromShard.length } : {}),
+              ...(filter === undefined ? { Limit: quota - fromShard.length } : {}),
             }),
           ),
         );
@@ -114,6 +110,12 @@ export class DynamoDbReconcileRepository implements ReconcileRepository {
       throw error;
     }
   }
+}
+
+/** Keeps one publisher's purchases of every reconciled store: their keys begin with `PURCHASE#<id>#<store>#`. */
+function publisherFilter(publisherId: number): { expression: string; values: Record<string, string> } {
+  const values = Object.fromEntries(RECONCILED_STORES.map((store, index) => [`:prefix${index}`, keys.purchase(publisherId, store, '').pk]));
+  return { expression: Object.keys(values).map((name) => `begins_with(pk, ${name})`).join(' OR '), values };
 }
 
 function toDuePurchase(item: Record<string, unknown>): DuePurchase | undefined {

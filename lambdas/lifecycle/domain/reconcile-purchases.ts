@@ -1,12 +1,16 @@
 import type { Clock } from '../../platform/clock';
-import { ApiError, StoreUnavailableError } from '../../platform/errors';
+import { ApiError, StoreRejectedError, StoreUnavailableError } from '../../platform/errors';
 import type { Logger } from '../../platform/logger';
-import type { AppleEnvironment } from '../../stores/apple/config';
+import type { AppleConfig, AppleEnvironment } from '../../stores/apple/config';
 import { PaginationTokenRejectedError } from '../../stores/apple/notification-history';
+import { GOOGLE_VOIDED_WINDOW_DAYS, type VoidedPurchase } from '../../stores/google/facts';
+import { GOOGLE_VOIDED_NOTICE_TYPE } from '../../stores/google/notice-types';
+import type { GooglePlayVerifier, GoogleProfile } from '../../stores/google/ports';
 import type { Publisher, PublisherRepository } from '../../tenants';
 import type {
   AppleNotificationHistory,
   AppleNotificationVerifier,
+  CursorScope,
   DuePurchase,
   HistoryCursor,
   NoticeIntake,
@@ -20,27 +24,35 @@ import { receiveAppleNotification } from './receive-apple-notification';
 export const RECONCILE_NOTICE_TYPE = 'RECONCILE';
 
 /**
- * Apple keeps 180 days of notification history and refuses an older start date (4000012); the
- * catch-up starts an hour inside that, so a request is never refused for a clock difference.
+ * Apple keeps 180 days of notification history and refuses an older start date (4000012).
  * https://developer.apple.com/documentation/appstoreserverapi/get-notification-history
  */
 export const APPLE_HISTORY_DAYS = 180;
+/**
+ * A catch-up starts an hour inside what the store keeps (Apple 180 days, Google's voided purchases
+ * 30), so a request is never refused for a clock difference.
+ */
 const HISTORY_START_SAFETY_MS = 3600_000;
 
+type ReconciledStore = DuePurchase['store'];
+
 /**
- * Store calls one started refresh costs the publisher's app: Get Transaction Info and Get All
- * Subscription Statuses (AppleStoreVerifier). Counted against the rate when the refresh is started,
- * since the workflow makes them moments later.
+ * Store calls one started refresh costs the publisher's app, counted against the store's rate when
+ * the refresh is started, since the workflow makes them moments later. Apple: Get Transaction Info
+ * and Get All Subscription Statuses (AppleStoreVerifier). Google: `purchases.subscriptionsv2.get`
+ * and, for a purchase that may have been refunded, the Voided Purchases check.
  */
-export const REFRESH_STORE_CALLS = 2;
+export const REFRESH_STORE_CALLS: Readonly<Record<ReconciledStore, number>> = { apple: 2, google: 2 };
 
 /** What the reconciliation needs. */
 export interface ReconcileDeps {
-  /** Publishers by id (their Apple configuration) and the list of all of them. */
+  /** Publishers by id (their Apple and Google configuration) and the list of all of them. */
   publishers: PublisherRepository & PublisherDirectory;
   history: AppleNotificationHistory;
   /** The same decoder the notification route verifies with. */
   decoder: AppleNotificationVerifier;
+  /** Google's Voided Purchases list (GooglePlayStoreVerifier). */
+  google: Pick<GooglePlayVerifier, 'listVoided'>;
   intake: NoticeIntake;
   reconcile: ReconcileRepository;
   clock: Clock;
@@ -51,17 +63,22 @@ export interface ReconcileDeps {
 
 /** Settings of one run; the defaults are {@link DEFAULT_RECONCILE_SETTINGS}. */
 export interface ReconcileSettings {
-  /** Where a catch-up without a cursor (the first run) starts: this long before now. */
+  /**
+   * Where a catch-up without a cursor (the first run) starts: this long before now, at most as far
+   * back as the store keeps (Apple's history 180 days, Google's voided purchases 30).
+   */
   firstLookbackSeconds: number;
   /**
-   * A finished window's next one starts this long before its end: a notification Apple signed just
-   * before the end but listed in its history a moment later is still read. Re-reading is harmless
-   * (the intake answers `duplicate`); a gap is not.
+   * A finished window's next one starts this long before its end: a notification Apple signed (an
+   * order Google voided) just before the end but listed a moment later is still read. Re-reading
+   * is harmless (the intake answers `duplicate`); a gap is not.
    */
   overlapSeconds: number;
   /** Store calls per second per publisher's app (Apple allows more in production; sandbox less). */
   appleRequestsPerSecond: number;
-  /** History pages per publisher and environment per run; the cursor keeps the rest for the next run. */
+  /** Google Play Developer API calls per second per publisher: a quota of its own, apart from Apple's. */
+  googleRequestsPerSecond: number;
+  /** History pages per publisher and Apple environment or Google app per run; the cursor keeps the rest for the next run. */
   maxHistoryPages: number;
   /** Due purchases handed over per run; the rest stays due for the next run. */
   dueLimit: number;
@@ -75,6 +92,7 @@ export const DEFAULT_RECONCILE_SETTINGS: Readonly<ReconcileSettings> = {
   firstLookbackSeconds: 7 * 86_400,
   overlapSeconds: 900,
   appleRequestsPerSecond: 10,
+  googleRequestsPerSecond: 10,
   maxHistoryPages: 100,
   dueLimit: 200,
   retryBaseSeconds: 3600,
@@ -83,11 +101,12 @@ export const DEFAULT_RECONCILE_SETTINGS: Readonly<ReconcileSettings> = {
 
 /** One run: the settings, and what this invocation asks for. */
 export interface ReconcileOptions extends ReconcileSettings {
-  /** Only this publisher (the command line); otherwise every publisher with an Apple configuration. */
+  /** Only this publisher (the command line); otherwise every publisher with an Apple or Google configuration. */
   publisherId?: number;
   /**
-   * Read the history from here to now instead of from the cursor; the cursor is then neither read
-   * nor moved (an explicit look-back must not make the scheduled run skip what lies between).
+   * Read the histories (Apple's notifications, Google's voided purchases) from here to now instead
+   * of from the cursors; the cursors are then neither read nor moved (an explicit look-back must not
+   * make the scheduled run skip what lies between).
    */
   since?: Date;
   /** Start no more pages or due purchases after this (the Lambda's remaining time). */
@@ -96,19 +115,22 @@ export interface ReconcileOptions extends ReconcileSettings {
 
 /**
  * What one run found and did.
- * - `publishers`: publishers with an Apple configuration whose history was read.
- * - `historyPages`, `notificationsSeen`: Get Notification History pages and the notifications on them.
- * - `accepted`: notifications the intake had not recorded (lost ones), now processed; `duplicates`:
- *   recorded before; `rejected`: not verifiable for the publisher's app; `ignored`: genuine but naming
- *   no purchase (TEST, summary).
+ * - `publishers`: publishers with an Apple or Google configuration whose histories were read.
+ * - `historyPages`, `notificationsSeen`: Apple's Get Notification History pages and the notifications on them.
+ * - `voidedPagesRead`, `voidedSeen`: Google's Voided Purchases pages and the voided orders on them.
+ * - `accepted`: notifications and voided orders the intake had not recorded (lost ones), now
+ *   processed; `duplicates`: recorded before; `rejected`: not verifiable for the publisher's app;
+ *   `ignored`: genuine but naming no purchase (TEST, summary).
  * - `duePurchases`: purchases of the reconcile index handed over; `refreshesStarted`: refreshes the
- *   intake started, from the history and the due purchases together.
- * - `errors`: publishers/environments or due purchases that failed (the next run tries again).
+ *   intake started, from the histories and the due purchases together.
+ * - `errors`: publishers, Apple environments, Google apps or due purchases that failed (the next run tries again).
  */
 export interface ReconcileReport {
   publishers: number;
   historyPages: number;
   notificationsSeen: number;
+  voidedPagesRead: number;
+  voidedSeen: number;
   accepted: number;
   duplicates: number;
   rejected: number;
@@ -121,10 +143,11 @@ export interface ReconcileReport {
 /** A refresh this run started, so a caller can follow it (the command line waits for its outcome). */
 export interface StartedRefresh {
   publisherId: number;
-  store: 'apple' | 'google';
+  store: ReconciledStore;
   notificationId: string;
   purchaseKey: string;
-  source: 'history' | 'due';
+  /** `history`: Apple's notification history; `voided`: Google's Voided Purchases list; `due`: the reconcile index. */
+  source: 'history' | 'voided' | 'due';
 }
 
 export interface ReconcileOutcome {
@@ -135,7 +158,7 @@ export interface ReconcileOutcome {
 /**
  * Spaces store calls to at most `ratePerSecond` on average: each acquisition reserves `cost` calls'
  * worth of time after the previous reservation and waits until its own slot. No burst: the job
- * is in no hurry, and Apple counts per app whatever else the service is calling at the moment.
+ * is in no hurry, and the stores count per app whatever else the service is calling at the moment.
  */
 export class RateLimiter {
   private nextSlotMs = 0;
@@ -163,34 +186,75 @@ interface Run {
   options: ReconcileOptions;
   report: ReconcileReport;
   started: StartedRefresh[];
-  limiters: Map<number, RateLimiter>;
+  /** Per publisher and store (`<publisherId>#<store>`): each store has its own quota. */
+  limiters: Map<string, RateLimiter>;
   publishers: Map<number, Publisher | undefined>;
+}
+
+/** The time span a catch-up reads of a store history. */
+interface ReadWindow {
+  startDate: Date;
+  endDate: Date;
+}
+
+/**
+ * One store history the reconciliation reads in windows from a cursor: Apple's Get Notification
+ * History of one environment, or Google's Voided Purchases list of one app.
+ */
+interface HistoryFeed {
+  scope: CursorScope;
+  /** What it reads, for the log. */
+  name: string;
+  /** How far back the store answers. */
+  keptDays: number;
+  /** One page of the window (`token`: the next page of the same window); what to hand over and the next page's token. */
+  read(window: ReadWindow, token: string | undefined): Promise<{ handOver(): Promise<void>; nextToken: string | undefined }>;
+  /** The store refused the page token: the window is read again from its first page. */
+  tokenRefused(error: unknown): boolean;
 }
 
 /**
  * The scheduled reconciliation (deployed: a scheduled Lambda; local: at start-up and on a timer;
  * `iap-sync reconcile`): a purchase whose notifications were lost still converges.
  *
- * 1. Notification History catch-up, the main path: per publisher with an Apple configuration and
- *    per configured environment, Apple's Get Notification History from where the previous run
- *    ended (a first run looks back `firstLookbackSeconds`), page by page. Every notification goes
- *    the route's own way (receiveAppleNotification: the same decoder, the same intake): the ones
- *    the route received are `duplicate` (the intake is idempotent on notificationUUID), the lost
- *    ones are `accepted` and re-read by the workflow. The cursor moves only after a whole page
- *    was handed over, so a failure re-reads, never skips.
- * 2. Due purchases, the belt to the braces: purchases of the reconcile index whose period (plus
- *    grace) ended a margin ago and that nothing has rewritten since get a made-up notice
- *    (`RECONCILE`), so the workflow re-reads them from the store; each is then postponed with a
- *    growing back-off (a write of the purchase places it anew).
+ * 1. History catch-up, the main path, from where the previous run ended (a first run looks back
+ *    `firstLookbackSeconds`), page by page:
+ *    - per publisher with an Apple configuration and per configured environment, Apple's Get
+ *      Notification History. Every notification goes the route's own way
+ *      (receiveAppleNotification: the same decoder, the same intake);
+ *    - per publisher with a Google configuration and per app (package name), Google's Voided
+ *      Purchases list (30 days at most). Every voided order becomes a `VOIDED_PURCHASE` notice
+ *      naming its purchase token and app, as a `voidedPurchaseNotification` would.
+ *    The ones the routes received are `duplicate` (the intake is idempotent on the notification
+ *    id), the lost ones are `accepted` and re-read by the workflow. A cursor moves only after a
+ *    whole page was handed over, so a failure re-reads, never skips.
+ * 2. Due purchases, the belt to the braces: purchases of the reconcile index (Apple and Google)
+ *    whose period (plus grace) ended a margin ago and that nothing has rewritten since get a
+ *    made-up notice (`RECONCILE`), so the workflow re-reads them from the store; each is then
+ *    postponed with a growing back-off (a write of the purchase places it anew).
  *
- * Store calls stay within `appleRequestsPerSecond` per publisher's app, the refreshes it starts
- * included. A failing publisher or purchase is counted and logged; the others go on.
+ * Store calls stay within `appleRequestsPerSecond` / `googleRequestsPerSecond` per publisher and
+ * store, the refreshes it starts included. A failing publisher, environment, app or purchase is
+ * counted and logged; the others go on.
  */
 export async function reconcilePurchases(deps: ReconcileDeps, options: ReconcileOptions): Promise<ReconcileOutcome> {
   const run: Run = {
     deps,
     options,
-    report: { publishers: 0, historyPages: 0, notificationsSeen: 0, accepted: 0, duplicates: 0, rejected: 0, ignored: 0, duePurchases: 0, refreshesStarted: 0, errors: 0 },
+    report: {
+      publishers: 0,
+      historyPages: 0,
+      notificationsSeen: 0,
+      voidedPagesRead: 0,
+      voidedSeen: 0,
+      accepted: 0,
+      duplicates: 0,
+      rejected: 0,
+      ignored: 0,
+      duePurchases: 0,
+      refreshesStarted: 0,
+      errors: 0,
+    },
     started: [],
     limiters: new Map(),
     publishers: new Map(),
@@ -199,15 +263,15 @@ export async function reconcilePurchases(deps: ReconcileDeps, options: Reconcile
   for (const publisherId of ids) {
     if (pastDeadline(run)) break;
     const publisher = await publisherOf(run, publisherId);
-    if (!publisher?.apple) continue;
+    if (!publisher?.apple && !publisher?.google) continue;
     run.report.publishers += 1;
-    for (const environment of new Set(publisher.apple.environments)) {
+    for (const feed of feedsOf(run, publisher)) {
       if (pastDeadline(run)) break;
       try {
-        await catchUpHistory(run, publisher, environment);
+        await catchUp(run, publisherId, feed);
       } catch (error) {
         run.report.errors += 1;
-        deps.logger.warn('notification history catch-up failed; the next run goes on from the cursor', { publisherId, environment, error });
+        deps.logger.warn(`${feed.name} catch-up failed; the next run goes on from the cursor`, { publisherId, ...feed.scope, error });
       }
     }
   }
@@ -234,65 +298,112 @@ async function publisherOf(run: Run, publisherId: number): Promise<Publisher | u
   return publisher;
 }
 
-/** One limiter per publisher: Apple's rate limits are per app. */
-function limiterOf(run: Run, publisherId: number): RateLimiter {
-  let limiter = run.limiters.get(publisherId);
+/** One limiter per publisher and store: Apple's rate limits are per app, Google's quota is its own. */
+function limiterOf(run: Run, publisherId: number, store: ReconciledStore): RateLimiter {
+  const key = `${publisherId}#${store}`;
+  let limiter = run.limiters.get(key);
   if (!limiter) {
-    limiter = new RateLimiter(run.options.appleRequestsPerSecond, run.deps.clock, run.deps.sleep);
-    run.limiters.set(publisherId, limiter);
+    const rate = store === 'apple' ? run.options.appleRequestsPerSecond : run.options.googleRequestsPerSecond;
+    limiter = new RateLimiter(rate, run.deps.clock, run.deps.sleep);
+    run.limiters.set(key, limiter);
   }
   return limiter;
 }
 
+/** The histories of a publisher: Apple's per configured environment, then Google's per app. */
+function feedsOf(run: Run, publisher: Publisher): HistoryFeed[] {
+  const { apple, google } = publisher;
+  return [
+    ...(apple ? [...new Set(apple.environments)].map((environment) => appleFeed(run, publisher, apple, environment)) : []),
+    ...(google ? google.profiles.map((profile) => googleFeed(run, publisher.publisherId, profile)) : []),
+  ];
+}
+
+function appleFeed(run: Run, publisher: Publisher, apple: AppleConfig, environment: AppleEnvironment): HistoryFeed {
+  return {
+    scope: { store: 'apple', environment },
+    name: 'notification history',
+    keptDays: APPLE_HISTORY_DAYS,
+    read: async (window, token) => {
+      const page = await run.deps.history.page(apple, environment, window, token);
+      run.report.historyPages += 1;
+      return {
+        nextToken: page.paginationToken,
+        handOver: async () => {
+          for (const signedPayload of page.signedPayloads) await handOver(run, publisher, signedPayload);
+        },
+      };
+    },
+    tokenRefused: (error) => error instanceof PaginationTokenRejectedError,
+  };
+}
+
+function googleFeed(run: Run, publisherId: number, profile: GoogleProfile): HistoryFeed {
+  return {
+    scope: { store: 'google', packageName: profile.packageName },
+    name: 'voided purchases',
+    keptDays: GOOGLE_VOIDED_WINDOW_DAYS,
+    read: async (window, token) => {
+      const page = await run.deps.google.listVoided(profile, { startTime: window.startDate, endTime: window.endDate }, token);
+      run.report.voidedPagesRead += 1;
+      return {
+        nextToken: page.nextPageToken,
+        handOver: async () => {
+          for (const voided of page.purchases) await handOverVoided(run, publisherId, profile.packageName, voided);
+        },
+      };
+    },
+    // Google answers 400 (StoreRejectedError) both to a page token it no longer takes and to any other
+    // request it refuses: reading the window from its first page tells them apart, as a refusal of that one is thrown.
+    tokenRefused: (error) => error instanceof StoreRejectedError,
+  };
+}
+
 /** Where this run reads: the cursor's unfinished window, the window after it, or the first look-back. */
-function startingCursor(run: Run, stored: HistoryCursor | undefined, now: Date): HistoryCursor {
+function startingCursor(run: Run, feed: HistoryFeed, stored: HistoryCursor | undefined, now: Date): HistoryCursor {
   const { options } = run;
-  const oldest = now.getTime() - APPLE_HISTORY_DAYS * 86_400_000 + HISTORY_START_SAFETY_MS;
+  const oldest = now.getTime() - feed.keptDays * 86_400_000 + HISTORY_START_SAFETY_MS;
   const end = now.toISOString();
   if (options.since !== undefined) return { startDate: new Date(Math.max(options.since.getTime(), oldest)).toISOString(), endDate: end };
   let start: number;
   if (stored?.paginationToken !== undefined) {
     if (Date.parse(stored.startDate) >= oldest) return stored;
-    // An unfinished window reaching back beyond what Apple keeps: Apple would refuse it, so what is
-    // left of it is read again from its start (clamped below), up to now.
+    // An unfinished window reaching back beyond what the store keeps: the store would refuse it, so
+    // what is left of it is read again from its start (clamped below), up to now.
     start = Date.parse(stored.startDate);
   } else {
     start = stored ? Date.parse(stored.endDate) - options.overlapSeconds * 1000 : now.getTime() - options.firstLookbackSeconds * 1000;
   }
   if (start < oldest) {
-    run.deps.logger.warn('notification history before Apple\'s 180 days cannot be caught up', { from: new Date(start).toISOString() });
+    run.deps.logger.warn(`${feed.name} older than the store's ${feed.keptDays} days cannot be caught up`, { ...feed.scope, from: new Date(start).toISOString() });
   }
   return { startDate: new Date(Math.max(start, oldest)).toISOString(), endDate: end };
 }
 
-async function catchUpHistory(run: Run, publisher: Publisher, environment: AppleEnvironment): Promise<void> {
+async function catchUp(run: Run, publisherId: number, feed: HistoryFeed): Promise<void> {
   const { deps, options } = run;
-  const apple = publisher.apple;
-  if (!apple) return;
-  const { publisherId } = publisher;
-  const stored = options.since === undefined ? await deps.reconcile.getCursor(publisherId, environment) : undefined;
-  let cursor = startingCursor(run, stored, deps.clock.now());
+  const stored = options.since === undefined ? await deps.reconcile.getCursor(publisherId, feed.scope) : undefined;
+  let cursor = startingCursor(run, feed, stored, deps.clock.now());
   if (Date.parse(cursor.startDate) >= Date.parse(cursor.endDate)) return;
-  const window = { startDate: new Date(cursor.startDate), endDate: new Date(cursor.endDate) };
-  const limiter = limiterOf(run, publisherId);
+  const window: ReadWindow = { startDate: new Date(cursor.startDate), endDate: new Date(cursor.endDate) };
+  const limiter = limiterOf(run, publisherId, feed.scope.store);
   for (let pages = 0; pages < options.maxHistoryPages && !pastDeadline(run); pages += 1) {
     await limiter.acquire();
     let page;
     try {
-      page = await deps.history.page(apple, environment, window, cursor.paginationToken);
+      page = await feed.read(window, cursor.paginationToken);
     } catch (error) {
-      if (!(error instanceof PaginationTokenRejectedError) || cursor.paginationToken === undefined) throw error;
+      if (!feed.tokenRefused(error) || cursor.paginationToken === undefined) throw error;
       // Read the window again from its first page: what comes twice is a duplicate, nothing is skipped.
-      deps.logger.warn('apple refused the pagination token; the history window is read from its start', { publisherId, environment, error });
+      deps.logger.warn(`the store refused the page token; the ${feed.name} window is read from its start`, { publisherId, ...feed.scope, error });
       cursor = { startDate: cursor.startDate, endDate: cursor.endDate };
       continue;
     }
-    run.report.historyPages += 1;
-    for (const signedPayload of page.signedPayloads) await handOver(run, publisher, signedPayload);
+    await page.handOver();
     // The whole page is with the intake: only now may the cursor say so.
-    cursor = { startDate: cursor.startDate, endDate: cursor.endDate, ...(page.paginationToken !== undefined ? { paginationToken: page.paginationToken } : {}) };
-    if (options.since === undefined) await deps.reconcile.saveCursor(publisherId, environment, cursor);
-    if (page.paginationToken === undefined) return;
+    cursor = { startDate: cursor.startDate, endDate: cursor.endDate, ...(page.nextToken !== undefined ? { paginationToken: page.nextToken } : {}) };
+    if (options.since === undefined) await deps.reconcile.saveCursor(publisherId, feed.scope, cursor);
+    if (page.nextToken === undefined) return;
   }
 }
 
@@ -327,13 +438,46 @@ async function handOver(run: Run, publisher: Publisher, signedPayload: string): 
     if (error instanceof ApiError && error.code === 'S0002') throw new StoreUnavailableError('Apple certificate status could not be checked', { cause: error });
     throw error;
   }
-  if (outcome === 'duplicate') report.duplicates += 1;
-  else if (outcome === 'accepted' && handed) {
-    report.accepted += 1;
-    report.refreshesStarted += 1;
-    run.started.push({ publisherId: handed.publisherId, store: handed.store, notificationId: handed.notificationId, purchaseKey: handed.purchaseKey, source: 'history' });
-    await limiterOf(run, publisher.publisherId).acquire(REFRESH_STORE_CALLS);
-  } else report.ignored += 1;
+  if ((outcome === 'accepted' || outcome === 'duplicate') && handed) await counted(run, handed, outcome, 'history');
+  else report.ignored += 1;
+}
+
+/**
+ * One order of Google's Voided Purchases list, handed over as the push route hands over a
+ * `voidedPurchaseNotification`: a notice naming the purchase token and its app, which the workflow
+ * re-reads (the notice type tells a refund from a lapse, since Google reads both as expired).
+ */
+async function handOverVoided(run: Run, publisherId: number, packageName: string, voided: VoidedPurchase): Promise<void> {
+  run.report.voidedSeen += 1;
+  const notice: PurchaseChangeNotice = {
+    publisherId,
+    store: 'google',
+    // One notice per voided order: listed again (the overlap, a re-read page) it is a duplicate.
+    notificationId: `voided#${voided.purchaseToken}#${voided.orderId}`,
+    notificationType: GOOGLE_VOIDED_NOTICE_TYPE,
+    // The order voided: a subscription's renewal orders share its token.
+    ...(voided.orderId !== '' ? { subtype: voided.orderId } : {}),
+    purchaseKey: voided.purchaseToken,
+    packageName,
+    sentAt: voided.voidedAt,
+  };
+  await counted(run, notice, await run.deps.intake.accept(notice), 'voided');
+}
+
+/** Counts what the intake answered for a notice a store listed; an accepted one started a refresh, whose store calls are reserved. */
+async function counted(run: Run, notice: PurchaseChangeNotice, outcome: 'accepted' | 'duplicate', source: StartedRefresh['source']): Promise<void> {
+  if (outcome === 'duplicate') {
+    run.report.duplicates += 1;
+    return;
+  }
+  run.report.accepted += 1;
+  refreshStarted(run, notice, source);
+  await limiterOf(run, notice.publisherId, notice.store).acquire(REFRESH_STORE_CALLS[notice.store]);
+}
+
+function refreshStarted(run: Run, notice: PurchaseChangeNotice, source: StartedRefresh['source']): void {
+  run.report.refreshesStarted += 1;
+  run.started.push({ publisherId: notice.publisherId, store: notice.store, notificationId: notice.notificationId, purchaseKey: notice.purchaseKey, source });
 }
 
 /** The publisher repository with the publisher this run already read: no lookup per notification. */
@@ -379,14 +523,14 @@ async function reconcileDue(run: Run): Promise<void> {
 async function reconcileOne(run: Run, purchase: DuePurchase, now: Date, alreadyRefreshing: boolean): Promise<void> {
   const { deps, options, report } = run;
   const publisher = await publisherOf(run, purchase.publisherId);
-  // Apple only for now: a Google refresh needs the package name, which the purchase item lacks.
-  if (purchase.store !== 'apple' || !publisher?.apple) {
-    // Nothing can re-read it now (store or configuration missing): look again after the longest back-off.
+  if (!publisher?.[purchase.store]) {
+    // Nothing can re-read it now (the store's configuration is missing): look again after the longest back-off.
     await deps.reconcile.postpone(purchase, new Date(now.getTime() + options.retryMaxSeconds * 1000));
     return;
   }
   report.duePurchases += 1;
   if (!alreadyRefreshing) {
+    // Google: no packageName; the workflow's verification finds the app on the purchase record.
     const notice: PurchaseChangeNotice = {
       publisherId: purchase.publisherId,
       store: purchase.store,
@@ -396,15 +540,11 @@ async function reconcileOne(run: Run, purchase: DuePurchase, now: Date, alreadyR
       purchaseKey: purchase.purchaseKey,
       sentAt: now.toISOString(),
     };
-    await limiterOf(run, purchase.publisherId).acquire(REFRESH_STORE_CALLS);
-    const outcome = await deps.intake.accept(notice);
-    if (outcome === 'accepted') {
-      report.refreshesStarted += 1;
-      run.started.push({ publisherId: notice.publisherId, store: notice.store, notificationId: notice.notificationId, purchaseKey: notice.purchaseKey, source: 'due' });
-    }
+    await limiterOf(run, purchase.publisherId, purchase.store).acquire(REFRESH_STORE_CALLS[purchase.store]);
+    if ((await deps.intake.accept(notice)) === 'accepted') refreshStarted(run, notice, 'due');
   }
   // A refresh that changes the purchase rewrites it (and so its index entry); one that does not
   // would leave it due at once, every run: the back-off spaces the re-checks of a purchase the
-  // store keeps in the same state (a long billing retry).
+  // store keeps in the same state (a long billing retry, an account hold).
   await deps.reconcile.postpone(purchase, nextCheck(now, purchase.attempts, options));
 }

@@ -10,6 +10,8 @@ import { noMetrics, type MetricsRecorder } from '../../platform/metrics';
 import { positiveInt32 } from '../../platform/schema-primitives';
 import { AppleNotificationHistoryClient } from '../../stores/apple/notification-history';
 import { AppleNotificationDecoder } from '../../stores/apple/notifications';
+import { GoogleAccessTokenProvider } from '../../stores/google/adapters/google-access-token-provider';
+import { GooglePlayStoreVerifier } from '../../stores/google/adapters/google-play-verifier';
 import { DynamoDbReconcileRepository } from '../adapters/dynamodb-reconcile-repository';
 import {
   DEFAULT_RECONCILE_SETTINGS,
@@ -24,11 +26,13 @@ import {
  * DEFAULT_RECONCILE_SETTINGS. Read here rather than in platform/config.ts: no other function uses them.
  */
 const ReconcileEnv = z.object({
-  /** Days a first catch-up (no cursor yet) looks back; Apple keeps 180. */
+  /** Days a first catch-up (no cursor yet) looks back; Apple keeps 180, Google's voided purchases 30 (each clamped to its own). */
   RECONCILE_FIRST_LOOKBACK_DAYS: z.coerce.number().int().min(1).max(179).default(DEFAULT_RECONCILE_SETTINGS.firstLookbackSeconds / 86_400),
   RECONCILE_OVERLAP_SECONDS: z.coerce.number().int().min(0).max(86_400).default(DEFAULT_RECONCILE_SETTINGS.overlapSeconds),
   /** Apple allows 50 requests per second per app in production, less in sandbox. */
   RECONCILE_APPLE_REQUESTS_PER_SECOND: z.coerce.number().min(0.1).max(50).default(DEFAULT_RECONCILE_SETTINGS.appleRequestsPerSecond),
+  /** Google's Play Developer API quota is the publisher's Cloud project's, shared with every other caller of it. */
+  RECONCILE_GOOGLE_REQUESTS_PER_SECOND: z.coerce.number().min(0.1).max(50).default(DEFAULT_RECONCILE_SETTINGS.googleRequestsPerSecond),
   RECONCILE_HISTORY_MAX_PAGES: z.coerce.number().int().min(1).max(100_000).default(DEFAULT_RECONCILE_SETTINGS.maxHistoryPages),
   RECONCILE_DUE_LIMIT: z.coerce.number().int().min(0).max(100_000).default(DEFAULT_RECONCILE_SETTINGS.dueLimit),
   RECONCILE_RETRY_BASE_SECONDS: z.coerce.number().int().min(60).max(30 * 86_400).default(DEFAULT_RECONCILE_SETTINGS.retryBaseSeconds),
@@ -44,6 +48,7 @@ export function reconcileSettings(env: NodeJS.ProcessEnv = process.env): Reconci
     firstLookbackSeconds: value.RECONCILE_FIRST_LOOKBACK_DAYS * 86_400,
     overlapSeconds: value.RECONCILE_OVERLAP_SECONDS,
     appleRequestsPerSecond: value.RECONCILE_APPLE_REQUESTS_PER_SECOND,
+    googleRequestsPerSecond: value.RECONCILE_GOOGLE_REQUESTS_PER_SECOND,
     maxHistoryPages: value.RECONCILE_HISTORY_MAX_PAGES,
     dueLimit: value.RECONCILE_DUE_LIMIT,
     retryBaseSeconds: value.RECONCILE_RETRY_BASE_SECONDS,
@@ -66,9 +71,9 @@ const DEADLINE_MARGIN_MS = 30_000;
 
 /**
  * The reconciliation's metrics: `reconcileNotifications` by `outcome` (accepted | duplicate |
- * rejected | ignored: what the history catch-up found), `reconcileRefreshes` (refreshes started),
- * `reconcileDuePurchases` (due purchases handed over) and `reconcileErrors` (every run, zero
- * included, so an alarm sees data while all is well). A name platform/metric-names.ts does not
+ * rejected | ignored: what the history catch-ups found, Google's voided orders included),
+ * `reconcileRefreshes` (refreshes started), `reconcileDuePurchases` (due purchases handed over)
+ * and `reconcileErrors` (every run, zero included, so an alarm sees data while all is well). A name platform/metric-names.ts does not
  * declare is skipped, so the function runs before and after the names are added there.
  */
 function publishMetrics(metrics: MetricsRecorder, report: ReconcileReport): void {
@@ -89,8 +94,8 @@ function publishMetrics(metrics: MetricsRecorder, report: ReconcileReport): void
 
 /**
  * Scheduled `ReconcilePurchases`: one run of reconcilePurchases over every publisher with an Apple
- * configuration (or the one the event names), bounded by the Lambda's remaining time. The report
- * is logged (warn when something was lost or failed) and answered.
+ * or Google configuration (or the one the event names), bounded by the Lambda's remaining time.
+ * The report is logged (warn when something was lost or failed) and answered.
  */
 export function makeReconcileHandler(deps: ReconcileDeps & { metrics?: MetricsRecorder }, settings: ReconcileSettings) {
   const metrics = deps.metrics ?? noMetrics;
@@ -128,6 +133,16 @@ export const handler = lazyHandler(() => {
       decoder: new AppleNotificationDecoder({
         rootCertificates: appleRootCertificates(config),
         onlineChecks: config.APPLE_ONLINE_CHECKS === 'true',
+      }),
+      // As the workflow's (purchases/store-verifiers.ts), whose factory the purchases slice does not export.
+      google: new GooglePlayStoreVerifier({
+        secrets: runtime.secrets,
+        tokens: new GoogleAccessTokenProvider({
+          ...(config.GOOGLE_OAUTH_TOKEN_URL ? { tokenUrl: config.GOOGLE_OAUTH_TOKEN_URL } : {}),
+          timeoutMs: config.GOOGLE_REQUEST_TIMEOUT_MS,
+        }),
+        ...(config.GOOGLE_API_ROOT_URL ? { rootUrl: config.GOOGLE_API_ROOT_URL } : {}),
+        timeoutMs: config.GOOGLE_REQUEST_TIMEOUT_MS,
       }),
       intake: createNoticeIntake(runtime),
       reconcile: new DynamoDbReconcileRepository(createDocumentClient(), required(config, 'TABLE_NAME')),

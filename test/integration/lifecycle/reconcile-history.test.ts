@@ -36,6 +36,7 @@ import { FakePublishers, publisher } from '../../unit/lifecycle/apple-notificati
  */
 
 const TABLE = 'reconcile-history-test';
+const SANDBOX = { store: 'apple', environment: 'Sandbox' } as const;
 const ROUTE = /^\/storekit2\/notifications\/(\d+)$/;
 let dynamodb: DynamoDbLocal;
 let db: DynamoDBDocumentClient;
@@ -160,6 +161,8 @@ async function start(publisherId: number): Promise<Harness> {
     publishers,
     history,
     decoder,
+    // These publishers have no Google configuration: Google is never asked.
+    google: { listVoided: () => Promise.reject(new Error('no Google in this test')) },
     intake,
     reconcile: new DynamoDbReconcileRepository(db, TABLE),
     clock: systemClock,
@@ -226,7 +229,7 @@ describe('notification history catch-up against the store simulator', () => {
     expect(h.intake.started.map((input) => input.synchronizationId)).toContain(sync?.synchronizationId);
 
     // The cursor names the finished window; the next run reads only its overlap again, all duplicates.
-    const cursor = await h.deps.reconcile.getCursor(21, 'Sandbox');
+    const cursor = await h.deps.reconcile.getCursor(21, SANDBOX);
     expect(cursor?.paginationToken).toBeUndefined();
     expect(Date.parse(cursor?.endDate ?? '') - Date.parse(cursor?.startDate ?? '')).toBe(DEFAULT_RECONCILE_SETTINGS.firstLookbackSeconds * 1000);
     const again = await h.run();
@@ -242,12 +245,12 @@ describe('notification history catch-up against the store simulator', () => {
 
     const first = await h.run({ maxHistoryPages: 1 });
     expect(first.report).toMatchObject({ historyPages: 1, notificationsSeen: 20, duplicates: 20, accepted: 0 });
-    const cursor = await h.deps.reconcile.getCursor(22, 'Sandbox');
+    const cursor = await h.deps.reconcile.getCursor(22, SANDBOX);
     expect(cursor?.paginationToken).toEqual(expect.any(String));
 
     const second = await h.run();
     expect(second.report).toMatchObject({ historyPages: 1, notificationsSeen: 3, duplicates: 2, accepted: 1 });
-    expect(await h.deps.reconcile.getCursor(22, 'Sandbox')).toEqual({ startDate: cursor?.startDate, endDate: cursor?.endDate });
+    expect(await h.deps.reconcile.getCursor(22, SANDBOX)).toEqual({ startDate: cursor?.startDate, endDate: cursor?.endDate });
   });
 
   it('maps Apple\'s answers: 429 → StoreUnavailableError (the cursor stays), a bad token → PaginationTokenRejectedError', async () => {
@@ -256,7 +259,7 @@ describe('notification history catch-up against the store simulator', () => {
     await control(h, '/faults', { store: 'apple', status: 429, count: 1 });
     const failed = await h.run();
     expect(failed.report).toMatchObject({ historyPages: 0, errors: 1 });
-    expect(await h.deps.reconcile.getCursor(23, 'Sandbox')).toBeUndefined();
+    expect(await h.deps.reconcile.getCursor(23, SANDBOX)).toBeUndefined();
 
     const window = { startDate: new Date(Date.now() - 3600_000), endDate: new Date() };
     await expect(h.history.page(h.config, 'Sandbox', window, 'not-a-token')).rejects.toBeInstanceOf(PaginationTokenRejectedError);

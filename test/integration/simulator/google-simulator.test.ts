@@ -182,6 +182,7 @@ describe('Google Play simulator through the service adapters', () => {
       expiresAt: '2030-01-31T00:00:00.000Z',
       acknowledged: false,
       testPurchase: true,
+      autoRenewEnabled: true,
     });
     expect(googlePurchaseState(facts, FIXED_NOW)).toBe('active');
   });

@@ -25,6 +25,15 @@ describe('reconcile index attributes of a purchase item', () => {
     });
   });
 
+  it('a Google subscription too, keyed by its purchase token', () => {
+    const pk = keys.purchase(1, 'google', 'abcdefghijklmnopqrstuvwx.AO-J1Oz').pk;
+    const expiresAt = '2026-03-31T12:00:00.000Z';
+    expect(reconcileIndexAttributes(pk, 'google', { state: 'active', expiresAt, gracePeriodExpiresAt: null }, NOW)).toEqual({
+      reconcileShard: reconcileShardOf(pk),
+      reconcileAt: at(Date.parse(expiresAt) + MARGIN_MS),
+    });
+  });
+
   it('in a grace period, a margin after the grace period ends', () => {
     const attributes = reconcileIndexAttributes(
       PK,
@@ -44,7 +53,7 @@ describe('reconcile index attributes of a purchase item', () => {
     ['revoked', { state: 'revoked', expiresAt: '2026-03-31T12:00:00.000Z', gracePeriodExpiresAt: null }, 'apple'],
     ['confirmed expired', { state: 'expired', expiresAt: '2026-02-01T00:00:00.000Z', gracePeriodExpiresAt: null }, 'apple'],
     ['without an expiry (non-consumable)', { state: 'active', expiresAt: null, gracePeriodExpiresAt: null }, 'apple'],
-    ['of Google (not reconciled yet)', { state: 'active', expiresAt: '2026-03-31T12:00:00.000Z', gracePeriodExpiresAt: null }, 'google'],
+    ['of a store the reconciliation does not know', { state: 'active', expiresAt: '2026-03-31T12:00:00.000Z', gracePeriodExpiresAt: null }, 'amazon'],
   ])('a purchase %s stays out of the index', (_name, lifecycle, store) => {
     expect(reconcileIndexAttributes(PK, store, lifecycle, NOW)).toEqual({});
   });
