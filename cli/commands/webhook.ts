@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { DynamoDbPublisherRepository } from '../../lambdas/tenants/adapters/dynamodb-publisher-repository';
 import { DynamoDbDeliveryLog, DynamoDbWebhookEndpointRepository } from '../../lambdas/webhooks/adapters/dynamodb-webhook-repository';
 import { checkEndpointUrl, type ResolveAddresses } from '../../lambdas/webhooks/adapters/http-webhook-sender';
+import { CREDENTIALS_IN_URL_MESSAGE, hasUrlCredentials, maskUrlCredentials } from '../../lambdas/webhooks/domain/endpoint-url';
 import { generateWebhookSecret } from '../../lambdas/webhooks/domain/signature';
 import {
   DEFAULT_WEBHOOK_TOPICS,
@@ -126,7 +127,8 @@ function viewOf(endpoint: WebhookEndpoint, nowMs: number): WebhookEndpointView {
     Date.parse(endpoint.previousSecretActiveUntil) > nowMs;
   return {
     endpointId: endpoint.endpointId,
-    url: endpoint.url,
+    // An endpoint stored with userinfo before it was refused: never printed with it.
+    url: maskUrlCredentials(endpoint.url),
     topics: endpoint.topics,
     enabled: endpoint.enabled,
     ...(endpoint.disabledReason !== undefined ? { disabledReason: endpoint.disabledReason } : {}),
@@ -152,6 +154,8 @@ export function parseWebhookAdd(args: Args): WebhookAddInput {
   if (url.length > MAX_URL_LENGTH || /[\s\x00-\x1F\x7F]/.test(url)) {
     throw new UsageError(`--url must be at most ${MAX_URL_LENGTH} characters without spaces or control characters`);
   }
+  // Not echoed: the URL holds the password.
+  if (hasUrlCredentials(url)) throw new UsageError(`--url: ${CREDENTIALS_IN_URL_MESSAGE}`);
   return { publisherId: publisherOption(args), url, topics: parseTopics(optionalString(args, 'topics')) };
 }
 
@@ -180,6 +184,7 @@ export async function webhookAdd(target: StackTarget, args: Args, io: WebhookCom
     ...(io.resolve ? { resolve: io.resolve } : {}),
   });
   if (!check.ok) {
+    if (check.reason === 'credentials-in-url') throw new UsageError(`--url: ${check.message}`);
     const message = `${check.message}${local ? '' : ` (${target.description} delivers only to public https endpoints)`}`;
     if (check.reason === 'invalid-url' || check.reason === 'https-required') throw new UsageError(`--url: ${message}`);
     throw new CommandError(message);
@@ -293,7 +298,9 @@ export async function webhookDeliveries(
 ): Promise<{ publisherId: number; deliveries: DeliveryAttemptSummary[] }> {
   const { publisherId, since, limit } = parseWebhookDeliveries(args);
   const { log } = repositories(target, io.now ?? (() => new Date()));
-  return { publisherId, deliveries: await log.listByPublisher(publisherId, { ...(since !== undefined ? { since } : {}), limit }) };
+  const deliveries = await log.listByPublisher(publisherId, { ...(since !== undefined ? { since } : {}), limit });
+  // Attempts logged before URLs were masked in the log may still hold userinfo.
+  return { publisherId, deliveries: deliveries.map((entry) => ({ ...entry, url: maskUrlCredentials(entry.url) })) };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 /**
  * The error-code table of the API contract (§6), defined once: API handlers map codes to HTTP,
- * the OpenAPI generator documents them, tests iterate over them.
+ * the OpenAPI generator documents them, tests iterate over them. The seed codes (SK2C…, GPLAY…)
+ * whose wording Cleeng's clients show keep Cleeng's messages word for word, punctuation included.
  */
 export const ERROR_CODES = {
   REQ0001: { status: 400, message: 'The request body is invalid.' },
@@ -17,16 +18,17 @@ export const ERROR_CODES = {
   AUTH0001: { status: 401, message: 'Missing credentials.' },
   AUTH0002: { status: 401, message: 'Invalid credentials.' },
   AUTH0003: { status: 403, message: 'The credential is not allowed to act for this customer.' },
+  AUTH0004: { status: 403, message: 'Proof of possession required or invalid: send the signedTransactionInfo of this purchase.' },
   SK2C0101: { status: 409, message: 'The resource is temporarily locked due to a concurrent request.' },
   SK2C0103: { status: 409, message: 'A synchronization of this transaction is in progress.' },
   SK2C0104: { status: 409, message: 'A synchronization or transfer of this subscription is in progress.' },
-  SK2C0100: { status: 422, message: 'Customer not found.' },
-  SK2C0005: { status: 422, message: 'Transfers are disabled while the StoreKit migration is in progress.' },
-  SK2C0004: { status: 500, message: 'The StoreKit 2 integration is not activated for this publisher.' },
-  GPLAY0004: { status: 400, message: 'The product type is not supported.' },
-  GPLAY0300: { status: 409, message: 'A synchronization of this purchase token is in progress or completed.' },
+  SK2C0100: { status: 422, message: 'Unable to find customer' },
+  SK2C0005: { status: 422, message: 'The migration is in progress.' },
+  SK2C0004: { status: 500, message: 'StoreKit2 integration not activated' },
+  GPLAY0004: { status: 400, message: 'Provided product type is not supported' },
+  GPLAY0300: { status: 409, message: 'Synchronization already in progress' },
   GPLAY0100: { status: 422, message: 'Customer not found.' },
-  GPLAY0200: { status: 422, message: 'No Google Play Billing configuration profile for this package name.' },
+  GPLAY0200: { status: 422, message: 'No Google Play Billing configuration profile found for the provided packageName' },
   S0001: { status: 500, message: 'Unexpected internal error.' },
   S0002: { status: 503, message: 'A dependency is temporarily unavailable. Retry later.' },
 } as const satisfies Record<string, { status: number; message: string }>;

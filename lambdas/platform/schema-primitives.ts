@@ -12,13 +12,18 @@ export const MAX_BODY_BYTES = 16 * 1024;
 const INT32_MAX = 2_147_483_647;
 export const positiveInt32 = z.number().int().min(1).max(INT32_MAX);
 
+/*
+ * A regex's message is the rule in words, read after "must be" in an error answer
+ * (`transactionId: must be 1-64 digits`); the pattern itself is never shown (platform/http.ts).
+ */
+
 /** Printable ASCII (0x20-0x7E), as header values must be. */
 const printableAscii = (max: number, min = 1) =>
-  z.string().min(min).max(max).regex(/^[\x20-\x7E]*$/, 'printable ASCII only');
+  z.string().min(min).max(max).regex(/^[\x20-\x7E]*$/, 'printable ASCII characters only');
 
 export const ipv4 = z
   .string()
-  .regex(/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/, 'IPv4 dotted quad');
+  .regex(/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/, 'an IPv4 address in dotted-quad form');
 
 /**
  * Any 8-4-4-4-12 hex UUID, whatever its version: a client's Correlation-Id UUID becomes the
@@ -31,7 +36,7 @@ export const uuid = () => z.string().regex(UUID_PATTERN, 'a UUID');
 export const RequestHeaders = z.object({
   'x-publisher-id': z
     .string()
-    .regex(/^[1-9]\d{0,9}$/)
+    .regex(/^[1-9]\d{0,9}$/, 'an integer from 1 to 2147483647 in decimal digits')
     .transform(Number)
     .pipe(positiveInt32),
   'correlation-id': printableAscii(256).optional(),

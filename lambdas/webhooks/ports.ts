@@ -33,6 +33,7 @@ export interface WebhookEndpoint {
   publisherId: number;
   /** `ep_` + 16 url-safe characters. */
   endpointId: string;
+  /** Never with userinfo (refused at registration); one stored before that is never sent to nor shown. */
   url: string;
   topics: WebhookTopic[];
   enabled: boolean;
@@ -88,6 +89,7 @@ export interface DeliveryAttemptRecord {
   publisherId: number;
   endpointId: string;
   topic: WebhookTopic;
+  /** The endpoint URL as it may be shown: userinfo masked (`https://***@host/…`). */
   url: string;
   attempt: number;
   /** ISO time the attempt was made. */

@@ -4,7 +4,8 @@ import {
   type CfnStage,
   HttpApi,
   HttpMethod,
-  type HttpRoute,
+  HttpRoute,
+  HttpRouteKey,
   HttpStage,
   LogGroupLogDestination,
   PayloadFormatVersion,
@@ -60,9 +61,16 @@ export const ACCESS_LOG_FIELDS = {
 } as const;
 
 /**
+ * The route whose function also takes the `$default` route (every request no other route matches):
+ * lambdas/openapi/get-openapi.ts answers its document there and `404 REQ0008` for anything else.
+ * It reads no table and no secret, so strangers' requests reach nothing.
+ */
+export const UNKNOWN_ROUTES_HANDLED_BY = 'GET /openapi.json';
+
+/**
  * The public HTTP API: one route per API_FUNCTIONS route key, each integrated with its Lambda
- * (payload format 2.0), on an auto-deployed `$default` stage with throttling (stage-wide and per
- * route) and JSON access logs.
+ * (payload format 2.0), plus a `$default` route answering the contract's 404 for unknown routes,
+ * on an auto-deployed `$default` stage with throttling (stage-wide and per route) and JSON access logs.
  */
 export class SyncHttpApi extends Construct {
   readonly api: HttpApi;
@@ -90,12 +98,14 @@ export class SyncHttpApi extends Construct {
     });
 
     const routes = new Map<string, HttpRoute>();
+    let unknownRoutes: { entry: ApiFunction; integration: HttpLambdaIntegration } | undefined;
     for (const entry of API_FUNCTIONS) {
       const fn = props.functions.get(entry.id);
       if (fn === undefined) throw new Error(`SyncHttpApi: no function given for API function ${entry.id}`);
       const integration = new HttpLambdaIntegration(`${entry.id}Integration`, fn, {
         payloadFormatVersion: PayloadFormatVersion.VERSION_2_0,
       });
+      if (entry.routes.includes(UNKNOWN_ROUTES_HANDLED_BY)) unknownRoutes = { entry, integration };
       for (const routeKey of entry.routes) {
         const { method, path } = parseRouteKey(routeKey);
         for (const route of this.api.addRoutes({ path, methods: [method], integration })) {
@@ -104,6 +114,23 @@ export class SyncHttpApi extends Construct {
         }
       }
     }
+
+    // Without a `$default` route API Gateway answers unknown routes with its own body
+    // (`{"message":"Not Found"}`), not the contract's error.
+    if (unknownRoutes === undefined || unknownRoutes.entry.access.table !== 'none' || unknownRoutes.entry.access.readsSecrets) {
+      throw new Error(`SyncHttpApi: the function of ${UNKNOWN_ROUTES_HANDLED_BY} must exist and touch no table or secret to take unknown routes`);
+    }
+    const defaultRoute = new HttpRoute(this, 'DefaultRoute', {
+      httpApi: this.api,
+      routeKey: HttpRouteKey.DEFAULT,
+      integration: unknownRoutes.integration,
+    });
+    Validations.of(defaultRoute).acknowledge({
+      id: 'AwsSolutions-APIG4',
+      reason:
+        `The $default route answers requests no other route matches with 404 REQ0008 (and ${UNKNOWN_ROUTES_HANDLED_BY} its document), ` +
+        `through ${unknownRoutes.entry.id}, which reads no data and has no permissions: there is nothing to authorize.`,
+    });
 
     const cfnStage = this.stage.node.defaultChild as CfnStage;
     const routeSettings: Record<string, { ThrottlingBurstLimit: number; ThrottlingRateLimit: number }> = {};

@@ -221,6 +221,7 @@ describe('Lambda functions', () => {
     TransferGooglePurchase: ['STATE_MACHINE_ARN'],
     VerifyPurchase: ['APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
     ReceiveAppleNotification: ['STATE_MACHINE_ARN', 'APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
+    ReceiveGoogleNotification: ['STATE_MACHINE_ARN'],
     FinalizeSynchronization: ['EVENT_BUS_NAME'],
     MarkRetrying: ['WORKFLOW_TYPE', 'RETRY_MAX_ATTEMPTS', 'RETRY_BASE_SECONDS', 'RETRY_MAX_WAIT_SECONDS'],
     DeliverWebhooks: ['WEBHOOK_QUEUE_URL', 'WEBHOOK_DEAD_LETTER_QUEUE_URL'],
@@ -457,6 +458,7 @@ describe('monitoring', () => {
         'workflow-aborted',
         'store-errors-apple',
         'store-errors-google',
+        'google-acknowledgement-failing',
         'stuck-synchronizations',
         'reconciliation-failing',
         'reconciliation-corrections',
@@ -534,6 +536,16 @@ describe('monitoring', () => {
       Dimensions: [{ Name: 'service', Value: 'iap-sync-prod' }],
       Threshold: 1,
       Period: Duration.minutes(15).toSeconds(),
+    });
+  });
+
+  it('alarms when Google acknowledgements keep failing for 30 minutes (a blip does not alarm)', () => {
+    expect(alarmNamed('iap-sync-prod-google-acknowledgement-failing')).toMatchObject({
+      MetricName: 'AcknowledgeFailures',
+      Threshold: 1,
+      Period: 600,
+      EvaluationPeriods: 3,
+      TreatMissingData: 'notBreaching',
     });
   });
 
@@ -701,5 +713,16 @@ describe('recovery sweeper', () => {
       .flatMap(actions)
       .filter((action) => action.startsWith('dynamodb:'));
     expect(dynamo).toEqual(['dynamodb:UpdateItem']);
+  });
+});
+
+describe('unknown routes', () => {
+  it('a $default route sends every request no other route matches to the GetOpenApi function (404 REQ0008)', () => {
+    const routes = Object.values(template().findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: '$default' } })) as Resource[];
+    expect(routes).toHaveLength(1);
+    const integrationId = /"Ref":"([A-Za-z0-9]+)"/.exec(JSON.stringify(routes[0]?.Properties.Target))?.[1] ?? '';
+    const integration = template().findResources('AWS::ApiGatewayV2::Integration')[integrationId] as Resource | undefined;
+    expect(integration?.Properties).toMatchObject({ IntegrationType: 'AWS_PROXY', PayloadFormatVersion: '2.0' });
+    expect(JSON.stringify(integration?.Properties.IntegrationUri)).toContain(`"${functionLogicalId('GetOpenApi')}"`);
   });
 });

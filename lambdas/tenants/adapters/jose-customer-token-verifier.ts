@@ -16,7 +16,10 @@ import { positiveInt32 } from '../../platform/schema-primitives';
 
 const Claims = z.object({ customerId: positiveInt32, publisherId: positiveInt32 });
 
-/** Contract §5: `nbf`/`iat` honoured with at most 60 s of clock skew. */
+/**
+ * Contract §5: `nbf`/`iat` honoured with at most 60 s of clock skew; `exp` gets none. jose applies
+ * one `clockTolerance` to all three, so it is given this leeway and `exp` is checked again after it.
+ */
 const CLOCK_TOLERANCE_SECONDS = 60;
 
 /**
@@ -90,7 +93,7 @@ function algorithmOf(token: string): string | undefined {
  * `kid`. The token's `alg` header picks the key source among those the publisher configured; the
  * algorithm list of that source is pinned. Key-locating headers of the token (`jku`, `x5u`, `jwk`,
  * `x5c`) are never used: keys come only from the configured URL. For both sources `exp` is
- * required, `nbf`/`iat` get 60 s of leeway and `iss`/`aud` are checked when configured, in one place.
+ * required and has no leeway, `nbf`/`iat` get 60 s and `iss`/`aud` are checked when configured, in one place.
  */
 export class JoseCustomerTokenVerifier implements CustomerTokenVerifier {
   private readonly now: () => Date;
@@ -146,6 +149,11 @@ export class JoseCustomerTokenVerifier implements CustomerTokenVerifier {
       }
       return undefined;
     }
+    // jose checked `exp` with the leeway meant for `nbf`/`iat`: without it, a token is expired from
+    // its `exp` second on (RFC 7519 §4.1.4; jose's own comparison, in whole seconds). jose made sure
+    // `exp` is present and a number.
+    const nowSeconds = Math.floor(now.getTime() / 1000);
+    if (typeof payload.exp !== 'number' || payload.exp <= nowSeconds) return undefined;
     // jose checks `iat` only against a maximum age; a token issued in the future is refused here.
     if (typeof payload.iat === 'number' && payload.iat > now.getTime() / 1000 + CLOCK_TOLERANCE_SECONDS) return undefined;
     const claims = Claims.safeParse(payload);

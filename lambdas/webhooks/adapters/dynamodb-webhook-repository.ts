@@ -13,6 +13,8 @@ import {
 } from '../ports';
 import { callAws } from '../../platform/aws-errors';
 import { ConcurrentUpdateError } from '../../platform/errors';
+import { TRANSPORT_FAILURES } from '../domain/delivery-policy';
+import { CREDENTIALS_IN_URL_MESSAGE, hasUrlCredentials } from '../domain/endpoint-url';
 
 /**
  * Webhook endpoints and the delivery log in the iap-sync table (single-table design, same pk/sk
@@ -69,7 +71,7 @@ const AttemptSummaryItem = z.object({
   at: isoTime,
   status: z.number().int().optional(),
   latencyMs: z.number().min(0),
-  error: z.enum(['timeout', 'connection', 'ssrf', 'redirect', 'invalid-url']).optional(),
+  error: z.enum(TRANSPORT_FAILURES).optional(),
   next: z.enum(['done', 'retry', 'dead-letter', 'disable-endpoint']),
   nextAttemptAt: isoTime.optional(),
 });
@@ -92,6 +94,8 @@ export class DynamoDbWebhookEndpointRepository implements WebhookEndpointReposit
   ) {}
 
   async put(endpoint: WebhookEndpoint): Promise<void> {
+    // The CLI refuses such a URL first; checked here too so no writer can store one.
+    if (hasUrlCredentials(endpoint.url)) throw new RangeError(CREDENTIALS_IN_URL_MESSAGE);
     await callAws('put webhook endpoint', () =>
       this.db.send(
         new PutCommand({

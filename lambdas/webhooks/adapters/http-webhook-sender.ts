@@ -5,6 +5,7 @@ import { isIP, type LookupFunction } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { classifyAddress, type AddressClass } from '../../platform/ssrf';
 import { DELIVERY_TIMEOUT_MS, type DeliveryAttemptResult, type TransportFailure } from '../domain/delivery-policy';
+import { CREDENTIALS_IN_URL_MESSAGE, hasUrlCredentials } from '../domain/endpoint-url';
 
 /**
  * Webhook transport over node:http/node:https. Not fetch: undici offers no per-request `lookup`,
@@ -150,6 +151,8 @@ export class HttpWebhookSender {
     const latencyMs = (): number => Math.round(performance.now() - started);
     const target = parseUrl(url);
     if (!target) return Promise.resolve({ latencyMs: latencyMs(), error: 'invalid-url' });
+    // node:http would send them as an Authorization: Basic header; the use case refuses them first.
+    if (hasUrlCredentials(url)) return Promise.resolve({ latencyMs: latencyMs(), error: 'credentials-in-url' });
     const host = hostOf(target);
     // net.connect skips `lookup` for a literal address, so the guard checks literals itself.
     if (!this.allowPrivateNetworks && isIP(host) !== 0 && classOf(host) !== 'public') {
@@ -232,7 +235,7 @@ export type EndpointUrlCheck =
   | { ok: true; url: string; addresses: string[] }
   | {
       ok: false;
-      reason: 'invalid-url' | 'https-required' | 'forbidden-address' | 'unresolvable';
+      reason: 'invalid-url' | 'credentials-in-url' | 'https-required' | 'forbidden-address' | 'unresolvable';
       message: string;
       address?: string;
       addressClass?: AddressClass | 'invalid';
@@ -245,6 +248,8 @@ export type EndpointUrlCheck =
 export async function checkEndpointUrl(url: string, options: EndpointUrlCheckOptions): Promise<EndpointUrlCheck> {
   const target = parseUrl(url);
   if (!target) return { ok: false, reason: 'invalid-url', message: 'The endpoint must be an absolute http(s) URL.' };
+  // Locally too: the URL is stored, listed and logged as it is.
+  if (hasUrlCredentials(url)) return { ok: false, reason: 'credentials-in-url', message: CREDENTIALS_IN_URL_MESSAGE };
   if (options.requireHttps && target.protocol !== 'https:') {
     return { ok: false, reason: 'https-required', message: 'The endpoint must use https.' };
   }

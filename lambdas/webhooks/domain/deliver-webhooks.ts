@@ -24,9 +24,11 @@ import {
   RETRY_SCHEDULE_SECONDS,
   nextAttempt,
   outcomeOf,
+  type DeliveryAttemptResult,
   type NextAttempt,
   type TransportFailure,
 } from './delivery-policy';
+import { hasUrlCredentials, maskUrlCredentials } from './endpoint-url';
 import { WEBHOOK_ID_PREFIX, webhookHeaders } from './signature';
 import { positiveInt32 } from '../../platform/schema-primitives';
 
@@ -380,15 +382,25 @@ export async function attemptDelivery(
     return { webhookId, endpointId, attempt, outcome: 'skipped', reason };
   }
 
-  // Trimmed: a secret file edited by hand often ends with a newline, which is not part of the secret.
-  const secrets = await Promise.all(activeSecretRefs(endpoint, nowMs).map(async (ref) => (await deps.secrets.get(ref)).trim()));
-  const headers = webhookHeaders(secrets, webhookId, Math.floor(nowMs / 1000), delivery.body);
-  const result = await deps.sender.send({
-    url: endpoint.url,
-    body: delivery.body,
-    headers,
-    timeoutMs: deps.timeoutMs ?? DELIVERY_TIMEOUT_MS,
-  });
+  const shownUrl = maskUrlCredentials(endpoint.url);
+  let result: DeliveryAttemptResult;
+  if (hasUrlCredentials(endpoint.url)) {
+    // Stored before such URLs were refused at registration. Never sent: the credentials would go
+    // over the wire and into the receiver's logs. Permanent (dead-lettered at once): the publisher
+    // registers the endpoint again without them.
+    result = { latencyMs: 0, error: 'credentials-in-url' };
+    deps.logger.warn('webhook not sent: the endpoint URL carries credentials', { webhookId, endpointId, publisherId, url: shownUrl });
+  } else {
+    // Trimmed: a secret file edited by hand often ends with a newline, which is not part of the secret.
+    const secrets = await Promise.all(activeSecretRefs(endpoint, nowMs).map(async (ref) => (await deps.secrets.get(ref)).trim()));
+    const headers = webhookHeaders(secrets, webhookId, Math.floor(nowMs / 1000), delivery.body);
+    result = await deps.sender.send({
+      url: endpoint.url,
+      body: delivery.body,
+      headers,
+      timeoutMs: deps.timeoutMs ?? DELIVERY_TIMEOUT_MS,
+    });
+  }
   const afterMs = deps.clock.now().getTime();
   const decision = nextAttempt(attempt, outcomeOf(result), result.retryAfter, {
     scheduleSeconds: deps.scheduleSeconds ?? RETRY_SCHEDULE_SECONDS,
@@ -402,7 +414,7 @@ export async function attemptDelivery(
     publisherId,
     endpointId,
     topic: delivery.topic,
-    url: endpoint.url,
+    url: shownUrl,
     attempt,
     at: new Date(nowMs).toISOString(),
     latencyMs: result.latencyMs,
@@ -438,7 +450,7 @@ export async function attemptDelivery(
       return report;
     case 'disable-endpoint':
       await deps.endpoints.setEnabled(publisherId, endpointId, false, '410', new Date(afterMs));
-      deps.logger.warn('webhook endpoint disabled: the receiver answered 410 Gone', { endpointId, publisherId, url: endpoint.url });
+      deps.logger.warn('webhook endpoint disabled: the receiver answered 410 Gone', { endpointId, publisherId, url: shownUrl });
       return report;
     case 'dead-letter':
       await deps.deadLetters.put({ webhookId, publisherId, endpointId, topic: delivery.topic, body: delivery.body, attempt });

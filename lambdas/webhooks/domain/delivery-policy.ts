@@ -26,9 +26,12 @@ export const DELIVERY_TIMEOUT_MS = 15000;
  * - `connection`: DNS failure, refused, reset, TLS failure;
  * - `ssrf`: the endpoint resolved to an address deployed stacks refuse (DNS can change: retried);
  * - `redirect`: the endpoint answered 3xx, which is never followed;
- * - `invalid-url`: the stored URL cannot be requested at all (permanent: dead-lettered at once).
+ * - `invalid-url`: the stored URL cannot be requested at all (permanent: dead-lettered at once);
+ * - `credentials-in-url`: the stored URL carries `user:password@`, which is never sent (an endpoint
+ *   registered before such URLs were refused; permanent: dead-lettered at once).
  */
-export type TransportFailure = 'timeout' | 'connection' | 'ssrf' | 'redirect' | 'invalid-url';
+export const TRANSPORT_FAILURES = ['timeout', 'connection', 'ssrf', 'redirect', 'invalid-url', 'credentials-in-url'] as const;
+export type TransportFailure = (typeof TRANSPORT_FAILURES)[number];
 
 /** An HTTP status code, or a transport failure. */
 export type AttemptOutcome = number | TransportFailure;
@@ -98,7 +101,7 @@ export function nextAttempt(
   if (typeof outcome === 'number') {
     if (outcome >= 200 && outcome <= 299) return { action: 'done' };
     if (outcome === 410) return { action: 'disable-endpoint' };
-  } else if (outcome === 'invalid-url') {
+  } else if (outcome === 'invalid-url' || outcome === 'credentials-in-url') {
     return { action: 'dead-letter' };
   }
 

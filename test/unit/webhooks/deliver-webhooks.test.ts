@@ -42,6 +42,7 @@ import {
   type EventDetailType,
 } from '../../../lambdas/events/schemas';
 import { createLogger } from '../../../lambdas/platform/logger';
+import { RecordingLogger } from '../../support/fakes';
 
 const FIXTURE_TEXT = readFileSync(path.join(__dirname, '../../contract/fixtures/inapp-purchase-sync-result.webhook.json'), 'utf8');
 const FIXTURE = JSON.parse(FIXTURE_TEXT) as { broadcasterId: number; topic: string; data: Record<string, unknown> & { synchronizationId: string } };
@@ -748,5 +749,43 @@ describe('topics', () => {
     const replays = await replaySince(w.deps, PUBLISHER, new Date(START_MS).toISOString());
     expect(replays.map((replayed) => replayed.webhookId)).toEqual([webhookId, syncRequest?.headers['webhook-id']]);
     expect(w.sender.requests.slice(-2).map((request) => request.body)).toEqual([first.body, syncRequest?.body]);
+  });
+});
+
+describe('an endpoint stored with credentials in its URL (before registration refused them)', () => {
+  const PASSWORD = 's3cr3t-pa55';
+  const stored = `https://alice:${PASSWORD}@hooks.example.com/ep_creds`;
+
+  it('is never sent to: the delivery is dead-lettered at once, and logged with the URL masked', async () => {
+    const w = world();
+    const logger = new RecordingLogger();
+    w.deps.logger = logger;
+    await addEndpoint(w, 'ep_creds', { url: stored });
+    await addEndpoint(w, 'ep_plain');
+
+    const reports = await processDeliveryMessage(w.deps, eventOf());
+
+    expect(reports.find((report) => report.endpointId === 'ep_creds')).toMatchObject({ outcome: 'dead-letter', error: 'credentials-in-url', attempt: 1 });
+    expect(w.sender.requests.map((request) => request.url)).toEqual(['https://hooks.example.com/ep_plain']);
+    expect([...w.deadLetters.items.values()]).toEqual([deliveryTo('ep_creds', 1)]);
+    expect(w.queue.sent).toHaveLength(0);
+    expect(w.log.records.find((record) => record.endpointId === 'ep_creds')).toMatchObject({
+      url: 'https://***@hooks.example.com/ep_creds',
+      error: 'credentials-in-url',
+      next: 'dead-letter',
+    });
+    expect(JSON.stringify(w.log.records)).not.toContain(PASSWORD);
+    expect(JSON.stringify(logger.entries)).not.toContain(PASSWORD);
+    expect(logger.entries).toContainEqual(expect.objectContaining({ level: 'warn', message: 'webhook not sent: the endpoint URL carries credentials' }));
+  });
+
+  it('stays in the dead-letter queue when replayed', async () => {
+    const w = world();
+    await addEndpoint(w, 'ep_creds', { url: stored });
+    await w.deadLetters.put(deliveryTo('ep_creds', 8));
+    const replay = await replayDelivery(w.deps, deliveryTo('ep_creds', 8).webhookId);
+    expect(replay.report).toMatchObject({ outcome: 'dead-letter', error: 'credentials-in-url' });
+    expect(w.sender.requests).toHaveLength(0);
+    expect(w.deadLetters.items.size).toBe(1);
   });
 });

@@ -69,6 +69,7 @@ describe('what an attempt outcome leads to', () => {
     ['a redirect', 'redirect', 6, { action: 'retry', delaySeconds: 36000 }],
     ['a timeout on the last attempt', 'timeout', 8, { action: 'dead-letter' }],
     ['a URL that cannot be requested', 'invalid-url', 1, { action: 'dead-letter' }],
+    ['a stored URL with credentials, never sent', 'credentials-in-url', 1, { action: 'dead-letter' }],
   ];
 
   it.each(cases)('%s', (_case, outcome, attempt, expected) => {
