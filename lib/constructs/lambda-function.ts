@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { type Duration, Token, Validations } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat, type BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogLevel, NodejsFunction, OutputFormat, type BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { loadConfig } from '../../lambdas/platform/config';
@@ -30,6 +30,8 @@ export const LAMBDA_BUNDLING = {
   externalModules: [] as string[],
   mainFields: ['module', 'main'],
   esbuildArgs: { '--alias:@aws-sdk/credential-provider-node': CREDENTIALS_STAND_IN },
+  // esbuild's per-bundle size summary is noise in `cdk synth` and the test output; warnings still show.
+  logLevel: LogLevel.WARNING,
 } satisfies BundlingOptions;
 
 /** The same alias as an esbuild API option (lib/build-lambdas.ts). */
