@@ -119,6 +119,12 @@ export const COMMANDS: CommandSpec[] = [
         description: "API key (.p8), stored as a secret; default: the current key, or locally the simulator's",
       },
       activate: { type: 'boolean', description: 'also activate the StoreKit 2 integration' },
+      'require-app-account-token': {
+        type: 'string',
+        value: 'NAMESPACE',
+        description: "customer-JWT registers gain only purchases whose appAccountToken is the UUID v5 of the customer id under this namespace UUID",
+      },
+      'allow-any-app-account-token': { type: 'boolean', description: 'lift that requirement (neither option: the current setting is kept)' },
     },
     validate: (args) => parseAppleConfigure(args),
     run: (target, args) => appleConfigure(target, args),

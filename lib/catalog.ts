@@ -36,12 +36,15 @@ export const API_FUNCTIONS: ApiFunction[] = [
     entry: 'lambdas/purchases/handlers/register-apple-purchase.ts',
     routes: ['POST /storekit2/purchases'],
     access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
+    // Proof of possession: the device's signedTransactionInfo is verified against Apple's roots.
+    verifiesAppleSignatures: true,
   },
   {
     id: 'TransferApplePurchase',
     entry: 'lambdas/purchases/handlers/transfer-apple-purchase.ts',
     routes: ['POST /storekit2/purchases/transfers'],
     access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
+    verifiesAppleSignatures: true,
   },
   {
     id: 'RegisterGooglePurchase',

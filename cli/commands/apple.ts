@@ -20,6 +20,8 @@ const APPLE_ISSUER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 /** Apple bundle ids: letters, digits, hyphens and periods (reverse-DNS), at most 155 characters. */
 const BUNDLE_ID = /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/;
 const MAX_BUNDLE_ID = 155;
+/** The appAccountToken namespace: any 8-4-4-4-12 hex UUID (the app derives UUID v5 names under it). */
+const NAMESPACE_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A .p8 file is a few hundred bytes; anything much larger is not one. */
 const MAX_KEY_FILE_BYTES = 16 * 1024;
 
@@ -94,6 +96,23 @@ export interface AppleConfigureInput {
   environments: AppleEnvironment[];
   keyFile?: string;
   activate: boolean;
+  /**
+   * The appAccountToken namespace (AppleConfig.appAccountTokenNamespace): a UUID sets it, null
+   * removes it, undefined keeps the publisher's current setting.
+   */
+  appAccountTokenNamespace?: string | null;
+}
+
+function parseAppAccountTokenNamespace(args: Args): string | null | undefined {
+  const namespace = optionalString(args, 'require-app-account-token');
+  const allowAny = flag(args, 'allow-any-app-account-token');
+  if (namespace !== undefined && allowAny) throw new UsageError('--require-app-account-token and --allow-any-app-account-token exclude each other');
+  if (allowAny) return null;
+  if (namespace === undefined) return undefined;
+  if (!NAMESPACE_UUID.test(namespace)) {
+    throw new UsageError(`--require-app-account-token must be the namespace UUID your app derives appAccountToken under, got ${JSON.stringify(namespace)}`);
+  }
+  return namespace.toLowerCase();
 }
 
 export function parseAppleConfigure(args: Args): AppleConfigureInput {
@@ -114,6 +133,7 @@ export function parseAppleConfigure(args: Args): AppleConfigureInput {
   }
   const keyFile = optionalString(args, 'private-key-file');
   if (keyFile === '') throw new UsageError('--private-key-file needs a path');
+  const appAccountTokenNamespace = parseAppAccountTokenNamespace(args);
   return {
     publisherId,
     bundleId,
@@ -123,16 +143,19 @@ export function parseAppleConfigure(args: Args): AppleConfigureInput {
     environments,
     ...(keyFile !== undefined ? { keyFile } : {}),
     activate: flag(args, 'activate'),
+    ...(appAccountTokenNamespace !== undefined ? { appAccountTokenNamespace } : {}),
   };
 }
 
 /**
  * Sets the publisher's App Store Server API configuration. The key comes from --private-key-file
  * (stored as a secret); without it the publisher's current key is kept, or locally the store
- * simulator's key (`file:apple-api-key.p8`) is used.
+ * simulator's key (`file:apple-api-key.p8`) is used. The appAccountToken requirement is kept unless
+ * --require-app-account-token or --allow-any-app-account-token changes it: reconfiguring the key
+ * must not quietly drop a security setting.
  */
 export async function appleConfigure(target: StackTarget, args: Args): Promise<AppleConfigured> {
-  const { publisherId, bundleId, issuerId, keyId, appAppleId, environments, keyFile, activate } = parseAppleConfigure(args);
+  const { publisherId, bundleId, issuerId, keyId, appAppleId, environments, keyFile, activate, appAccountTokenNamespace } = parseAppleConfigure(args);
   // Read and check the key before touching the stack: a bad file changes nothing.
   const pem = keyFile !== undefined ? readAppleKeyFile(keyFile) : undefined;
 
@@ -161,6 +184,8 @@ export async function appleConfigure(target: StackTarget, args: Args): Promise<A
     privateKeyRef,
     environments,
   };
+  const namespace = appAccountTokenNamespace === undefined ? publisher.apple?.appAccountTokenNamespace : (appAccountTokenNamespace ?? undefined);
+  if (namespace !== undefined) apple.appAccountTokenNamespace = namespace;
   const storeKit = activate ? { ...publisher.storeKit, activated: true } : publisher.storeKit;
   await publishers.putPublisher({ ...publisher, apple, storeKit });
   return { publisherId, apple, storeKit };

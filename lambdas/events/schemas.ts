@@ -32,6 +32,13 @@ export const WEBHOOK_EVENT_PATTERN = {
 
 const isoTimestamp = z.iso.datetime();
 
+/**
+ * Apple: the purchase's `appAccountToken` (the UUID the app attached to it), null when it has none
+ * and for Google. Optional only so events published before the field existed still read.
+ * https://developer.apple.com/documentation/appstoreserverapi/appaccounttoken
+ */
+const appAccountToken = z.string().nullable().optional().describe("Apple: the purchase's appAccountToken; null when the app set none, and for Google");
+
 /** `data` of the webhook body; the EventBridge `detail` is this plus `broadcasterId`. */
 export const SyncResultData = z
   .strictObject({
@@ -49,6 +56,7 @@ export const SyncResultData = z
     purchaseToken: z.string().nullable(),
     packageName: z.string().nullable(),
     productId: z.string().nullable(),
+    appAccountToken,
     expiresAt: isoTimestamp.nullable(),
     correlationId: z.string().optional(),
     ownershipVersion: z.number().int().min(0),
@@ -92,6 +100,7 @@ export const EntitlementChangedData = z
     originalTransactionId: z.string().nullable(),
     purchaseToken: z.string().nullable(),
     packageName: z.string().nullable(),
+    appAccountToken,
     environment: z.enum(['Production', 'Sandbox']).nullable(),
     ownershipVersion: z.number().int().min(0),
     synchronizationId: uuid().nullable(),

@@ -41,7 +41,7 @@ export const DOCUMENTED_ROUTES: RouteDoc[] = [
     summary: 'Register an Apple StoreKit 2 purchase and start its synchronization.',
     body: { name: 'AppleRegisterBody', schema: AppleRegisterBody },
     success: { status: 202, name: 'AcceptedResponse', schema: AcceptedResponse },
-    errors: [...COMMON_ERRORS, 'REQ0001', 'REQ0005', 'REQ0006', 'REQ0007', 'SK2C0100', 'SK2C0101', 'SK2C0004'],
+    errors: [...COMMON_ERRORS, 'AUTH0004', 'REQ0001', 'REQ0005', 'REQ0006', 'REQ0007', 'SK2C0100', 'SK2C0101', 'SK2C0004'],
     authenticated: true,
   },
   {
@@ -50,7 +50,7 @@ export const DOCUMENTED_ROUTES: RouteDoc[] = [
     summary: 'Transfer an active Apple purchase to another customer (cleengCustomerId is the new owner).',
     body: { name: 'AppleTransferBody', schema: AppleTransferBody },
     success: { status: 202, name: 'AcceptedResponse', schema: AcceptedResponse },
-    errors: [...COMMON_ERRORS, 'REQ0001', 'REQ0005', 'REQ0006', 'SK2C0100', 'SK2C0103', 'SK2C0104', 'SK2C0005', 'SK2C0004'],
+    errors: [...COMMON_ERRORS, 'AUTH0004', 'REQ0001', 'REQ0005', 'REQ0006', 'SK2C0100', 'SK2C0103', 'SK2C0104', 'SK2C0005', 'SK2C0004'],
     authenticated: true,
   },
   {

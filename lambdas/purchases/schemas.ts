@@ -4,12 +4,25 @@ import { ipv4, positiveInt32, uuid } from '../platform/schema-primitives';
 
 export const appleTransactionId = z.string().regex(/^\d{1,64}$/, '1-64 digits');
 
+/** Contract §3: the device's JWS, x5c chain included, is at most 8 KiB. */
+export const MAX_SIGNED_TRANSACTION_INFO = 8192;
+
 /** `POST /storekit2/purchases` and `/storekit2/purchases/transfers` (contract §3). */
 export const AppleRegisterBody = z
   .strictObject({
     cleengCustomerId: positiveInt32,
     transactionId: appleTransactionId,
     ipAddress: ipv4.optional(),
+    signedTransactionInfo: z
+      .string()
+      .min(1)
+      .max(MAX_SIGNED_TRANSACTION_INFO)
+      .optional()
+      .describe(
+        "Proof of possession: the device's signed transaction (StoreKit 2 `jwsRepresentation`) of this transaction or of any " +
+          'transaction of the same subscription. Required for a transfer with a customer JWT, and for a register with a customer ' +
+          'JWT that would move the purchase from another customer (`transfer` ownership policy); checked whenever a customer JWT sends it (403 AUTH0004).',
+      ),
   })
   .meta({ id: 'AppleRegisterBody' });
 export type AppleRegisterBody = z.infer<typeof AppleRegisterBody>;

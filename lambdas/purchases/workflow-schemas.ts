@@ -31,6 +31,7 @@ const PurchaseFactsSchema = z.object({
   needsAcknowledgement: z.boolean().optional(),
   packageName: z.string().optional(),
   linkedPurchaseToken: z.string().optional(),
+  appAccountToken: z.string().optional(),
   lifecycle: z
     .object({
       state: z.enum(LIFECYCLE_STATES),

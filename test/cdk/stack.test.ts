@@ -215,8 +215,8 @@ describe('Lambda functions', () => {
     { id: RECONCILE_FUNCTION.id, memory: 512, timeout: RECONCILE_FUNCTION.timeoutSeconds },
   ];
   const extraEnvironment: Record<string, string[]> = {
-    RegisterApplePurchase: ['STATE_MACHINE_ARN'],
-    TransferApplePurchase: ['STATE_MACHINE_ARN'],
+    RegisterApplePurchase: ['STATE_MACHINE_ARN', 'APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
+    TransferApplePurchase: ['STATE_MACHINE_ARN', 'APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
     RegisterGooglePurchase: ['STATE_MACHINE_ARN'],
     TransferGooglePurchase: ['STATE_MACHINE_ARN'],
     VerifyPurchase: ['APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],

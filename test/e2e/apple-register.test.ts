@@ -174,6 +174,6 @@ describe('Apple register, end to end on the local stack', () => {
       expect.arrayContaining(['202', '400', '401', '403', '409', '413', '415', '422', '500', '503']),
     );
     const schemas = (reply.body.components as { schemas: Record<string, { properties?: Record<string, unknown> }> }).schemas;
-    expect(Object.keys(schemas.AppleRegisterBody?.properties ?? {})).toEqual(['cleengCustomerId', 'transactionId', 'ipAddress']);
+    expect(Object.keys(schemas.AppleRegisterBody?.properties ?? {})).toEqual(['cleengCustomerId', 'transactionId', 'ipAddress', 'signedTransactionInfo']);
   });
 });

@@ -5,10 +5,11 @@ import type { Clock } from '../../platform/clock';
 import type { SynchronizationRepository } from '../ports/synchronization-repository';
 import type { WorkflowStarter } from '../ports/workflow';
 import { type Caller, mayActFor, type Publisher } from '../../tenants';
-import { ApiError } from '../../platform/errors';
+import { ApiError, ConfigurationError, StoreUnavailableError } from '../../platform/errors';
 import type { SyncKind } from '../../events/vocabulary';
-import type { ClientMetadata, Synchronization } from './synchronization';
+import type { ClientMetadata, PossessionProof, Synchronization } from './synchronization';
 import { UUID_PATTERN } from '../../platform/schema-primitives';
+import type { AppleSignedTransactionVerifier, SignedTransactionCheck } from '../../stores/apple/ports';
 
 export interface AcceptDeps {
   syncs: SynchronizationRepository;
@@ -19,6 +20,11 @@ export interface AcceptDeps {
   leaseSeconds: number;
   retryAfterSeconds: number;
   newId?: () => string;
+  /**
+   * Verifies the device's signed transaction of an Apple register or transfer made with a customer
+   * JWT (proof of possession). Without it, a request that needs the proof fails closed (S0001).
+   */
+  signedTransactions?: AppleSignedTransactionVerifier;
 }
 
 export interface ApplePurchaseCommand {
@@ -28,7 +34,7 @@ export interface ApplePurchaseCommand {
   correlationId?: string;
   client: ClientMetadata;
   /** Register: the buyer. Transfer: the new owner. */
-  body: { cleengCustomerId: number; transactionId: string; ipAddress?: string };
+  body: { cleengCustomerId: number; transactionId: string; ipAddress?: string; signedTransactionInfo?: string };
 }
 
 /** Contract §4: a UUID Correlation-Id of a register becomes its synchronizationId; transfers always get a new one. */
@@ -106,9 +112,65 @@ function lockedError(kind: SyncKind, lockKey: string | undefined, retryAfterSeco
 }
 
 /**
- * Accepts an Apple register or transfer: checks who may act, claims the transaction's lock (and
- * the subscription's, when this service has seen the purchase) and records the synchronization in
- * one write, then starts the workflow. Answers the synchronization at once.
+ * Whether an Apple register would take the purchase from another customer: the publisher's policy
+ * moves owned purchases on register, and this service knows the purchase and its owner is not the
+ * buyer. A purchase not known yet cannot be told here; the finalize refuses to move it without proof.
+ */
+async function registerWouldMove(deps: AcceptDeps, publisher: Publisher, customerId: number, originalTransactionId: string | undefined): Promise<boolean> {
+  if (publisher.ownershipPolicy !== 'transfer' || originalTransactionId === undefined) return false;
+  const purchase = await deps.syncs.getPurchase(publisher.publisherId, 'apple', originalTransactionId);
+  return purchase !== undefined && purchase.ownerCustomerId !== customerId;
+}
+
+/**
+ * Contract §5, proof of possession. Apple transaction ids are sequential, not secret, so a customer
+ * JWT moves a purchase away from another customer (a transfer, or a register under the `transfer`
+ * policy) only with the device's signed transaction of the same transaction, or of the same
+ * subscription as this service learnt it from Apple. A signed transaction a customer JWT sends is
+ * checked even when not needed: a bad one is refused rather than ignored. Publisher tokens are
+ * trusted. Runs before anything is written, so a refusal changes nothing.
+ * @throws ApiError AUTH0004 when the proof is needed and missing, or does not verify, or names another purchase.
+ */
+async function possessionOf(deps: AcceptDeps, command: ApplePurchaseCommand, originalTransactionId: string | undefined): Promise<PossessionProof> {
+  const { caller, kind, body, publisher } = command;
+  if (caller.kind === 'publisher') return { kind: 'trusted' };
+  const signed = body.signedTransactionInfo;
+  if (signed === undefined) {
+    if (kind === 'transfer' || (await registerWouldMove(deps, publisher, body.cleengCustomerId, originalTransactionId))) {
+      deps.logger.warn('proof of possession refused', { reason: 'missing', kind });
+      throw new ApiError('AUTH0004');
+    }
+    return { kind: 'none' };
+  }
+  const apple = publisher.apple;
+  if (!deps.signedTransactions || !apple) throw new ConfigurationError('no verifier of signed transactions configured');
+  let check: SignedTransactionCheck;
+  try {
+    check = await deps.signedTransactions.verify(apple, signed);
+  } catch (error) {
+    // Apple's certificate status could not be checked (online checks): the proof may well be good.
+    if (error instanceof StoreUnavailableError) throw new ApiError('S0002');
+    throw error;
+  }
+  if (check.outcome === 'rejected') {
+    deps.logger.warn('proof of possession refused', { reason: 'signature', detail: check.reason, kind });
+    throw new ApiError('AUTH0004');
+  }
+  const { claims } = check;
+  const sameTransaction = claims.transactionId === body.transactionId;
+  const sameSubscription = originalTransactionId !== undefined && claims.originalTransactionId === originalTransactionId;
+  if (!sameTransaction && !sameSubscription) {
+    deps.logger.warn('proof of possession refused', { reason: 'another purchase', kind, proofTransactionId: claims.transactionId });
+    throw new ApiError('AUTH0004');
+  }
+  return { kind: 'signedTransaction', transactionId: claims.transactionId, originalTransactionId: claims.originalTransactionId };
+}
+
+/**
+ * Accepts an Apple register or transfer: checks who may act and, for a customer JWT, its proof of
+ * possession; claims the transaction's lock (and the subscription's, when this service has seen the
+ * purchase) and records the synchronization in one write, then starts the workflow. Answers the
+ * synchronization at once.
  */
 export async function acceptApplePurchase(deps: AcceptDeps, command: ApplePurchaseCommand) {
   const { kind, caller, publisher, body, correlationId } = command;
@@ -126,6 +188,7 @@ export async function acceptApplePurchase(deps: AcceptDeps, command: ApplePurcha
     ipAddress: body.ipAddress ?? null,
   });
   const originalTransactionId = await deps.syncs.findOriginalTransactionId(publisher.publisherId, body.transactionId);
+  const proof = await possessionOf(deps, command, originalTransactionId);
   const sync: Synchronization = {
     synchronizationId,
     publisherId: publisher.publisherId,
@@ -133,6 +196,7 @@ export async function acceptApplePurchase(deps: AcceptDeps, command: ApplePurcha
     kind,
     customerId: body.cleengCustomerId,
     transactionId: body.transactionId,
+    proof,
     ...newRecordBase(command, hash, now),
     lockKeys: [
       appleLocks.transaction(body.transactionId),
@@ -221,6 +285,8 @@ export async function acceptGooglePurchase(deps: AcceptDeps, command: GooglePurc
     purchaseToken: body.purchaseToken,
     packageName: body.packageName,
     ...(body.productId !== undefined ? { productId: body.productId } : {}),
+    // A Google purchase token is itself the proof of holding the purchase (contract §5).
+    proof: caller.kind === 'publisher' ? { kind: 'trusted' } : { kind: 'purchaseToken' },
     ...newRecordBase(command, hash, now),
     lockKeys: [`google#token#${token}`],
     ...(claimKey !== undefined ? { claimKey } : {}),

@@ -12,6 +12,7 @@ import {
   type SyncResultDetail,
 } from '../../events/schemas';
 import type { SyncKind } from '../../events/vocabulary';
+import type { AppleConfig } from '../../stores/apple/config';
 import { SynchronizationMissingError } from '../../platform/errors';
 import {
   decidePurchase,
@@ -26,7 +27,7 @@ import {
   type StoreVerdict,
   type SupersededWrite,
 } from './ownership';
-import type { Synchronization } from './synchronization';
+import { requiredAppAccountToken, type Synchronization } from './synchronization';
 
 export interface FinalizeDeps {
   publishers: PublisherRepository;
@@ -91,6 +92,7 @@ function entitlementEvents(
         ...entitlement,
         broadcasterId: publisherId,
         cleengCustomerId: customerId,
+        appAccountToken: next.appAccountToken ?? null,
         reason: change.reason,
         active: change.active,
         previousExpiresAt: change.previousExpiresAt,
@@ -112,6 +114,12 @@ function storeFields(sync: Synchronization, decision: PurchaseDecision) {
     purchaseToken: null,
     packageName: null,
   };
+}
+
+/** The appAccountToken an Apple register by a customer must carry, as a decision input (none when not required). */
+function withRequiredAppAccountToken(sync: Synchronization, apple: AppleConfig | undefined): { requiredAppAccountToken?: string } {
+  const required = requiredAppAccountToken(sync, apple);
+  return required !== undefined ? { requiredAppAccountToken: required } : {};
 }
 
 /**
@@ -165,6 +173,8 @@ export async function finalizeAndReport(
       offerId,
       existing,
       now,
+      ...(sync.proof !== undefined ? { proof: sync.proof } : {}),
+      ...withRequiredAppAccountToken(sync, publisher?.apple),
     }),
     linked,
     now,
@@ -182,6 +192,7 @@ export async function finalizeAndReport(
     ...(decision.previousCustomerId !== undefined ? { previousCustomerId: decision.previousCustomerId } : {}),
     ...storeFields(sync, decision),
     productId: decision.facts?.productId ?? null,
+    appAccountToken: decision.facts?.appAccountToken ?? null,
     expiresAt: decision.facts?.expiresAt ?? null,
     ...(sync.correlationId !== undefined ? { correlationId: sync.correlationId } : {}),
     ownershipVersion: decision.ownershipVersion,

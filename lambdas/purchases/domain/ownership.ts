@@ -2,6 +2,8 @@ import type { AppleEnvironment } from '../../stores/apple/config';
 import type { OwnershipPolicy } from '../../tenants';
 import { changeReason, isStale, type Entitlement, type EntitlementReason, type EntitlementState, type LifecycleSnapshot, type LifecycleState } from '../../entitlements';
 import { grantsAccess, type Store, type SyncKind, type SyncResult } from '../../events/vocabulary';
+import { sameAppAccountToken } from '../../stores/apple/app-account-token';
+import type { PossessionProof } from './synchronization';
 
 /** What the store says of a purchase, as the ownership decision sees it. */
 export type PurchaseState = 'active' | 'expired' | 'revoked';
@@ -29,6 +31,8 @@ export interface PurchaseRecord {
   packageName?: string;
   /** Google: the purchase token that replaced this one (a plan change ended it). */
   replacedBy?: string;
+  /** Apple: the `appAccountToken` the app set on the purchase, when it set one. */
+  appAccountToken?: string;
   updatedAt: string;
   /** What the store said last (state, expiry, grace end, auto-renew, when); absent on records written before the lifecycle model. */
   lifecycle?: LifecycleSnapshot;
@@ -78,6 +82,8 @@ export interface PurchaseFacts {
   packageName?: string;
   /** Google: the purchase this one replaces (upgrade, downgrade, re-signup). */
   linkedPurchaseToken?: string;
+  /** Apple: the `appAccountToken` the app set on the purchase, when it set one. */
+  appAccountToken?: string;
   /** The store's answer in the lifecycle model (absent for facts re-read from a record). */
   lifecycle?: LifecycleSnapshot;
 }
@@ -101,6 +107,10 @@ export interface DecisionInput {
   offerId: string | undefined;
   existing: PurchaseRecord | undefined;
   now: Date;
+  /** How the caller showed it holds the purchase (contract §5); absent: a record from before the rule, trusted. */
+  proof?: PossessionProof;
+  /** Apple register by a customer JWT of a publisher that requires it: the appAccountToken the purchase must carry. */
+  requiredAppAccountToken?: string;
 }
 
 const failed = (result: SyncResult, existing: PurchaseRecord | undefined): PurchaseDecision => ({
@@ -149,28 +159,54 @@ function entitlementStateOf(record: PurchaseRecord): LifecycleState {
   return snapshotOf(record).state;
 }
 
-/** The result before any write: the store's verdict, then the offer, then who owns the purchase. */
-function resultFor(
-  input: DecisionInput,
-  state: PurchaseState,
-  mapped: boolean,
-): { result: SyncResult; moves: boolean } {
+/**
+ * Whether the caller may move the purchase to another customer (contract §5): a publisher token or
+ * a Google purchase token, or a device's signed transaction of this very subscription as the store
+ * reports it now. The accept checked the signed transaction against what this service knew then;
+ * this holds it against the store's own answer. A customer JWT without proof never moves a purchase.
+ * A record without `proof` was accepted before the rule and does not say who called: trusted.
+ */
+function provesPossession(proof: PossessionProof | undefined, facts: PurchaseFacts): boolean {
+  switch (proof?.kind) {
+    case undefined:
+    case 'trusted':
+    case 'purchaseToken':
+      return true;
+    case 'signedTransaction':
+      return proof.originalTransactionId === facts.purchaseKey;
+    case 'none':
+      return false;
+  }
+}
+
+/** The result before any write: the store's verdict, then the offer, then who owns the purchase and what the caller proved. */
+function resultFor(input: DecisionInput, facts: PurchaseFacts, mapped: boolean): { result: SyncResult; moves: boolean } {
   const { kind, existing, customerId, policy } = input;
+  const { state } = facts;
+  const proven = provesPossession(input.proof, facts);
   if (kind === 'transfer') {
     // Transfer-only semantics: only a purchase this service has synchronized, and that is active, moves.
     if (existing === undefined) return { result: 'PURCHASE_NOT_FOUND', moves: false };
     if (state !== 'active') return { result: 'PURCHASE_NOT_ACTIVE', moves: false };
     if (!mapped) return { result: 'OFFER_NOT_MAPPED', moves: false };
     if (existing.ownerCustomerId === customerId) return { result: 'PURCHASE_OWNERSHIP_UNCHANGED', moves: false };
+    // Defence in depth: the accept refuses such a transfer (403 AUTH0004); should one get this far, the owner keeps it.
+    if (!proven) return { result: 'PURCHASE_OWNED_BY_ANOTHER_CUSTOMER', moves: false };
     return { result: 'PURCHASE_OWNERSHIP_TRANSFERRED', moves: true };
   }
   if (state === 'revoked') return { result: 'PURCHASE_REVOKED', moves: false };
   if (state === 'expired') return { result: 'RECEIVED_EXPIRED_PURCHASE', moves: false };
   if (!mapped) return { result: 'OFFER_NOT_MAPPED', moves: false };
-  if (existing === undefined || existing.ownerCustomerId === customerId) return { result: 'PURCHASE_SYNCHRONIZED', moves: false };
-  // Another customer owns it: the publisher's policy decides (contract §7).
-  if (policy === 'transfer') return { result: 'PURCHASE_OWNERSHIP_TRANSFERRED', moves: true };
-  return { result: 'PURCHASE_OWNED_BY_ANOTHER_CUSTOMER', moves: false };
+  if (existing !== undefined && existing.ownerCustomerId === customerId) return { result: 'PURCHASE_SYNCHRONIZED', moves: false };
+  // Another customer owns it: the publisher's policy decides (contract §7), and only a caller who proved possession moves it.
+  const moves = existing !== undefined && policy === 'transfer' && proven;
+  // A publisher that binds purchases to accounts: a customer gains (first, or by moving it) only a purchase its app bought for it.
+  const required = input.requiredAppAccountToken;
+  if ((existing === undefined || moves) && required !== undefined && !sameAppAccountToken(facts.appAccountToken, required)) {
+    return { result: 'VERIFICATION_FAILED', moves: false };
+  }
+  if (existing === undefined) return { result: 'PURCHASE_SYNCHRONIZED', moves: false };
+  return moves ? { result: 'PURCHASE_OWNERSHIP_TRANSFERRED', moves: true } : { result: 'PURCHASE_OWNED_BY_ANOTHER_CUSTOMER', moves: false };
 }
 
 /** The record's own facts, its state re-read against the clock (an expiry may have passed since). */
@@ -202,9 +238,10 @@ export function decidePurchase(input: DecisionInput): PurchaseDecision {
   const facts = verdict.outcome === 'verified' ? verdict.facts : factsFromRecord(existing as PurchaseRecord, now);
   const { state } = facts;
   const mappedOffer = input.offerId ?? null;
-  const { result, moves } = resultFor(input, state, mappedOffer !== null);
+  const { result, moves } = resultFor(input, facts, mappedOffer !== null);
   const previousCustomerId = moves ? existing?.ownerCustomerId : undefined;
   const owner = moves || existing === undefined ? input.customerId : existing.ownerCustomerId;
+  const appAccountToken = facts.appAccountToken ?? existing?.appAccountToken;
 
   // Nothing to own: an inactive or unmapped purchase seen for the first time creates no record.
   if (existing === undefined && result !== 'PURCHASE_SYNCHRONIZED') {
@@ -226,6 +263,7 @@ export function decidePurchase(input: DecisionInput): PurchaseDecision {
     ...(facts.environment ? { environment: facts.environment } : {}),
     ...(facts.lastTransactionId ? { lastTransactionId: facts.lastTransactionId } : {}),
     ...packageNameOf(facts, existing),
+    ...(appAccountToken !== undefined ? { appAccountToken } : {}),
     updatedAt: now.toISOString(),
     lifecycle: lifecycleOf(facts, existing, now),
   };
@@ -432,9 +470,12 @@ export function supersede(linked: PurchaseRecord, replacedBy: string, now: Date)
   if (linked.replacedBy === replacedBy) return undefined;
   const before = snapshotOf(linked);
   const state: LifecycleState = before.state === 'revoked' ? 'revoked' : 'expired';
-  const lifecycle: LifecycleSnapshot = { ...before, state, willRenew: false, gracePeriodExpiresAt: null, observedAt: now.toISOString() };
+  // Google ends the replaced purchase when the new one starts: its access ends now, not at its old expiry.
+  const endedAt = linked.expiresAt !== null && Date.parse(linked.expiresAt) < now.getTime() ? linked.expiresAt : now.toISOString();
+  const lifecycle: LifecycleSnapshot = { ...before, state, expiresAt: endedAt, willRenew: false, gracePeriodExpiresAt: null, observedAt: now.toISOString() };
   const next: PurchaseRecord = {
     ...linked,
+    expiresAt: endedAt,
     ownershipVersion: linked.ownershipVersion + 1,
     state: state === 'revoked' ? 'revoked' : 'expired',
     entitled: false,
@@ -450,7 +491,7 @@ export function supersede(linked: PurchaseRecord, replacedBy: string, now: Date)
         customerId: linked.ownerCustomerId,
         active: false,
         offerId: linked.offerId,
-        expiresAt: linked.expiresAt,
+        expiresAt: endedAt,
         state,
         reason: linked.entitled ? 'PRODUCT_CHANGED' : null,
         previousExpiresAt: linked.expiresAt,

@@ -50,6 +50,7 @@ export function appleVerdict(verification: AppleVerification | undefined, now: D
       expiresAt: facts.expiresAt,
       environment: facts.environment,
       lastTransactionId: facts.transactionId,
+      ...(facts.appAccountToken !== undefined ? { appAccountToken: facts.appAccountToken } : {}),
       lifecycle,
     },
   };

@@ -1,4 +1,6 @@
 import type { EntitlementChangedDetail } from '../../events/schemas';
+import type { AppleConfig } from '../../stores/apple/config';
+import { appAccountTokenFor } from '../../stores/apple/app-account-token';
 import type { Store, SyncKind, SyncResult, SyncStatus } from '../../events/vocabulary';
 
 /** Client metadata headers kept for support and analytics (contract §2). */
@@ -8,6 +10,20 @@ export interface ClientMetadata {
   deviceType?: string;
   userAction?: string;
 }
+
+/**
+ * How the caller of a register or transfer showed it holds the purchase (contract §5), decided when
+ * the request was accepted and checked again by the finalize against what the store said:
+ * - `trusted`: a publisher token (the publisher's server answers for its customers);
+ * - `signedTransaction`: a customer JWT with a verified `signedTransactionInfo`, which named these ids;
+ * - `purchaseToken`: a customer JWT on Google, where the purchase token is itself the proof;
+ * - `none`: a customer JWT without proof; such a synchronization never moves a purchase.
+ */
+export type PossessionProof =
+  | { kind: 'trusted' }
+  | { kind: 'signedTransaction'; transactionId: string; originalTransactionId: string }
+  | { kind: 'purchaseToken' }
+  | { kind: 'none' };
 
 /**
  * `refresh`: the internal synchronization a store notification starts, which re-reads one purchase
@@ -39,6 +55,12 @@ export interface Synchronization {
   lockKeys: string[];
   /** Google registers: the permanent claim on the purchase token this synchronization made. */
   claimKey?: string;
+  /**
+   * Registers and transfers: see PossessionProof. Absent on records accepted before proof of
+   * possession existed; those do not say whether a publisher token or a customer JWT made them, so
+   * they count as trusted.
+   */
+  proof?: PossessionProof;
   client: ClientMetadata;
   attempts: number;
   createdAt: string;
@@ -93,4 +115,20 @@ export function toStatusView(sync: Synchronization) {
 export function executionName(sync: Pick<Synchronization, 'synchronizationId' | 'recoveries'>): string {
   const recoveries = sync.recoveries ?? 0;
   return recoveries === 0 ? sync.synchronizationId : `${sync.synchronizationId}.r${recoveries}`;
+}
+
+/** Whether a customer JWT made the synchronization (records without `proof` predate the field: not known, so no). */
+export function madeByCustomer(sync: Pick<Synchronization, 'proof'>): boolean {
+  return sync.proof?.kind === 'signedTransaction' || sync.proof?.kind === 'none' || sync.proof?.kind === 'purchaseToken';
+}
+
+/**
+ * The `appAccountToken` an Apple register's transaction must carry: the customer's own, when the
+ * publisher requires it (AppleConfig.appAccountTokenNamespace) and a customer JWT made the register.
+ * Publisher-token calls are trusted, and transfers carry their proof in `signedTransactionInfo`.
+ */
+export function requiredAppAccountToken(sync: Synchronization, apple: AppleConfig | undefined): string | undefined {
+  const namespace = apple?.appAccountTokenNamespace;
+  if (namespace === undefined || sync.store !== 'apple' || sync.kind !== 'register' || !madeByCustomer(sync)) return undefined;
+  return appAccountTokenFor(namespace, sync.customerId);
 }

@@ -12,5 +12,12 @@ export interface AppleConfig {
   privateKeyRef: string;
   /** Looked up in this order; Apple recommends production first, then sandbox on 4040010. */
   environments: AppleEnvironment[];
+  /**
+   * When set, a register made with a customer JWT must be of a transaction whose `appAccountToken`
+   * is this customer's: the UUID v5 of its decimal customer id under this namespace UUID (see
+   * app-account-token.ts). The app sets it at purchase time:
+   * https://developer.apple.com/documentation/storekit/product/purchaseoption/appaccounttoken(_:)
+   */
+  appAccountTokenNamespace?: string;
 }
 

@@ -27,6 +27,11 @@ export interface AppleFacts {
   /** `revocationReason` (0 other, 1 app issue) when revoked. */
   revocationReason?: number;
   /**
+   * The UUID the app attached to the purchase (StoreKit `appAccountToken`), when it set one; Apple
+   * keeps it on every renewal: https://developer.apple.com/documentation/appstoreserverapi/appaccounttoken
+   */
+  appAccountToken?: string;
+  /**
    * The subscription's JWSRenewalInfo from Get All Subscription Statuses (auto-renewables):
    * https://developer.apple.com/documentation/appstoreserverapi/jwsrenewalinfodecodedpayload
    */

@@ -1,7 +1,6 @@
-import { SignedDataVerifiers } from './adapters/signed-data-verifiers';
+import { SignedDataVerifiers, statusName, verified } from './adapters/signed-data-verifiers';
 import {
   type SignedDataVerifier,
-  VerificationException,
   VerificationStatus,
   type JWSTransactionDecodedPayload,
   type ResponseBodyV2DecodedPayload,
@@ -52,17 +51,6 @@ export class NotificationRejectedError extends Error {
   }
 }
 
-
-/**
- * Failures that another environment's verifier may not have: the library checks the app identity
- * (bundle id, and appAppleId for Production only) and the environment after the signature, so a
- * Sandbox notification fails the Production verifier with one of these and passes the Sandbox one.
- * Every other status (signature, chain, malformed payload) would fail every verifier the same way.
- */
-const ENVIRONMENT_DEPENDENT = new Set<VerificationStatus>([VerificationStatus.INVALID_APP_IDENTIFIER, VerificationStatus.INVALID_ENVIRONMENT]);
-
-type Attempt<T> = { ok: true; value: T } | { ok: false; status: VerificationStatus };
-
 /**
  * Verifies App Store Server Notifications V2 with Apple's own SignedDataVerifier: the JWS signature,
  * the x5c chain up to a trusted root (with OCSP when online checks are on), the bundle id, the
@@ -85,23 +73,10 @@ export class AppleNotificationDecoder {
    * @throws StoreUnavailableError when Apple's certificate status could not be checked (OCSP): Apple should retry.
    */
   async decode(config: AppleConfig, signedPayload: string): Promise<DecodedAppleNotification> {
-    const reasons: string[] = [];
-    let unavailable = false;
-    for (const environment of new Set(config.environments)) {
-      const verifier = this.verifier(config, environment);
-      if (verifier === undefined) {
-        // SignedDataVerifier refuses Production without the app's Apple id: nothing of Production can be verified.
-        reasons.push(`${environment}: appAppleId is not configured`);
-        continue;
-      }
-      const attempt = await verified(() => verifier.verifyAndDecodeNotification(signedPayload));
-      if (attempt.ok) return this.complete(verifier, environment, config, attempt.value);
-      reasons.push(`${environment}: ${statusName(attempt.status)}`);
-      if (attempt.status === VerificationStatus.RETRYABLE_VERIFICATION_FAILURE) unavailable = true;
-      else if (!ENVIRONMENT_DEPENDENT.has(attempt.status)) break;
-    }
-    if (unavailable) throw new StoreUnavailableError('Apple certificate status could not be checked');
-    throw new NotificationRejectedError(reasons.length > 0 ? reasons.join('; ') : 'no App Store environment configured');
+    const attempt = await this.signedData.inConfiguredEnvironments(config, (verifier) => verifier.verifyAndDecodeNotification(signedPayload));
+    if (attempt.ok) return this.complete(attempt.verifier, attempt.environment, config, attempt.value);
+    if (attempt.unavailable) throw new StoreUnavailableError('Apple certificate status could not be checked');
+    throw new NotificationRejectedError(attempt.reasons.join('; '));
   }
 
   private async complete(
@@ -138,24 +113,6 @@ export class AppleNotificationDecoder {
     }
     return { ...decoded, ...transactionFields(transaction.value) };
   }
-
-  private verifier(config: AppleConfig, environment: AppleEnvironment): SignedDataVerifier | undefined {
-    return this.signedData.get(config, environment);
-  }
-}
-
-/** Runs one verification, turning Apple's VerificationException into its status; anything else propagates. */
-async function verified<T>(verify: () => Promise<T>): Promise<Attempt<T>> {
-  try {
-    return { ok: true, value: await verify() };
-  } catch (error) {
-    if (error instanceof VerificationException) return { ok: false, status: error.status };
-    throw error;
-  }
-}
-
-function statusName(status: VerificationStatus): string {
-  return VerificationStatus[status] ?? 'VERIFICATION_FAILURE';
 }
 
 /** Ids are numeric strings in JWSTransaction: https://developer.apple.com/documentation/appstoreserverapi/jwstransactiondecodedpayload */

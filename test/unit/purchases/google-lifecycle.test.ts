@@ -193,11 +193,11 @@ describe('Google in the workflow', () => {
     const { outcome, syncs } = await verifyThenFinalize(refreshSync(NEW_TOKEN, 'SUBSCRIPTION_PURCHASED'), google, [old]);
     const write = syncs.finalized[0];
     expect(write?.purchaseWrite).toMatchObject({ expectedVersion: 0, next: { purchaseKey: NEW_TOKEN, ownerCustomerId: 101, ownershipVersion: old.ownershipVersion + 1, offerId: 'S2', entitled: true, packageName: PACKAGE } });
-    expect(write?.supersededWrite).toMatchObject({ expectedVersion: old.ownershipVersion, next: { purchaseKey: TOKEN, entitled: false, state: 'expired', replacedBy: NEW_TOKEN } });
+    expect(write?.supersededWrite).toMatchObject({ expectedVersion: old.ownershipVersion, next: { purchaseKey: TOKEN, entitled: false, state: 'expired', replacedBy: NEW_TOKEN, expiresAt: iso(T0) } });
     const details = outcome.entries.map((entry) => entry.Detail as unknown as Record<string, unknown>);
     expect(details).toEqual([
       expect.objectContaining({ cleengCustomerId: 101, purchaseToken: NEW_TOKEN, offerId: 'S2', reason: 'PRODUCT_CHANGED', active: true, packageName: PACKAGE }),
-      expect.objectContaining({ cleengCustomerId: 101, purchaseToken: TOKEN, offerId: 'S1', reason: 'PRODUCT_CHANGED', active: false, state: 'expired' }),
+      expect.objectContaining({ cleengCustomerId: 101, purchaseToken: TOKEN, offerId: 'S1', reason: 'PRODUCT_CHANGED', active: false, state: 'expired', expiresAt: iso(T0), previousExpiresAt: old.expiresAt }),
     ]);
     // The new purchase is Google's to refund unless acknowledged: the refresh acknowledges it.
     expect(outcome.acknowledge).toBe(true);

@@ -1,5 +1,6 @@
 import type { AppleFacts, AppleVerification } from '../../../lambdas/stores/apple/facts';
 import { decidePurchase, type DecisionInput, type PurchaseRecord } from '../../../lambdas/purchases/domain/ownership';
+import type { PossessionProof } from '../../../lambdas/purchases/domain/synchronization';
 import { appleVerdict } from '../../../lambdas/purchases/domain/store-verdicts';
 
 /** What the workflow does for Apple: VerifyPurchase turns the verification into a verdict, Finalize decides. */
@@ -166,5 +167,86 @@ describe('decideApplePurchase, transfer', () => {
     expect(decision.entitlementChanges).toEqual([
       { customerId: 101, active: false, offerId: 'S1', expiresAt: FUTURE, state: 'revoked', reason: 'REFUNDED', previousExpiresAt: FUTURE },
     ]);
+  });
+});
+
+describe('decideApplePurchase, proof of possession (defence in depth)', () => {
+  const SUBSCRIPTION = '2000000000000001';
+  const proofs: [string, boolean, PossessionProof | undefined][] = [
+    ['a publisher token (trusted)', true, { kind: 'trusted' }],
+    ['a record from before proofs (no field: trusted)', true, undefined],
+    ['a signed transaction of the subscription Apple reports', true, { kind: 'signedTransaction', transactionId: '2000000000000009', originalTransactionId: SUBSCRIPTION }],
+    ['a signed transaction of another subscription than Apple reports', false, { kind: 'signedTransaction', transactionId: '2000000000000002', originalTransactionId: '2000000000000777' }],
+    ['a customer JWT without proof', false, { kind: 'none' }],
+  ];
+
+  it.each(proofs)('register under the `transfer` policy by %s: moves %s', (_name, moves, proof) => {
+    const decision = decideApplePurchase({ ...base, customerId: 102, policy: 'transfer', verification: verified(), existing: record(), ...(proof ? { proof } : {}) });
+    expect(decision.result).toBe(moves ? 'PURCHASE_OWNERSHIP_TRANSFERRED' : 'PURCHASE_OWNED_BY_ANOTHER_CUSTOMER');
+    expect(decision.accessGranted).toBe(moves);
+    expect(decision.previousCustomerId).toBe(moves ? 101 : undefined);
+    expect(decision.purchaseWrite?.next.ownerCustomerId ?? 101).toBe(moves ? 102 : 101);
+  });
+
+  it.each(proofs)('transfer by %s: moves %s (else PURCHASE_OWNED_BY_ANOTHER_CUSTOMER, the owner keeps it)', (_name, moves, proof) => {
+    const decision = decideApplePurchase({ ...base, kind: 'transfer', customerId: 102, verification: verified(), existing: record(), ...(proof ? { proof } : {}) });
+    expect(decision.result).toBe(moves ? 'PURCHASE_OWNERSHIP_TRANSFERRED' : 'PURCHASE_OWNED_BY_ANOTHER_CUSTOMER');
+    expect(decision.accessGranted).toBe(moves);
+    expect(decision.entitlementChanges.map((change) => change.customerId)).toEqual(moves ? [102, 101] : []);
+  });
+
+  it('an unproven register still records what the store says (a refund revokes the owner)', () => {
+    const decision = decideApplePurchase({ ...base, customerId: 102, policy: 'transfer', verification: verified({ revokedAt: PAST }), existing: record(), proof: { kind: 'none' } });
+    expect(decision.result).toBe('PURCHASE_REVOKED');
+    expect(decision.purchaseWrite?.next).toMatchObject({ ownerCustomerId: 101, state: 'revoked' });
+  });
+
+  it('without proof a customer still registers a purchase nobody owns, or its own', () => {
+    expect(decideApplePurchase({ ...base, verification: verified(), existing: undefined, proof: { kind: 'none' } }).result).toBe('PURCHASE_SYNCHRONIZED');
+    expect(decideApplePurchase({ ...base, verification: verified(), existing: record(), proof: { kind: 'none' } }).result).toBe('PURCHASE_SYNCHRONIZED');
+  });
+});
+
+describe('decideApplePurchase, appAccountToken', () => {
+  const MINE = 'c379ee08-22b8-59b4-a38e-573738a14d61';
+  const OTHER = '6af613b6-569c-5c22-9c37-2ed93f31d3af';
+
+  it('keeps the appAccountToken Apple reports on the purchase record', () => {
+    const decision = decideApplePurchase({ ...base, verification: verified({ appAccountToken: MINE }), existing: undefined });
+    expect(decision.purchaseWrite?.next.appAccountToken).toBe(MINE);
+    expect(decision.facts?.appAccountToken).toBe(MINE);
+  });
+
+  it('a record keeps its appAccountToken when a later answer has none', () => {
+    const decision = decideApplePurchase({ ...base, verification: verified({ expiresAt: '2027-01-23T10:00:00.000Z' }), existing: record({ appAccountToken: MINE }) });
+    expect(decision.purchaseWrite?.next.appAccountToken).toBe(MINE);
+  });
+
+  const proven: PossessionProof = { kind: 'signedTransaction', transactionId: '1', originalTransactionId: '2000000000000001' };
+  it.each<[string, string, string | undefined, PurchaseRecord | undefined, DecisionInput['policy'], PossessionProof | undefined]>([
+    ['first claim, its own token', 'PURCHASE_SYNCHRONIZED', MINE, undefined, 'keep', undefined],
+    ['first claim, its own token in upper case', 'PURCHASE_SYNCHRONIZED', MINE.toUpperCase(), undefined, 'keep', undefined],
+    ["first claim, another customer's token", 'VERIFICATION_FAILED', OTHER, undefined, 'keep', undefined],
+    ['first claim, no token', 'VERIFICATION_FAILED', undefined, undefined, 'keep', undefined],
+    ['already its own, whatever the token', 'PURCHASE_SYNCHRONIZED', OTHER, record({ ownerCustomerId: 102 }), 'keep', undefined],
+    ['owned by another, `keep` policy (gains nothing)', 'PURCHASE_OWNED_BY_ANOTHER_CUSTOMER', OTHER, record(), 'keep', undefined],
+    ['owned by another, `transfer` policy, proven, its own token', 'PURCHASE_OWNERSHIP_TRANSFERRED', MINE, record(), 'transfer', proven],
+    ["owned by another, `transfer` policy, proven, another's token", 'VERIFICATION_FAILED', OTHER, record(), 'transfer', proven],
+  ])('required for customer 102: %s → %s', (_name, result, appAccountToken, existing, policy, proof) => {
+    const decision = decideApplePurchase({
+      ...base,
+      customerId: 102,
+      policy,
+      verification: verified(appAccountToken !== undefined ? { appAccountToken } : {}),
+      existing,
+      requiredAppAccountToken: MINE,
+      ...(proof ? { proof } : {}),
+    });
+    expect(decision.result).toBe(result);
+    if (result === 'VERIFICATION_FAILED') {
+      expect(decision.accessGranted).toBe(false);
+      expect(decision.purchaseWrite?.next.ownerCustomerId ?? 101).toBe(existing?.ownerCustomerId ?? 101);
+      expect(decision.entitlementChanges.filter((change) => change.customerId === 102)).toEqual([]);
+    }
   });
 });

@@ -184,10 +184,13 @@ describe('POST /storekit2/purchases/transfers handler', () => {
     expect(res.headers['retry-after']).toBe('5');
   });
 
-  it('lets a customer JWT transfer only to itself', async () => {
-    const { call } = setup({ kind: 'transfer' });
+  it('lets a customer JWT transfer only to itself (AUTH0003 first), and only with proof of possession (AUTH0004)', async () => {
+    // The accepted case, with a signed transaction, is in proof-of-possession.test.ts.
+    const { call, accepted } = setup({ kind: 'transfer' });
     const jwtHeaders = { 'content-type': 'application/json', 'x-publisher-id': '7', authorization: 'Bearer a.b.c' };
-    expect((await call(jwtHeaders, { cleengCustomerId: 42, transactionId: '1' })).status).toBe(202);
     expect((await call(jwtHeaders, { cleengCustomerId: 41, transactionId: '1' })).body.code).toBe('AUTH0003');
+    const unproven = await call(jwtHeaders, { cleengCustomerId: 42, transactionId: '1' });
+    expect([unproven.status, unproven.body.code]).toEqual([403, 'AUTH0004']);
+    expect(accepted).toHaveLength(0);
   });
 });

@@ -163,7 +163,8 @@ function toIso(ms: number | undefined): string | null {
   return typeof ms === 'number' ? new Date(ms).toISOString() : null;
 }
 
-function toFacts(
+/** A decoded JWSTransaction as facts (exported for tests). */
+export function toFacts(
   environment: AppleEnvironment,
   tx: JWSTransactionDecodedPayload,
   subscriptionStatus?: number,
@@ -180,6 +181,7 @@ function toFacts(
     ...(subscriptionStatus !== undefined ? { subscriptionStatus } : {}),
     ...(typeof tx.signedDate === 'number' ? { signedDate: tx.signedDate } : {}),
     ...(typeof tx.revocationReason === 'number' ? { revocationReason: tx.revocationReason } : {}),
+    ...(typeof tx.appAccountToken === 'string' && tx.appAccountToken !== '' ? { appAccountToken: tx.appAccountToken } : {}),
     ...(renewal ? { renewal } : {}),
   };
 }

@@ -1,10 +1,26 @@
-import { Environment, SignedDataVerifier } from '@apple/app-store-server-library';
+import { Environment, SignedDataVerifier, VerificationException, VerificationStatus } from '@apple/app-store-server-library';
 import type { AppleConfig, AppleEnvironment } from '../config';
 
 const ENVIRONMENT: Record<AppleEnvironment, Environment.PRODUCTION | Environment.SANDBOX> = {
   Production: Environment.PRODUCTION,
   Sandbox: Environment.SANDBOX,
 };
+
+/**
+ * Failures that another environment's verifier may not have: the library checks the app identity
+ * (bundle id, and appAppleId for Production only) and the environment after the signature, so a
+ * Sandbox payload fails the Production verifier with one of these and passes the Sandbox one.
+ * Every other status (signature, chain, malformed payload) would fail every verifier the same way.
+ */
+const ENVIRONMENT_DEPENDENT = new Set<VerificationStatus>([VerificationStatus.INVALID_APP_IDENTIFIER, VerificationStatus.INVALID_ENVIRONMENT]);
+
+export type Attempt<T> = { ok: true; value: T } | { ok: false; status: VerificationStatus };
+
+/** What trying the verifiers of a publisher's configured environments gave. */
+export type EnvironmentAttempt<T> =
+  | { ok: true; value: T; environment: AppleEnvironment; verifier: SignedDataVerifier }
+  /** `unavailable`: Apple's certificate status could not be checked (OCSP); `reasons` are for the logs. */
+  | { ok: false; unavailable: boolean; reasons: string[] };
 
 /**
  * Apple's SignedDataVerifier per app and environment, built once per container: it checks the
@@ -26,4 +42,42 @@ export class SignedDataVerifiers {
     }
     return verifier;
   }
+
+  /**
+   * Runs `verify` with one verifier per environment the publisher configured, in order, until one
+   * accepts: signed data names its environment only inside the signed payload, so it is accepted
+   * only for one of those environments. Stops early on a failure no other environment can cure.
+   */
+  async inConfiguredEnvironments<T>(config: AppleConfig, verify: (verifier: SignedDataVerifier) => Promise<T>): Promise<EnvironmentAttempt<T>> {
+    const reasons: string[] = [];
+    let unavailable = false;
+    for (const environment of new Set(config.environments)) {
+      const verifier = this.get(config, environment);
+      if (verifier === undefined) {
+        // SignedDataVerifier refuses Production without the app's Apple id: nothing of Production can be verified.
+        reasons.push(`${environment}: appAppleId is not configured`);
+        continue;
+      }
+      const attempt = await verified(() => verify(verifier));
+      if (attempt.ok) return { ok: true, value: attempt.value, environment, verifier };
+      reasons.push(`${environment}: ${statusName(attempt.status)}`);
+      if (attempt.status === VerificationStatus.RETRYABLE_VERIFICATION_FAILURE) unavailable = true;
+      else if (!ENVIRONMENT_DEPENDENT.has(attempt.status)) break;
+    }
+    return { ok: false, unavailable, reasons: reasons.length > 0 ? reasons : ['no App Store environment configured'] };
+  }
+}
+
+/** Runs one verification, turning Apple's VerificationException into its status; anything else propagates. */
+export async function verified<T>(verify: () => Promise<T>): Promise<Attempt<T>> {
+  try {
+    return { ok: true, value: await verify() };
+  } catch (error) {
+    if (error instanceof VerificationException) return { ok: false, status: error.status };
+    throw error;
+  }
+}
+
+export function statusName(status: VerificationStatus): string {
+  return VerificationStatus[status] ?? 'VERIFICATION_FAILURE';
 }
