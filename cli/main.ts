@@ -209,7 +209,7 @@ export const COMMANDS: CommandSpec[] = [
     positional: '<synchronizationId>',
     summary: 'show a stored synchronization',
     options: {
-      publisher: { type: 'string', value: 'N', description: 'only if it belongs to this publisher' },
+      publisher: { type: 'string', value: 'N', description: 'the publisher it belongs to (required: ids are unique per publisher)' },
     },
     validate: (args, positionals) => parseSyncShow(positionals[0], args),
     run: (target, args, positionals) => syncShow(target, positionals[0], args),

@@ -66,11 +66,12 @@ export async function settlePublishedBeforeRestart(
   if (open.length === 0) return 0;
   const published = new Set(loggedEvents.map((event) => `${String(event.detail?.synchronizationId)} ${String(event.detail?.finalizedAt)}`));
   let marked = 0;
-  for (const { synchronizationId } of open) {
-    const sync = await syncs.get(synchronizationId);
+  for (const ref of open) {
+    const { synchronizationId } = ref;
+    const sync = await syncs.get(ref);
     const finalizedAt = (sync?.eventDetail as { finalizedAt?: unknown } | undefined)?.finalizedAt;
     if (sync?.status === 'finalized' && sync.publishState === 'claimed' && published.has(`${synchronizationId} ${String(finalizedAt)}`)) {
-      await syncs.markPublished(synchronizationId);
+      await syncs.markPublished(ref);
       marked += 1;
     }
   }

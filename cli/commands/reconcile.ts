@@ -3,9 +3,9 @@
  * (lambdas/lifecycle/domain/reconcile-purchases.ts) at once, for one publisher of the local stack,
  * then what it corrected. Runs in this process with the same adapters as the deployed function,
  * pointed at the local stack: its table (runtime.json), its secrets folder, its store simulators
- * (Apple's notification history, Google's Voided Purchases and OAuth token endpoint) and its Step
- * Functions stand-in (all at the API URL of local.json), so the refreshes it starts run in the
- * `npm start` process like any other.
+ * (Apple's notification history, Google's Voided Purchases and OAuth token endpoint, at the API URL
+ * of local.json) and its Step Functions stand-in (its own loopback listener, awsEndpointUrl in
+ * runtime.json), so the refreshes it starts run in the `npm start` process like any other.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -145,6 +145,10 @@ export async function reconcile(target: StackTarget, args: Args, io: ReconcileIo
   }
   const apiUrl = target.apiUrl;
   if (apiUrl === undefined) throw new CommandError(`The local stack's API URL is unknown (local.json missing in ${dirname(target.secretsDir)}): is it running?`);
+  const awsEndpointUrl = target.awsEndpointUrl;
+  if (awsEndpointUrl === undefined) {
+    throw new CommandError(`The local stack's Step Functions endpoint is unknown (no awsEndpointUrl in ${join(dirname(target.secretsDir), RUNTIME_JSON)}): restart \`npm start\``);
+  }
   const publishers = publishersOf(target);
   const publisher = await requirePublisher(target, publishers, input.publisherId);
   if (!publisher.apple && !publisher.google) {
@@ -155,7 +159,7 @@ export async function reconcile(target: StackTarget, args: Args, io: ReconcileIo
   const sleep = io.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const logger = io.logger ?? stderrLogger;
   const syncs = new DynamoDbSynchronizationRepository(target.db, target.tableName, () => clock.now().getTime());
-  const sfn = new SFNClient({ endpoint: apiUrl, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, maxAttempts: 2 });
+  const sfn = new SFNClient({ endpoint: awsEndpointUrl, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, maxAttempts: 2 });
   try {
     const workflow = new SfnWorkflowStarter(LOCAL_STATE_MACHINE_ARN, sfn);
     // The notification route's intake (createNoticeIntake), with the local stack's Step Functions.
@@ -215,7 +219,7 @@ async function followRefreshes(
       const startedRefresh = started[index];
       if (!startedRefresh) continue;
       refresh.synchronizationId ??= await synchronizationOf(target, startedRefresh);
-      const sync = refresh.synchronizationId !== undefined ? await syncs.get(refresh.synchronizationId) : undefined;
+      const sync = refresh.synchronizationId !== undefined ? await syncs.get({ publisherId: startedRefresh.publisherId, synchronizationId: refresh.synchronizationId }) : undefined;
       if (!sync) continue;
       refresh.status = sync.status;
       if (sync.refreshOutcome !== undefined) refresh.refreshOutcome = sync.refreshOutcome;

@@ -21,25 +21,24 @@ export type SynchronizationShown = ReturnType<typeof toStatusView> & {
 };
 
 /** The stored synchronization: what the status route shows, plus the fields support asks for. */
-export function parseSyncShow(synchronizationId: string | undefined, args: Args): { id: string; publisherId?: number } {
+export function parseSyncShow(synchronizationId: string | undefined, args: Args): { id: string; publisherId: number } {
   if (synchronizationId === undefined || !UUID_PATTERN.test(synchronizationId)) {
     throw new UsageError(`sync show needs a synchronizationId (a UUID), got ${JSON.stringify(synchronizationId ?? '')}`);
   }
   const publisherRaw = optionalString(args, 'publisher');
+  // Ids are unique per publisher only (a Correlation-Id UUID becomes the id): the publisher is part of the key.
+  if (publisherRaw === undefined) throw new UsageError('sync show needs --publisher N (synchronization ids are unique per publisher)');
   return {
     // Ids are stored lower-cased (a Correlation-Id UUID becomes the id as lower case).
     id: synchronizationId.toLowerCase(),
-    ...(publisherRaw !== undefined ? { publisherId: parsePositiveInt32('--publisher', publisherRaw) } : {}),
+    publisherId: parsePositiveInt32('--publisher', publisherRaw),
   };
 }
 
 export async function syncShow(target: StackTarget, synchronizationId: string | undefined, args: Args): Promise<SynchronizationShown> {
   const { id, publisherId } = parseSyncShow(synchronizationId, args);
-  const sync = await new DynamoDbSynchronizationRepository(target.db, target.tableName).get(id);
-  // Another publisher's synchronization reads as unknown, as on the API (contract §5).
-  if (!sync || (publisherId !== undefined && sync.publisherId !== publisherId)) {
-    throw new CommandError(`Synchronization ${id} not found${publisherId !== undefined ? ` for publisher ${publisherId}` : ''} in ${target.description}`);
-  }
+  const sync = await new DynamoDbSynchronizationRepository(target.db, target.tableName).get({ publisherId, synchronizationId: id });
+  if (!sync) throw new CommandError(`Synchronization ${id} not found for publisher ${publisherId} in ${target.description}`);
   return {
     ...toStatusView(sync),
     publisherId: sync.publisherId,

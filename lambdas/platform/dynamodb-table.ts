@@ -114,6 +114,13 @@ export function purchaseOfPk(pk: string): { publisherId: number; store: string; 
 /** The synchronization item's key parts; the workflow's MarkPublished state receives them as substitutions. */
 export const SYNCHRONIZATION_KEY = { partitionPrefix: 'SYNC#', sortKey: 'SYNC' } as const;
 
+/** The parts of a synchronization item's `pk` (the inverse of `keys.synchronization(...).pk`); undefined for any other key. */
+export function synchronizationOfPk(pk: string): { publisherId: number; synchronizationId: string } | undefined {
+  const match = /^SYNC#([1-9]\d*)#(.+)$/.exec(pk);
+  if (!match?.[1] || !match[2]) return undefined;
+  return { publisherId: Number(match[1]), synchronizationId: match[2] };
+}
+
 export const keys = {
   publisher: (publisherId: number) => ({ pk: `PUBLISHER#${publisherId}`, sk: 'PROFILE' }),
   customer: (publisherId: number, customerId: number) => ({ pk: `PUBLISHER#${publisherId}`, sk: `CUSTOMER#${customerId}` }),
@@ -121,8 +128,12 @@ export const keys = {
     pk: `PUBLISHER#${publisherId}`,
     sk: `OFFER#${store}#${productId}`,
   }),
-  synchronization: (synchronizationId: string) => ({
-    pk: `${SYNCHRONIZATION_KEY.partitionPrefix}${synchronizationId}`,
+  /**
+   * Scoped to the publisher (contract §5): a register's UUID Correlation-Id is its synchronizationId,
+   * so the same UUID under another publisher must be another item, not a collision.
+   */
+  synchronization: (publisherId: number, synchronizationId: string) => ({
+    pk: `${SYNCHRONIZATION_KEY.partitionPrefix}${publisherId}#${synchronizationId}`,
     sk: SYNCHRONIZATION_KEY.sortKey,
   }),
   /** A lock key (stored on the synchronization) names what is locked, e.g. `apple#txn#2000000123`. */

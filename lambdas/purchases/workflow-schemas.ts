@@ -57,10 +57,11 @@ export const VerdictOutput = z.discriminatedUnion('outcome', [
 export type VerdictOutput = z.infer<typeof VerdictOutput>;
 
 /** VerifyPurchase reads what it needs (transaction id, purchase token) from the record itself. */
-export const VerifyTaskInput = z.object({ synchronizationId: uuid() });
+export const VerifyTaskInput = z.object({ synchronizationId: uuid(), publisherId: positiveInt32 });
 
 export const MarkRetryingInput = z.object({
   synchronizationId: uuid(),
+  publisherId: positiveInt32,
   /** The StoreRetries metric's dimension, from the execution input (no read of the record). */
   store: z.enum(STORES),
   retry: z.object({ attempt: z.number().int().min(0) }),
@@ -76,10 +77,10 @@ export const MarkRetryingOutput = z.object({
 export type MarkRetryingOutput = z.infer<typeof MarkRetryingOutput>;
 
 export const FinalizeTaskInput = z.union([
-  z.object({ synchronizationId: uuid(), verification: VerdictOutput }),
-  z.object({ synchronizationId: uuid(), failed: z.literal(true) }),
+  z.object({ synchronizationId: uuid(), publisherId: positiveInt32, verification: VerdictOutput }),
+  z.object({ synchronizationId: uuid(), publisherId: positiveInt32, failed: z.literal(true) }),
 ]);
 export type FinalizeTaskInput = z.infer<typeof FinalizeTaskInput>;
 
 /** AcknowledgePurchase (Google): which synchronization's purchase to acknowledge, after its entitlement is saved. */
-export const AcknowledgeTaskInput = z.object({ synchronizationId: uuid() });
+export const AcknowledgeTaskInput = z.object({ synchronizationId: uuid(), publisherId: positiveInt32 });

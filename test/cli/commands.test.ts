@@ -559,7 +559,7 @@ describe('sync show', () => {
   });
 
   it('shows a processing synchronization without a result', async () => {
-    await expect(syncShow(target, id.toUpperCase(), {})).resolves.toEqual({
+    await expect(syncShow(target, id.toUpperCase(), { publisher: '7' })).resolves.toEqual({
       synchronizationId: id,
       status: 'processing',
       correlationId: 'order-42',
@@ -595,15 +595,16 @@ describe('sync show', () => {
   });
 
   it.each<[string, () => string, Args]>([
-    ['an unknown id', () => randomUUID(), {}],
+    ['an unknown id', () => randomUUID(), { publisher: '7' }],
     ["another publisher's synchronization", () => id, { publisher: '8' }],
   ])('answers not found for %s', async (_case, syncId, args) => {
     await expect(syncShow(target, syncId(), args)).rejects.toBeInstanceOf(CommandError);
     await expect(syncShow(target, syncId(), args)).rejects.toThrow(/^Synchronization [0-9a-f-]{36} not found/);
   });
 
-  it('refuses an id that is not a UUID', async () => {
-    await expect(syncShow(target, 'abc', {})).rejects.toBeInstanceOf(UsageError);
+  it('refuses an id that is not a UUID, and a call without the publisher (ids are unique per publisher only)', async () => {
+    await expect(syncShow(target, 'abc', { publisher: '7' })).rejects.toBeInstanceOf(UsageError);
+    await expect(syncShow(target, id, {})).rejects.toThrow(/needs --publisher/);
   });
 });
 
@@ -684,9 +685,9 @@ describe('the command line', () => {
 
   it('exits 1 with one line when the synchronization is unknown', async () => {
     const unknown = randomUUID();
-    const result = await cli(['sync', 'show', unknown]);
+    const result = await cli(['sync', 'show', unknown, '--publisher', '7']);
     expect(result.code).toBe(1);
-    expect(result.stderr).toBe(`iap-sync: Synchronization ${unknown} not found in ${target.description}\n`);
+    expect(result.stderr).toBe(`iap-sync: Synchronization ${unknown} not found for publisher 7 in ${target.description}\n`);
   });
 
   it('exits 1 with a hint when the local stack is not running', async () => {

@@ -73,6 +73,26 @@ describe('errors of the Apple routes, over HTTP', () => {
     expectError(await api.register({ cleengCustomerId: 101, transactionId: '1' }, api.customerHeaders(101, { 'x-publisher-id': '2' })), 401, 'AUTH0002');
   });
 
+  it('a Correlation-Id UUID is scoped to its publisher: the same UUID under publisher 2 is a fresh key, and neither sees the other', async () => {
+    const correlationId = randomUUID();
+    const mine = await api.createTransaction({ productId: 'premium_monthly' });
+    const theirs = await api.createTransaction({ productId: 'premium_monthly' });
+    const other = { 'content-type': 'application/json', 'x-publisher-id': '2', 'x-publisher-token': OTHER_TOKEN, 'correlation-id': correlationId };
+    // Publisher 2 uses the UUID first (squatting it would have refused publisher 1 before).
+    const squat = await api.register({ cleengCustomerId: 101, transactionId: theirs.transactionId, ipAddress: '203.0.113.7' }, other);
+    expect({ status: squat.status, id: squat.body.synchronizationId }).toEqual({ status: 202, id: correlationId });
+    const accepted = await api.register({ cleengCustomerId: 101, transactionId: mine.transactionId, ipAddress: '203.0.113.7' }, api.publisherHeaders({ 'correlation-id': correlationId }));
+    expect({ status: accepted.status, id: accepted.body.synchronizationId }).toEqual({ status: 202, id: correlationId });
+    await api.waitFinalized(correlationId);
+    await api.waitFinalized(correlationId, other);
+    await api.settled();
+    // Two synchronizations under one id, one per publisher, each with its own transaction and event.
+    const events = api.eventsFor(correlationId).map((event) => [event.detail.broadcasterId, event.detail.transactionId]);
+    expect(events.sort()).toEqual([[1, mine.transactionId], [2, theirs.transactionId]].sort());
+    // A replay with another body is REQ0007 only against the publisher's own key.
+    expectError(await api.register({ cleengCustomerId: 101, transactionId: theirs.transactionId, ipAddress: '203.0.113.7' }, api.publisherHeaders({ 'correlation-id': correlationId })), 409, 'REQ0007');
+  });
+
   it('StoreKit 2 not activated → 500 SK2C0004', async () => {
     const headers = { 'content-type': 'application/json', 'x-publisher-id': '3', 'x-publisher-token': INACTIVE_TOKEN };
     expectError(await api.register(body, headers), 500, 'SK2C0004');

@@ -6,7 +6,7 @@ import type { Store } from '../../lambdas/events/vocabulary';
 import type { Entitlement } from '../../lambdas/entitlements';
 import type { NoticeIntake, PurchaseChangeNotice } from '../../lambdas/lifecycle/ports';
 import type { PurchaseRecord } from '../../lambdas/purchases/domain/ownership';
-import type { Synchronization } from '../../lambdas/purchases/domain/synchronization';
+import type { Synchronization, SyncRef } from '../../lambdas/purchases/domain/synchronization';
 import type {
   AcceptOutcome,
   AcceptRequest,
@@ -205,15 +205,18 @@ export class FakeSynchronizationRepository implements SynchronizationRepository 
     if (this.records.get(sync.synchronizationId)?.status === 'processing') this.records.delete(sync.synchronizationId);
   }
 
-  async get(synchronizationId: string): Promise<Synchronization | undefined> {
-    return this.records.get(synchronizationId);
+  async get(ref: SyncRef): Promise<Synchronization | undefined> {
+    const sync = this.records.get(ref.synchronizationId);
+    // Keyed per publisher, as in the table: another publisher's id is another synchronization.
+    return sync?.publisherId === ref.publisherId ? sync : undefined;
   }
 
   async findOriginalTransactionId(publisherId: number, transactionId: string): Promise<string | undefined> {
     return this.links.get(`${publisherId}#${transactionId}`);
   }
 
-  async markRetrying(synchronizationId: string, attempts: number, now: Date, nextAttemptAt: Date, park?: { graceSeconds: number }): Promise<void> {
+  async markRetrying(ref: SyncRef, attempts: number, now: Date, nextAttemptAt: Date, park?: { graceSeconds: number }): Promise<void> {
+    const { synchronizationId } = ref;
     this.retrying.push({ synchronizationId, attempts, now, nextAttemptAt, ...(park ? { park } : {}) });
     const sync = this.records.get(synchronizationId);
     if (!sync || sync.status === 'finalized') return;

@@ -36,7 +36,7 @@ const RESULT_ENTRY = { Source: 'iap-sync', DetailType: 'inappPurchaseSyncResult'
 
 /** What FinalizeSynchronization answers (FinalizeTaskOutput): the entries to publish, by default the result event. */
 function finalized(extra: Record<string, unknown> = {}, entries: unknown[] = [RESULT_ENTRY]) {
-  return { synchronizationId: INPUT.synchronizationId, entries, publish: entries.length > 0, ...extra };
+  return { synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, entries, publish: entries.length > 0, ...extra };
 }
 
 /** Runs the real ASL with scripted Task implementations and records what each Task received. */
@@ -105,9 +105,9 @@ describe('statemachines/purchase-sync.asl.json', () => {
     const result = await run({ verify: () => verification });
     expect(result.status).toBe('SUCCEEDED');
     expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'PublishResult', 'MarkPublished']);
-    expect(result.calls.VerifyPurchase).toEqual([{ synchronizationId: INPUT.synchronizationId }]);
+    expect(result.calls.VerifyPurchase).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId }]);
     expect(result.calls.AcknowledgePurchase).toEqual([]);
-    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, verification }]);
+    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, verification }]);
     expect(result.calls.Publish).toEqual([
       { Entries: [RESULT_ENTRY] },
     ]);
@@ -115,7 +115,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
 
   it('MarkPublished makes the repository\'s own update of the synchronization record, on its key', async () => {
     const result = await run({ verify: () => ({ outcome: 'not_found' }) });
-    const key = keys.synchronization(INPUT.synchronizationId);
+    const key = keys.synchronization(INPUT.publisherId, INPUT.synchronizationId);
     expect(result.calls.MarkPublished).toEqual([
       {
         TableName: 'table',
@@ -154,10 +154,10 @@ describe('statemachines/purchase-sync.asl.json', () => {
     expect(result.status).toBe('SUCCEEDED');
     expect(result.calls.VerifyPurchase).toHaveLength(3);
     expect(result.calls.MarkRetrying).toEqual([
-      { synchronizationId: INPUT.synchronizationId, store: 'apple', retry: { attempt: 0 } },
-      { synchronizationId: INPUT.synchronizationId, store: 'apple', retry: { attempt: 1, waitSeconds: 1, exhausted: false } },
+      { synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, store: 'apple', retry: { attempt: 0 } },
+      { synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, store: 'apple', retry: { attempt: 1, waitSeconds: 1, exhausted: false } },
     ]);
-    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, verification: { outcome: 'verified', facts: {} } }]);
+    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, verification: { outcome: 'verified', facts: {} } }]);
     expect(result.entered.filter((name) => name === 'WaitBeforeRetry')).toHaveLength(2);
   });
 
@@ -178,7 +178,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
     const result = await run({ verify: () => { throw new StoreUnavailableError('down'); } });
     expect(result.status).toBe('SUCCEEDED');
     expect(result.calls.VerifyPurchase).toHaveLength(3);
-    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, failed: true }]);
+    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, failed: true }]);
     expect(result.calls.Publish).toHaveLength(1);
     expect(result.entered).toContain('FinalizeFailure');
   });
@@ -190,7 +190,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
       expect(result.status).toBe('SUCCEEDED');
       expect(result.calls.VerifyPurchase).toHaveLength(1);
       expect(result.calls.MarkRetrying).toHaveLength(0);
-      expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, failed: true }]);
+      expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, failed: true }]);
     },
   );
 
@@ -202,7 +202,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
       },
     });
     expect(result.calls.VerifyPurchase).toHaveLength(2);
-    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, verification: { outcome: 'not_found' } }]);
+    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, verification: { outcome: 'not_found' } }]);
   });
 
   it('a finalize that keeps losing its fenced write falls back to finalizing as failed', async () => {
@@ -215,7 +215,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
     });
     expect(result.status).toBe('SUCCEEDED');
     expect(result.calls.FinalizeSynchronization).toHaveLength(7 + 1);
-    expect(result.calls.FinalizeSynchronization?.at(-1)).toEqual({ synchronizationId: INPUT.synchronizationId, failed: true });
+    expect(result.calls.FinalizeSynchronization?.at(-1)).toEqual({ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, failed: true });
   });
 
   it('an event that cannot be published after its retries ends in PublishFailed, visible to the sweeper', async () => {
@@ -228,17 +228,17 @@ describe('statemachines/purchase-sync.asl.json', () => {
   it('a Google purchase to acknowledge: acknowledged after finalize, before publishing (7 states)', async () => {
     const result = await run({
       verify: () => ({ outcome: 'verified', facts: {} }),
-      finalize: () => finalized({ acknowledge: { synchronizationId: INPUT.synchronizationId } }),
+      finalize: () => finalized({ acknowledge: { synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId } }),
     });
     expect(result.status).toBe('SUCCEEDED');
     expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'AcknowledgePurchase', 'PublishNeeded', 'PublishResult', 'MarkPublished']);
-    expect(result.calls.AcknowledgePurchase).toEqual([{ synchronizationId: INPUT.synchronizationId }]);
+    expect(result.calls.AcknowledgePurchase).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId }]);
   });
 
   it('an acknowledgement that keeps failing does not hold back the event', async () => {
     const result = await run({
       verify: () => ({ outcome: 'verified', facts: {} }),
-      finalize: () => finalized({ acknowledge: { synchronizationId: INPUT.synchronizationId } }),
+      finalize: () => finalized({ acknowledge: { synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId } }),
       acknowledge: failing('StoreUnavailableError'),
     });
     expect(result.status).toBe('SUCCEEDED');
@@ -257,11 +257,11 @@ describe('statemachines/purchase-sync.asl.json', () => {
   it('a store notification that changed no entitlement but finds the purchase unacknowledged acknowledges it, then publishes nothing', async () => {
     const result = await run({
       verify: () => ({ outcome: 'verified', facts: { productId: 'p' } }),
-      finalize: () => finalized({ acknowledge: { synchronizationId: INPUT.synchronizationId } }, []),
+      finalize: () => finalized({ acknowledge: { synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId } }, []),
     });
     expect(result.status).toBe('SUCCEEDED');
     expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'AcknowledgePurchase', 'PublishNeeded', 'MarkPublished']);
-    expect(result.calls.AcknowledgePurchase).toEqual([{ synchronizationId: INPUT.synchronizationId }]);
+    expect(result.calls.AcknowledgePurchase).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId }]);
     expect(result.calls.Publish).toEqual([]);
   });
 

@@ -72,7 +72,7 @@ export async function recoverSynchronizations(deps: RecoverDeps, options: Recove
   for (const entry of open) {
     report.examined += 1;
     try {
-      const sync = await deps.syncs.get(entry.synchronizationId);
+      const sync = await deps.syncs.get(entry);
       // Abandoned since: the accept was undone.
       if (!sync) continue;
       // Finalized and published since the index was read.
@@ -133,7 +133,7 @@ async function isRunning(
 async function resume(deps: RecoverDeps, sync: Synchronization, now: Date): Promise<boolean> {
   if (!(await deps.syncs.resumeParked(sync, now))) return false;
   // Named after the attempt: each parked attempt is a new execution.
-  await deps.workflow.start(executionInput(sync, sync.attempts), `${sync.synchronizationId}.a${sync.attempts}`);
+  await deps.workflow.start(executionInput(sync, sync.attempts), `${executionName({ ...sync, recoveries: 0 })}.a${sync.attempts}`);
   deps.logger.info('parked synchronization resumed by the recovery sweeper', {
     synchronizationId: sync.synchronizationId,
     publisherId: sync.publisherId,
@@ -146,7 +146,7 @@ async function restart(deps: RecoverDeps, sync: Synchronization, now: Date): Pro
   // Counted first, conditioned on the count read: two sweeps never start two executions of one synchronization.
   if (!(await deps.syncs.recordRecovery(sync, now))) return false;
   const recoveries = (sync.recoveries ?? 0) + 1;
-  const name = executionName({ synchronizationId: sync.synchronizationId, recoveries });
+  const name = executionName({ ...sync, recoveries });
   // The retry budget goes on from the attempts already made.
   await deps.workflow.start(executionInput(sync, sync.attempts), name);
   deps.logger.warn('synchronization restarted by the recovery sweeper', {
@@ -160,7 +160,7 @@ async function restart(deps: RecoverDeps, sync: Synchronization, now: Date): Pro
 
 /** Restarts did not finish it: finalize as the workflow's failure path would, then publish. */
 async function giveUp(deps: RecoverDeps, sync: Synchronization): Promise<void> {
-  const outcome = await finalizeSynchronization(deps, { synchronizationId: sync.synchronizationId });
+  const outcome = await finalizeSynchronization(deps, sync);
   deps.logger.error('synchronization finalized SYNCHRONIZATION_FAILED by the recovery sweeper', {
     synchronizationId: sync.synchronizationId,
     publisherId: sync.publisherId,
@@ -169,13 +169,13 @@ async function giveUp(deps: RecoverDeps, sync: Synchronization): Promise<void> {
   });
   // Should this publish fail, the record stays `claimed` in the open index and the next sweep publishes it.
   for (const entry of outcome.entries) await deps.events.publish(entry.DetailType, entry.Detail);
-  await deps.syncs.markPublished(sync.synchronizationId);
+  await deps.syncs.markPublished(sync);
 }
 
 /** The events a finalized synchronization's execution did not get out: the result and its entitlement changes. */
 async function republish(deps: RecoverDeps, sync: Synchronization): Promise<void> {
   for (const entry of eventEntries(sync, deps.eventBusName)) await deps.events.publish(entry.DetailType, entry.Detail);
-  await deps.syncs.markPublished(sync.synchronizationId);
+  await deps.syncs.markPublished(sync);
   deps.logger.warn('event republished by the recovery sweeper', {
     synchronizationId: sync.synchronizationId,
     publisherId: sync.publisherId,

@@ -11,7 +11,7 @@ import { ConcurrentUpdateError } from '../../platform/errors';
 import { retainUntil } from '../../entitlements';
 import { entitlementOf, snapshotOf, type EntitlementChange, type PurchaseRecord } from '../domain/ownership';
 import type { Store } from '../../events/vocabulary';
-import type { Synchronization } from '../domain/synchronization';
+import type { Synchronization, SyncRef } from '../domain/synchronization';
 import type {
   AcceptOutcome,
   AcceptRequest,
@@ -20,7 +20,7 @@ import type {
   SynchronizationRepository,
 } from '../ports/synchronization-repository';
 import { callAws } from '../../platform/aws-errors';
-import { keys, OPEN_SHARDS, openShardOf, reconcileIndexAttributes, TABLE_DEFINITION } from '../../platform/dynamodb-table';
+import { keys, OPEN_SHARDS, openShardOf, reconcileIndexAttributes, synchronizationOfPk, TABLE_DEFINITION } from '../../platform/dynamodb-table';
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
@@ -30,8 +30,6 @@ const SYNC_RETENTION_SECONDS = 400 * 24 * 3600;
 const LOCK_TTL_GRACE_SECONDS = 24 * 3600;
 
 const { openIndex } = TABLE_DEFINITION;
-/** `keys.synchronization(id).pk` is this prefix and the id. */
-const SYNC_KEY_PREFIX = keys.synchronization('').pk;
 const ITEM_ATTRIBUTES = new Set(['pk', 'sk', 'type', 'ttl', openIndex.partitionKey.name, openIndex.sortKey.name]);
 
 function toSynchronization(item: Record<string, unknown>): Synchronization {
@@ -62,7 +60,7 @@ function syncItem(sync: Synchronization): Record<string, unknown> {
     sync.status !== 'finalized' || sync.publishState === 'claimed'
       ? { [openIndex.partitionKey.name]: openShardOf(sync.synchronizationId), [openIndex.sortKey.name]: sync.createdAt }
       : {};
-  return { ...keys.synchronization(sync.synchronizationId), type: 'sync', ...sync, ...open, ttl };
+  return { ...keys.synchronization(sync.publisherId, sync.synchronizationId), type: 'sync', ...sync, ...open, ttl };
 }
 
 interface CancellationReason {
@@ -153,7 +151,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
       const lockReasons = rest.slice(0, sync.lockKeys.length);
       const claimReason = claimKey !== undefined ? rest[sync.lockKeys.length] : undefined;
       if (syncReason?.Code === 'ConditionalCheckFailed') {
-        const existing = await this.get(sync.synchronizationId);
+        const existing = await this.get(sync);
         if (existing) return { outcome: 'exists', existing };
       }
       if (customerReason?.Code === 'ConditionalCheckFailed') return { outcome: 'customer_missing' };
@@ -228,7 +226,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
             {
               Delete: {
                 TableName: this.tableName,
-                Key: keys.synchronization(sync.synchronizationId),
+                Key: keys.synchronization(sync.publisherId, sync.synchronizationId),
                 ConditionExpression: '#status = :processing',
                 ExpressionAttributeNames: { '#status': 'status' },
                 ExpressionAttributeValues: { ':processing': 'processing' },
@@ -245,10 +243,10 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     }
   }
 
-  async get(synchronizationId: string): Promise<Synchronization | undefined> {
+  async get(ref: SyncRef): Promise<Synchronization | undefined> {
     const out = await callAws('get synchronization', () =>
       this.db.send(
-        new GetCommand({ TableName: this.tableName, Key: keys.synchronization(synchronizationId), ConsistentRead: true }),
+        new GetCommand({ TableName: this.tableName, Key: keys.synchronization(ref.publisherId, ref.synchronizationId), ConsistentRead: true }),
       ),
     );
     return out.Item ? toSynchronization(out.Item) : undefined;
@@ -261,11 +259,11 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     return typeof out.Item?.originalTransactionId === 'string' ? out.Item.originalTransactionId : undefined;
   }
 
-  async markRetrying(synchronizationId: string, attempts: number, now: Date, nextAttemptAt: Date, park?: { graceSeconds: number }): Promise<void> {
+  async markRetrying(ref: SyncRef, attempts: number, now: Date, nextAttemptAt: Date, park?: { graceSeconds: number }): Promise<void> {
     // Waiting in the execution (STANDARD): the sweeper looks again once the attempt is due (plus its
     // grace). Parked (EXPRESS): the execution ends, so the entry is placed to be listed exactly when due.
     const lookAt = park ? new Date(nextAttemptAt.getTime() - park.graceSeconds * 1000) : nextAttemptAt;
-    await this.updateIf('mark retrying', synchronizationId, {
+    await this.updateIf('mark retrying', ref, {
       UpdateExpression:
         'SET #status = :retrying, attempts = :attempts, updatedAt = :now, #since = :lookAt' + (park ? ', parked = :true, retryAt = :next' : ''),
       ConditionExpression: 'attribute_exists(pk) AND #status <> :finalized',
@@ -282,7 +280,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
   }
 
   async resumeParked(sync: Synchronization, now: Date): Promise<boolean> {
-    return this.updateIf('resume parked synchronization', sync.synchronizationId, {
+    return this.updateIf('resume parked synchronization', sync, {
       UpdateExpression: 'REMOVE parked, retryAt SET #since = :now, updatedAt = :now',
       ConditionExpression: 'parked = :true AND attempts = :attempts AND #status = :retrying',
       ExpressionAttributeNames: { '#status': 'status', '#since': openIndex.sortKey.name },
@@ -310,9 +308,9 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
           ),
         );
         for (const item of page.Items ?? []) {
-          const id = typeof item.pk === 'string' ? item.pk.slice(SYNC_KEY_PREFIX.length) : '';
+          const ref = typeof item.pk === 'string' ? synchronizationOfPk(item.pk) : undefined;
           const since = item[openIndex.sortKey.name];
-          if (id && typeof since === 'string') found.push({ synchronizationId: id, openSince: since });
+          if (ref && typeof since === 'string') found.push({ ...ref, openSince: since });
         }
         startKey = found.length < limit ? page.LastEvaluatedKey : undefined;
       } while (startKey);
@@ -323,7 +321,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
 
   async recordRecovery(sync: Synchronization, now: Date): Promise<boolean> {
     const recoveries = sync.recoveries ?? 0;
-    return this.updateIf('record recovery', sync.synchronizationId, {
+    return this.updateIf('record recovery', sync, {
       UpdateExpression: 'SET recoveries = :next, #since = :now, updatedAt = :now',
       ConditionExpression:
         'attribute_exists(pk) AND #status <> :finalized AND ' + (recoveries === 0 ? 'attribute_not_exists(recoveries)' : 'recoveries = :current'),
@@ -340,12 +338,12 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
   /** A conditional update of a synchronization record: false, not an error, when its condition does not hold. */
   private async updateIf(
     operation: string,
-    synchronizationId: string,
+    ref: SyncRef,
     update: Omit<UpdateCommandInput, 'TableName' | 'Key'> & { ConditionExpression: string },
   ): Promise<boolean> {
     try {
       await callAws(operation, () =>
-        this.db.send(new UpdateCommand({ TableName: this.tableName, Key: keys.synchronization(synchronizationId), ...update })),
+        this.db.send(new UpdateCommand({ TableName: this.tableName, Key: keys.synchronization(ref.publisherId, ref.synchronizationId), ...update })),
       );
       return true;
     } catch (error) {
@@ -354,12 +352,12 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     }
   }
 
-  async markPublished(synchronizationId: string): Promise<void> {
+  async markPublished(ref: SyncRef): Promise<void> {
     await callAws('mark published', () =>
       this.db.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: keys.synchronization(synchronizationId),
+          Key: keys.synchronization(ref.publisherId, ref.synchronizationId),
           ...MARK_PUBLISHED,
           ConditionExpression: 'attribute_exists(pk)',
         }),

@@ -2,6 +2,7 @@ import { DescribeExecutionCommand, SFNClient, StartExecutionCommand } from '@aws
 import type { ExecutionState, WorkflowInspector, WorkflowStarter } from '../ports/workflow';
 import type { SyncExecutionInput } from '../workflow-schemas';
 import { callAws } from '../../platform/aws-errors';
+import { executionName } from '../domain/synchronization';
 
 /** Starts the purchase-sync state machine; the endpoint comes from AWS_ENDPOINT_URL_SFN when set (local). */
 export class SfnWorkflowStarter implements WorkflowStarter {
@@ -10,14 +11,14 @@ export class SfnWorkflowStarter implements WorkflowStarter {
     private readonly client: SFNClient = new SFNClient({}),
   ) {}
 
-  async start(input: SyncExecutionInput, executionName: string = input.synchronizationId): Promise<void> {
+  async start(input: SyncExecutionInput, name: string = executionName(input)): Promise<void> {
     try {
       await callAws('start workflow', () =>
         this.client.send(
           new StartExecutionCommand({
             stateMachineArn: this.stateMachineArn,
             // The name makes a repeated start of the same synchronization a no-op (STANDARD).
-            name: executionName,
+            name,
             input: JSON.stringify(input),
           }),
         ),

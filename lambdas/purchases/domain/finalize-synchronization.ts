@@ -27,7 +27,7 @@ import {
   type StoreVerdict,
   type SupersededWrite,
 } from './ownership';
-import { requiredAppAccountToken, type Synchronization } from './synchronization';
+import { requiredAppAccountToken, type Synchronization, type SyncRef } from './synchronization';
 
 export interface FinalizeDeps {
   publishers: PublisherRepository;
@@ -130,7 +130,7 @@ function withRequiredAppAccountToken(sync: Synchronization, apple: AppleConfig |
  */
 export async function finalizeSynchronization(
   deps: FinalizeDeps,
-  input: { synchronizationId: string; verdict?: StoreVerdict },
+  input: SyncRef & { verdict?: StoreVerdict },
 ): Promise<FinalizeOutcome> {
   return (await finalizeAndReport(deps, input)).outcome;
 }
@@ -142,9 +142,9 @@ export async function finalizeSynchronization(
  */
 export async function finalizeAndReport(
   deps: FinalizeDeps,
-  input: { synchronizationId: string; verdict?: StoreVerdict },
+  input: SyncRef & { verdict?: StoreVerdict },
 ): Promise<{ outcome: FinalizeOutcome; written: boolean }> {
-  const sync = await deps.syncs.get(input.synchronizationId);
+  const sync = await deps.syncs.get(input);
   if (!sync) throw new SynchronizationMissingError(`no synchronization ${input.synchronizationId}`);
   if (sync.status === 'finalized' && sync.publishState !== undefined) {
     return { outcome: stored(sync, deps.eventBusName), written: false };
@@ -234,7 +234,7 @@ export async function finalizeAndReport(
   });
   if (!written) {
     // Another attempt finalized first: answer what it wrote, so the event is the one on record.
-    const winner = await deps.syncs.get(input.synchronizationId);
+    const winner = await deps.syncs.get(input);
     if (!winner || winner.status !== 'finalized') throw new SynchronizationMissingError('finalized without a record');
     return { outcome: stored(winner, deps.eventBusName), written: false };
   }
@@ -283,7 +283,7 @@ async function finalizeRefresh(
     ...(supersededWrite ? { supersededWrite } : {}),
   });
   if (!written) {
-    const winner = await deps.syncs.get(sync.synchronizationId);
+    const winner = await deps.syncs.get(sync);
     if (!winner || winner.status !== 'finalized') throw new SynchronizationMissingError('finalized without a record');
     return { outcome: stored(winner, deps.eventBusName), written: false };
   }

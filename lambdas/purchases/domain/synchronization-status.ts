@@ -12,8 +12,9 @@ export async function getSynchronizationStatus(
   deps: { syncs: SynchronizationRepository },
   query: { caller: Caller; store: Store; synchronizationId: string },
 ) {
-  const sync = await deps.syncs.get(query.synchronizationId.toLowerCase());
   const { caller } = query;
+  // Looked up under the caller's publisher: another publisher's id is another key (contract §5).
+  const sync = await deps.syncs.get({ publisherId: caller.publisherId, synchronizationId: query.synchronizationId.toLowerCase() });
   const visible =
     sync !== undefined &&
     // A store notification's refresh is internal: its id is never handed out, and it reads as unknown.

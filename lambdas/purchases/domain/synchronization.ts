@@ -95,6 +95,15 @@ export interface Synchronization {
   refreshOutcome?: 'changed' | 'never_synchronized' | 'store_gave_no_answer' | 'stale' | 'no_change';
 }
 
+/**
+ * How a synchronization is addressed inside the service: its id is unique per publisher only (a
+ * register's UUID Correlation-Id becomes its id, and publishers choose those), so the publisher goes with it.
+ */
+export interface SyncRef {
+  publisherId: number;
+  synchronizationId: string;
+}
+
 /** What the caller of the status route sees (contract §4). */
 export function toStatusView(sync: Synchronization) {
   const finalized = sync.status === 'finalized';
@@ -112,9 +121,11 @@ export function toStatusView(sync: Synchronization) {
  * The Step Functions execution of a synchronization: named after it, so a repeated start is a no-op;
  * a restart by the recovery sweeper adds `.r<n>` (an execution name can never be reused).
  */
-export function executionName(sync: Pick<Synchronization, 'synchronizationId' | 'recoveries'>): string {
+export function executionName(sync: Pick<Synchronization, 'publisherId' | 'synchronizationId' | 'recoveries'>): string {
   const recoveries = sync.recoveries ?? 0;
-  return recoveries === 0 ? sync.synchronizationId : `${sync.synchronizationId}.r${recoveries}`;
+  // The publisher is part of the name: two publishers may use the same UUID (their Correlation-Id).
+  const base = `${sync.publisherId}-${sync.synchronizationId}`;
+  return recoveries === 0 ? base : `${base}.r${recoveries}`;
 }
 
 /** Whether a customer JWT made the synchronization (records without `proof` predate the field: not known, so no). */

@@ -4,7 +4,7 @@ import { GOOGLE_VOIDED_WINDOW_DAYS, type GoogleVerification } from '../../stores
 import { GOOGLE_REVOKING_NOTICE_TYPES } from '../../stores/google/notice-types';
 import { isActiveAt } from '../../entitlements';
 import type { Publisher } from '../../tenants';
-import type { Synchronization } from './synchronization';
+import type { Synchronization, SyncRef } from './synchronization';
 import type { PublisherRepository } from '../../tenants';
 import type { AppleVerifier } from '../../stores/apple/ports';
 import type { SynchronizationRepository } from '../ports/synchronization-repository';
@@ -29,9 +29,9 @@ export interface VerifyDeps {
  * ended (its expiry passed and no notification said more) is read from Google first, so a renewal
  * whose notification was lost does not make a paying subscription look lapsed.
  */
-export async function verifyPurchase(deps: VerifyDeps, synchronizationId: string): Promise<StoreVerdict | undefined> {
-  const sync = await deps.syncs.get(synchronizationId);
-  if (!sync) throw new SynchronizationMissingError(`no synchronization ${synchronizationId}`);
+export async function verifyPurchase(deps: VerifyDeps, ref: SyncRef): Promise<StoreVerdict | undefined> {
+  const sync = await deps.syncs.get(ref);
+  if (!sync) throw new SynchronizationMissingError(`no synchronization ${ref.synchronizationId}`);
   const publisher = await deps.publishers.getPublisher(sync.publisherId);
   if (sync.store === 'apple') {
     if (!publisher?.apple || sync.transactionId === undefined) throw new ConfigurationError('publisher has no Apple configuration');
@@ -107,10 +107,10 @@ async function isVoided(
 /** Workflow step (Google): acknowledges a purchase whose entitlement is saved. */
 export async function acknowledgePurchase(
   deps: Pick<VerifyDeps, 'publishers' | 'syncs' | 'google'>,
-  synchronizationId: string,
+  ref: SyncRef,
 ): Promise<void> {
-  const sync = await deps.syncs.get(synchronizationId);
-  if (!sync) throw new SynchronizationMissingError(`no synchronization ${synchronizationId}`);
+  const sync = await deps.syncs.get(ref);
+  if (!sync) throw new SynchronizationMissingError(`no synchronization ${ref.synchronizationId}`);
   const publisher = await deps.publishers.getPublisher(sync.publisherId);
   const profile = googleProfileOf(publisher, sync, undefined);
   const productId = typeof sync.eventDetail?.productId === 'string' ? sync.eventDetail.productId : sync.productId;

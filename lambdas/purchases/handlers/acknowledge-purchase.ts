@@ -15,10 +15,10 @@ import { instrument, lazyHandler } from '../../platform/handler';
 export function makeAcknowledgePurchaseHandler(deps: Pick<VerifyDeps, 'publishers' | 'syncs' | 'google'> & { logger: Logger; metrics?: MetricsRecorder }) {
   const metrics = deps.metrics ?? noMetrics;
   return async (event: unknown): Promise<{ acknowledged: true }> => {
-    const { synchronizationId } = AcknowledgeTaskInput.parse(event);
-    const logger = withKeys(deps.logger, { synchronizationId, store: 'google' });
+    const ref = AcknowledgeTaskInput.parse(event);
+    const logger = withKeys(deps.logger, { synchronizationId: ref.synchronizationId, publisherId: ref.publisherId, store: 'google' });
     try {
-      await acknowledgePurchase(deps, synchronizationId);
+      await acknowledgePurchase(deps, ref);
     } catch (error) {
       logger.error('acknowledgement failed', { error });
       metrics.add('acknowledgeFailures', undefined);

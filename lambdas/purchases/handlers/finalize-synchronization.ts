@@ -20,6 +20,7 @@ export function makeFinalizeHandler(deps: FinalizeDeps & { logger: Logger; metri
     const input = FinalizeTaskInput.parse(event);
     const { outcome, written } = await finalizeAndReport(deps, {
       synchronizationId: input.synchronizationId,
+      publisherId: input.publisherId,
       ...('verification' in input ? { verdict: input.verification } : {}),
     });
     const detail = outcome.event;
@@ -38,11 +39,12 @@ export function makeFinalizeHandler(deps: FinalizeDeps & { logger: Logger; metri
         : { kind: 'refresh' }),
       entitlementEvents: outcome.entries.length - (detail ? 1 : 0),
     });
+    const ref = { synchronizationId: outcome.synchronizationId, publisherId: input.publisherId };
     return {
-      synchronizationId: outcome.synchronizationId,
+      ...ref,
       entries: outcome.entries,
       publish: outcome.entries.length > 0,
-      ...(outcome.acknowledge ? { acknowledge: { synchronizationId: outcome.synchronizationId } } : {}),
+      ...(outcome.acknowledge ? { acknowledge: ref } : {}),
       ...(outcome.published ? { published: true as const } : {}),
     };
   };
@@ -51,9 +53,11 @@ export function makeFinalizeHandler(deps: FinalizeDeps & { logger: Logger; metri
 /** What the workflow reads: `entries` for PublishEvents (skipped when `publish` is false), `synchronizationId` for MarkPublished. */
 export interface FinalizeTaskOutput {
   synchronizationId: string;
+  /** With the id, the synchronization's key (MarkPublished, AcknowledgePurchase). */
+  publisherId: number;
   entries: EventEntry[];
   publish: boolean;
-  acknowledge?: { synchronizationId: string };
+  acknowledge?: { synchronizationId: string; publisherId: number };
   published?: true;
 }
 

@@ -30,7 +30,7 @@ export function makeMarkRetryingHandler(deps: {
     if (!next.exhausted) {
       // The sweeper leaves it alone until its next attempt is due (the open index's openSince).
       const now = deps.clock.now();
-      await deps.syncs.markRetrying(input.synchronizationId, next.attempt, now, new Date(now.getTime() + next.waitSeconds * 1000), deps.park);
+      await deps.syncs.markRetrying(input, next.attempt, now, new Date(now.getTime() + next.waitSeconds * 1000), deps.park);
     }
     metrics.add('storeRetries', input.store);
     deps.logger.warn(next.exhausted ? 'store retry budget exhausted' : 'store unavailable; retrying', {

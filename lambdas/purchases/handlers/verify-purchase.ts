@@ -14,10 +14,10 @@ import { instrument, lazyHandler } from '../../platform/handler';
  */
 export function makeVerifyPurchaseHandler(deps: VerifyDeps & { logger: Logger }) {
   return async (event: unknown): Promise<VerdictOutput> => {
-    const { synchronizationId } = VerifyTaskInput.parse(event);
-    const logger = withKeys(deps.logger, { synchronizationId });
+    const ref = VerifyTaskInput.parse(event);
+    const logger = withKeys(deps.logger, { synchronizationId: ref.synchronizationId, publisherId: ref.publisherId });
     try {
-      const verdict = await verifyPurchase(deps, synchronizationId);
+      const verdict = await verifyPurchase(deps, ref);
       if (verdict === undefined) throw new Error('no verdict');
       logger.info('verified with store', { outcome: verdict.outcome });
       return VerdictOutput.parse(verdict);

@@ -1,6 +1,6 @@
 import type { EntitlementChange, PurchaseRecord, SupersededWrite } from '../domain/ownership';
 import type { Store } from '../../events/vocabulary';
-import type { Synchronization } from '../domain/synchronization';
+import type { Synchronization, SyncRef } from '../domain/synchronization';
 
 /** What happened when a new synchronization tried to claim its lock. */
 export type AcceptOutcome =
@@ -44,6 +44,7 @@ export interface FinalizeRequest {
 
 /** An entry of the open index: a synchronization that is not finalized, or whose event is not known to be published. */
 export interface OpenSynchronization {
+  publisherId: number;
   synchronizationId: string;
   /** When it was accepted, last restarted by the sweeper, or its publish failed (ISO 8601). */
   openSince: string;
@@ -64,7 +65,7 @@ export interface SynchronizationRepository {
   acceptNotice(sync: Synchronization, notice: { store: Store; notificationId: string }): Promise<'accepted' | 'duplicate'>;
   /** Undoes an `accept` whose workflow could not be started (owner-conditioned). */
   abandon(sync: Synchronization): Promise<void>;
-  get(synchronizationId: string): Promise<Synchronization | undefined>;
+  get(ref: SyncRef): Promise<Synchronization | undefined>;
   /** The subscription a transaction belongs to, if this service has verified it before. */
   findOriginalTransactionId(publisherId: number, transactionId: string): Promise<string | undefined>;
   /**
@@ -72,7 +73,7 @@ export interface SynchronizationRepository {
    * sweeper away until `nextAttemptAt` (the workflow is waiting, not lost). With `park` (EXPRESS) the
    * execution ends instead of waiting: the record says so, and the sweeper starts the attempt when due.
    */
-  markRetrying(synchronizationId: string, attempts: number, now: Date, nextAttemptAt: Date, park?: { graceSeconds: number }): Promise<void>;
+  markRetrying(ref: SyncRef, attempts: number, now: Date, nextAttemptAt: Date, park?: { graceSeconds: number }): Promise<void>;
   /**
    * EXPRESS: the sweeper takes a parked synchronization whose attempt is due (conditioned on it still
    * being parked at the same attempt count, so two sweeps never start it twice). False otherwise.
@@ -94,5 +95,5 @@ export interface SynchronizationRepository {
    */
   recordRecovery(sync: Synchronization, now: Date): Promise<boolean>;
   /** Records that the event was published (the same write as the workflow's MarkPublished state): out of the open index. */
-  markPublished(synchronizationId: string): Promise<void>;
+  markPublished(ref: SyncRef): Promise<void>;
 }

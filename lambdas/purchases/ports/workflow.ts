@@ -2,7 +2,7 @@ import type { SyncExecutionInput } from '../workflow-schemas';
 
 /** Starts the synchronization workflow; the execution name is the synchronizationId, so a repeated start is harmless. */
 export interface WorkflowStarter {
-  /** `executionName` defaults to the synchronizationId; the recovery sweeper passes `<id>.r<n>`. */
+  /** `executionName` defaults to `executionName(input)` (`<publisherId>-<id>`); the recovery sweeper passes `….r<n>`. */
   start(input: SyncExecutionInput, executionName?: string): Promise<void>;
 }
 

@@ -54,8 +54,8 @@ async function createSubscription(): Promise<{ purchaseToken: string; messageId:
 
 /** The refresh synchronizations the intake started for a Pub/Sub message (one workflow execution each). */
 async function refreshesOf(messageId: string): Promise<Synchronization[]> {
-  const started = [...env.stack.stepFunctions.executions.values()].map((execution) => JSON.parse(execution.input) as { synchronizationId: string; kind: string; store: string });
-  const records = await Promise.all(started.filter((input) => input.kind === 'refresh' && input.store === 'google').map((input) => syncs.get(input.synchronizationId)));
+  const started = [...env.stack.stepFunctions.executions.values()].map((execution) => JSON.parse(execution.input) as { synchronizationId: string; publisherId: number; kind: string; store: string });
+  const records = await Promise.all(started.filter((input) => input.kind === 'refresh' && input.store === 'google').map((input) => syncs.get(input)));
   return records.filter((sync): sync is Synchronization => sync?.notice?.id === messageId);
 }
 
@@ -92,7 +92,7 @@ describe('Google Real-time Developer Notifications from the store simulator, on 
   it('a redelivery of the same message is answered 200 and starts no second refresh', async () => {
     const { messageId } = await createSubscription();
     expect(await refreshesOf(messageId)).toHaveLength(1);
-    const resent = await env.client.request('POST', `/__simulator/notifications/${messageId}/resend`);
+    const resent = await env.client.request('POST', `/__simulator/notifications/${messageId}/resend`, { headers: json });
     expect(resent.body).toEqual({ id: messageId, responseStatus: 200 });
     expect((await googleNotifications()).filter((n) => n.id === messageId).map((n) => n.responseStatus)).toEqual([200, 200]);
     expect(await refreshesOf(messageId)).toHaveLength(1);

@@ -130,7 +130,7 @@ async function reconcileOnly(subject: Publisher, google: ReconcileDeps['google']
 /** The refresh synchronization the intake recorded for a notice. */
 async function synchronizationOf(publisherId: number, store: 'apple' | 'google', notificationId: string) {
   const item = await db.send(new GetCommand({ TableName: TABLE, Key: keys.notification(publisherId, store, notificationId) }));
-  return new DynamoDbSynchronizationRepository(db, TABLE).get(String(item.Item?.synchronizationId));
+  return new DynamoDbSynchronizationRepository(db, TABLE).get({ publisherId, synchronizationId: String(item.Item?.synchronizationId) });
 }
 
 describe('the reconcile-due index', () => {

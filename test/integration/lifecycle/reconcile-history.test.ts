@@ -224,7 +224,7 @@ describe('notification history catch-up against the store simulator', () => {
     expect(started).toEqual([{ publisherId: 21, store: 'apple', notificationId: sent[2]?.id, purchaseKey: bought.originalTransactionId, source: 'history' }]);
     // Recorded like a received notification: its notification item names a refresh synchronization, whose workflow started.
     const item = await db.send(new GetCommand({ TableName: TABLE, Key: keys.notification(21, 'apple', sent[2]?.id ?? '') }));
-    const sync = await syncs.get(String(item.Item?.synchronizationId));
+    const sync = await syncs.get({ publisherId: 21, synchronizationId: String(item.Item?.synchronizationId) });
     expect(sync).toMatchObject({ kind: 'refresh', purchaseKey: bought.originalTransactionId, notice: { id: sent[2]?.id, type: 'EXPIRED' } });
     expect(h.intake.started.map((input) => input.synchronizationId)).toContain(sync?.synchronizationId);
 

@@ -5,7 +5,7 @@ import { createDocumentClient } from '../../../lambdas/platform/dynamodb-client'
 import { DynamoDbPublisherRepository } from '../../../lambdas/tenants/adapters/dynamodb-publisher-repository';
 import { DynamoDbSynchronizationRepository } from '../../../lambdas/purchases/adapters/dynamodb-synchronization-repository';
 import { recoverSynchronizations, type RecoverDeps, type RecoverOptions } from '../../../lambdas/lifecycle/domain/recover-synchronizations';
-import type { Synchronization } from '../../../lambdas/purchases/domain/synchronization';
+import { executionName, type Synchronization } from '../../../lambdas/purchases/domain/synchronization';
 import type { ExecutionState } from '../../../lambdas/purchases/ports/workflow';
 import type { SyncResultDetail } from '../../../lambdas/events/schemas';
 import { createLogger } from '../../../lambdas/platform/logger';
@@ -44,7 +44,7 @@ function world(now: number, states: Record<string, ExecutionState> = {}, publish
     inspector: { state: async (name) => states[name] ?? 'missing' },
     workflow: {
       start: async (input, name) => {
-        started.push({ name: name ?? input.synchronizationId, synchronizationId: input.synchronizationId });
+        started.push({ name: name ?? executionName(input), synchronizationId: input.synchronizationId });
         attempts.set(name ?? input.synchronizationId, input.retry.attempt);
       },
     },
@@ -86,15 +86,15 @@ describe('recovery sweeper on DynamoDB Local', () => {
     const none = await recoverSynchronizations(early.deps, OPTIONS);
     expect(none.examined).toBe(0);
 
-    const later = world(T0 + 600_000, { [running.synchronizationId]: 'running' });
+    const later = world(T0 + 600_000, { [executionName(running)]: 'running' });
     const report = await recoverSynchronizations(later.deps, OPTIONS);
     expect(report).toMatchObject({ running: 1, stuck: 2, restarted: 2, failed: 0, errors: 0 });
     expect(later.started.map((start) => start.name).sort()).toEqual(
-      [`${young.synchronizationId}.r1`, `${lost.synchronizationId}.r1`].sort(),
+      [`${executionName({ ...young, recoveries: 0 })}.r1`, `${executionName({ ...lost, recoveries: 0 })}.r1`].sort(),
     );
-    expect((await syncs.get(lost.synchronizationId))?.recoveries).toBe(1);
+    expect((await syncs.get(lost))?.recoveries).toBe(1);
     // The restart reset openSince: the next sweep within the grace period leaves it to the new execution.
-    const again = world(T0 + 700_000, { [running.synchronizationId]: 'running' });
+    const again = world(T0 + 700_000, { [executionName(running)]: 'running' });
     expect(await recoverSynchronizations(again.deps, OPTIONS)).toMatchObject({ stuck: 0, restarted: 0 });
   });
 
@@ -105,13 +105,13 @@ describe('recovery sweeper on DynamoDB Local', () => {
       now += 600_000;
       const sweep = world(now);
       expect(await recoverSynchronizations(sweep.deps, OPTIONS)).toMatchObject({ restarted: expect.any(Number) });
-      expect((await syncs.get(sync.synchronizationId))?.recoveries).toBe(restart);
+      expect((await syncs.get(sync))?.recoveries).toBe(restart);
     }
     now += 600_000;
     const last = world(now);
     const report = await recoverSynchronizations(last.deps, OPTIONS);
     expect(report.failed).toBeGreaterThanOrEqual(1);
-    const finalized = await syncs.get(sync.synchronizationId);
+    const finalized = await syncs.get(sync);
     expect(finalized).toMatchObject({ status: 'finalized', result: 'SYNCHRONIZATION_FAILED' });
     expect(last.published.filter((event) => event.synchronizationId === sync.synchronizationId)).toHaveLength(1);
     expect(await openIds(now + 1)).not.toContain(sync.synchronizationId);
@@ -125,18 +125,18 @@ describe('recovery sweeper on DynamoDB Local', () => {
     const exhausted = { ...sync, recoveries: 2 };
     await syncs.recordRecovery(sync, new Date(T0));
     await syncs.recordRecovery({ ...sync, recoveries: 1 }, new Date(T0));
-    expect((await syncs.get(sync.synchronizationId))?.recoveries).toBe(exhausted.recoveries);
+    expect((await syncs.get(sync))?.recoveries).toBe(exhausted.recoveries);
 
     const down = world(T0 + 600_000, {}, true);
     const failed = await recoverSynchronizations(down.deps, OPTIONS);
     expect(failed.errors).toBeGreaterThanOrEqual(1);
-    expect(await syncs.get(sync.synchronizationId)).toMatchObject({ status: 'finalized', publishState: 'claimed' });
+    expect(await syncs.get(sync)).toMatchObject({ status: 'finalized', publishState: 'claimed' });
     expect(await openIds(T0 + 1_200_000)).toContain(sync.synchronizationId);
 
     const up = world(T0 + 1_200_000);
     expect((await recoverSynchronizations(up.deps, OPTIONS)).republished).toBeGreaterThanOrEqual(1);
     expect(up.published.filter((event) => event.synchronizationId === sync.synchronizationId)).toHaveLength(1);
-    expect((await syncs.get(sync.synchronizationId))?.publishState).toBe('published');
+    expect((await syncs.get(sync))?.publishState).toBe('published');
     expect(await openIds(T0 + 2_000_000)).not.toContain(sync.synchronizationId);
   });
 
@@ -160,10 +160,10 @@ describe('recovery sweeper on DynamoDB Local', () => {
     const sync = await accepted();
     await syncs.recordRecovery(sync, new Date(T0));
     await syncs.recordRecovery({ ...sync, recoveries: 1 }, new Date(T0));
-    const startup = world(T0 + 1000, { [`${sync.synchronizationId}.r2`]: 'running' });
+    const startup = world(T0 + 1000, { [`${executionName({ ...sync, recoveries: 0 })}.r2`]: 'running' });
     await recoverSynchronizations(startup.deps, { ...OPTIONS, acceptedBefore: new Date(T0 + 500) });
-    expect(startup.started).toContainEqual({ name: `${sync.synchronizationId}.r3`, synchronizationId: sync.synchronizationId });
-    expect(await syncs.get(sync.synchronizationId)).toMatchObject({ status: 'processing', recoveries: 3 });
+    expect(startup.started).toContainEqual({ name: `${executionName({ ...sync, recoveries: 0 })}.r3`, synchronizationId: sync.synchronizationId });
+    expect(await syncs.get(sync)).toMatchObject({ status: 'processing', recoveries: 3 });
   });
 
   it('after a local restart, a claimed synchronization whose event is in the bus log is marked published, not published again', async () => {
@@ -183,8 +183,8 @@ describe('recovery sweeper on DynamoDB Local', () => {
       // The log as the killed process left it: one complete event and a line cut short.
       writeFileSync(log, `${JSON.stringify({ detail: published.eventDetail })}\n{"detail":{"synchronizationId":"${notPublished.synchronizationId}"`);
       expect(await settlePublishedBeforeRestart(syncs, readEventLog(log), new Date(T0 + 10_000))).toBe(1);
-      expect((await syncs.get(published.synchronizationId))?.publishState).toBe('published');
-      expect((await syncs.get(notPublished.synchronizationId))?.publishState).toBe('claimed');
+      expect((await syncs.get(published))?.publishState).toBe('published');
+      expect((await syncs.get(notPublished))?.publishState).toBe('claimed');
       // The start-up sweep then publishes only the one the log does not have.
       const startup = world(T0 + 20_000);
       await recoverSynchronizations(startup.deps, { ...OPTIONS, acceptedBefore: new Date(T0 + 10_000) });
@@ -198,8 +198,8 @@ describe('recovery sweeper on DynamoDB Local', () => {
   it('EXPRESS: starts a parked synchronization\'s next attempt when it is due, once, with the budget going on', async () => {
     const sync = await accepted();
     // MarkRetrying parked it after its 3rd failed attempt with 60 s to wait (grace 180 s places the index entry).
-    await syncs.markRetrying(sync.synchronizationId, 3, new Date(T0), new Date(T0 + 60_000), { graceSeconds: 180 });
-    expect(await syncs.get(sync.synchronizationId)).toMatchObject({ status: 'retrying', parked: true, attempts: 3 });
+    await syncs.markRetrying(sync, 3, new Date(T0), new Date(T0 + 60_000), { graceSeconds: 180 });
+    expect(await syncs.get(sync)).toMatchObject({ status: 'retrying', parked: true, attempts: 3 });
 
     const early = world(T0 + 30_000);
     await recoverSynchronizations(early.deps, OPTIONS);
@@ -209,10 +209,10 @@ describe('recovery sweeper on DynamoDB Local', () => {
     due.deps.inspector = { state: async () => 'unknown' };
     const report = await recoverSynchronizations(due.deps, OPTIONS);
     expect(report.resumed).toBeGreaterThanOrEqual(1);
-    expect(due.started).toContainEqual({ name: `${sync.synchronizationId}.a3`, synchronizationId: sync.synchronizationId });
-    expect(due.attempts.get(`${sync.synchronizationId}.a3`)).toBe(3);
-    expect(await syncs.get(sync.synchronizationId)).toMatchObject({ status: 'retrying', attempts: 3 });
-    expect((await syncs.get(sync.synchronizationId))?.parked).toBeUndefined();
+    expect(due.started).toContainEqual({ name: `${executionName({ ...sync, recoveries: 0 })}.a3`, synchronizationId: sync.synchronizationId });
+    expect(due.attempts.get(`${executionName({ ...sync, recoveries: 0 })}.a3`)).toBe(3);
+    expect(await syncs.get(sync)).toMatchObject({ status: 'retrying', attempts: 3 });
+    expect((await syncs.get(sync))?.parked).toBeUndefined();
 
     // A second sweep right after does not start it again: the resumed execution has it (EXPRESS, judged by age).
     const again = world(T0 + 62_000);

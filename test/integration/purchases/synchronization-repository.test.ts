@@ -31,7 +31,7 @@ describe('DynamoDB synchronization repository', () => {
     });
 
     await syncs.abandon(first);
-    expect(await syncs.get(first.synchronizationId)).toBeUndefined();
+    expect(await syncs.get(first)).toBeUndefined();
     expect(await syncs.accept({ sync: second, leaseExpiresAt, claimKey: second.claimKey })).toEqual({ outcome: 'accepted' });
   });
 

@@ -71,7 +71,7 @@ describe('reconcile index attributes of a purchase item', () => {
     expect(Object.keys(attributes).sort()).toEqual([reconcileIndex.partitionKey.name, reconcileIndex.sortKey.name].sort());
     expect(purchaseOfPk(PK)).toEqual({ publisherId: 1, store: 'apple', purchaseKey: '2000000000000001' });
     expect(purchaseOfPk(keys.purchase(7, 'google', 'tok#en.1').pk)).toEqual({ publisherId: 7, store: 'google', purchaseKey: 'tok#en.1' });
-    expect(purchaseOfPk(keys.synchronization('x').pk)).toBeUndefined();
+    expect(purchaseOfPk(keys.synchronization(7, 'x').pk)).toBeUndefined();
   });
 });
 

@@ -30,13 +30,13 @@ describe('finalizeSynchronization (Google)', () => {
     ['not entitled (expired)', verified(true, 'expired'), false],
   ])('%s → acknowledge %s', async (_name, verdict, acknowledge) => {
     const { deps } = world(googleSync);
-    expect((await finalizeSynchronization(deps, { synchronizationId: ID, verdict })).acknowledge).toBe(acknowledge);
+    expect((await finalizeSynchronization(deps, { synchronizationId: ID, publisherId: 1, verdict })).acknowledge).toBe(acknowledge);
   });
 
   it('a retried finalize (the first one wrote) answers the same event and still asks for the acknowledgement', async () => {
     const { deps, writes } = world(googleSync);
-    const first = await finalizeSynchronization(deps, { synchronizationId: ID, verdict: verified(true) });
-    const again = await finalizeSynchronization(deps, { synchronizationId: ID, verdict: verified(true) });
+    const first = await finalizeSynchronization(deps, { synchronizationId: ID, publisherId: 1, verdict: verified(true) });
+    const again = await finalizeSynchronization(deps, { synchronizationId: ID, publisherId: 1, verdict: verified(true) });
     expect(writes).toHaveLength(1);
     expect(again).toEqual(first);
     expect(again.acknowledge).toBe(true);
@@ -45,10 +45,10 @@ describe('finalizeSynchronization (Google)', () => {
 
   it('releases the token claim only when the synchronization failed', async () => {
     const failed = world(googleSync);
-    await finalizeSynchronization(failed.deps, { synchronizationId: ID });
+    await finalizeSynchronization(failed.deps, { synchronizationId: ID, publisherId: 1 });
     expect(failed.writes[0]?.releaseClaim).toBe(true);
     const ok = world(googleSync);
-    await finalizeSynchronization(ok.deps, { synchronizationId: ID, verdict: verified(false) });
+    await finalizeSynchronization(ok.deps, { synchronizationId: ID, publisherId: 1, verdict: verified(false) });
     expect(ok.writes[0]?.releaseClaim).toBeUndefined();
   });
 });
@@ -120,7 +120,7 @@ describe('finalizeSynchronization (Apple): proof of possession and appAccountTok
 
   it('puts the appAccountToken in inappPurchaseSyncResult and inappEntitlementChanged, and keeps it on the purchase record', async () => {
     const { deps, syncs } = appleWorld(appleSync({ proof: { kind: 'none' } }), { namespace: NAMESPACE });
-    const outcome = await finalizeSynchronization(deps, { synchronizationId: ID, verdict: appleVerified(TOKEN_101) });
+    const outcome = await finalizeSynchronization(deps, { synchronizationId: ID, publisherId: 1, verdict: appleVerified(TOKEN_101) });
     expect(SyncResultDetail.parse(outcome.event)).toMatchObject({ result: 'PURCHASE_SYNCHRONIZED', appAccountToken: TOKEN_101 });
     expect(entitlementDetails(outcome.entries)).toEqual([expect.objectContaining({ cleengCustomerId: 101, reason: 'PURCHASED', appAccountToken: TOKEN_101 })]);
     expect(syncs.purchases.get(`1#apple#${SUBSCRIPTION}`)?.appAccountToken).toBe(TOKEN_101);
@@ -128,11 +128,11 @@ describe('finalizeSynchronization (Apple): proof of possession and appAccountTok
 
   it('null in both events when Apple reports none (and for Google)', async () => {
     const apple = appleWorld(appleSync({ proof: { kind: 'trusted' } }));
-    const outcome = await finalizeSynchronization(apple.deps, { synchronizationId: ID, verdict: appleVerified() });
+    const outcome = await finalizeSynchronization(apple.deps, { synchronizationId: ID, publisherId: 1, verdict: appleVerified() });
     expect(outcome.event?.appAccountToken).toBeNull();
     expect(entitlementDetails(outcome.entries).map((detail) => detail.appAccountToken)).toEqual([null]);
     const google = world(googleSync);
-    const googleOutcome = await finalizeSynchronization(google.deps, { synchronizationId: ID, verdict: verified(false) });
+    const googleOutcome = await finalizeSynchronization(google.deps, { synchronizationId: ID, publisherId: 1, verdict: verified(false) });
     expect(googleOutcome.event?.appAccountToken).toBeNull();
     expect(entitlementDetails(googleOutcome.entries).map((detail) => detail.appAccountToken)).toEqual([null]);
   });
@@ -145,18 +145,18 @@ describe('finalizeSynchronization (Apple): proof of possession and appAccountTok
     ['a record from before the field (who called is unknown: trusted)', 'PURCHASE_SYNCHRONIZED', undefined, TOKEN_102],
   ])('publisher requiring appAccountToken, %s → %s', async (_name, result, proof, appAccountToken) => {
     const { deps, syncs } = appleWorld(appleSync(proof ? { proof } : {}), { namespace: NAMESPACE });
-    const outcome = await finalizeSynchronization(deps, { synchronizationId: ID, verdict: appleVerified(appAccountToken) });
+    const outcome = await finalizeSynchronization(deps, { synchronizationId: ID, publisherId: 1, verdict: appleVerified(appAccountToken) });
     expect(outcome.event?.result).toBe(result);
     expect(syncs.purchases.has(`1#apple#${SUBSCRIPTION}`)).toBe(result === 'PURCHASE_SYNCHRONIZED');
   });
 
   it('a customer JWT register without proof never moves a purchase under the `transfer` policy; a publisher token does', async () => {
     const unproven = appleWorld(appleSync({ proof: { kind: 'none' } }), { policy: 'transfer', owner: 102 });
-    const refused = await finalizeSynchronization(unproven.deps, { synchronizationId: ID, verdict: appleVerified() });
+    const refused = await finalizeSynchronization(unproven.deps, { synchronizationId: ID, publisherId: 1, verdict: appleVerified() });
     expect(refused.event).toMatchObject({ result: 'PURCHASE_OWNED_BY_ANOTHER_CUSTOMER', accessGranted: false });
     expect(unproven.syncs.purchases.get(`1#apple#${SUBSCRIPTION}`)?.ownerCustomerId).toBe(102);
     const trusted = appleWorld(appleSync({ proof: { kind: 'trusted' } }), { policy: 'transfer', owner: 102 });
-    const moved = await finalizeSynchronization(trusted.deps, { synchronizationId: ID, verdict: appleVerified() });
+    const moved = await finalizeSynchronization(trusted.deps, { synchronizationId: ID, publisherId: 1, verdict: appleVerified() });
     expect(moved.event).toMatchObject({ result: 'PURCHASE_OWNERSHIP_TRANSFERRED', previousCustomerId: 102 });
     expect(trusted.syncs.purchases.get(`1#apple#${SUBSCRIPTION}`)?.ownerCustomerId).toBe(101);
   });
@@ -164,7 +164,7 @@ describe('finalizeSynchronization (Apple): proof of possession and appAccountTok
   it('a transfer whose signed transaction names another subscription than Apple reports does not move it', async () => {
     const proof: PossessionProof = { kind: 'signedTransaction', transactionId: '2000000000000002', originalTransactionId: '2000000000000777' };
     const { deps, syncs } = appleWorld(appleSync({ kind: 'transfer', proof }), { owner: 102 });
-    const outcome = await finalizeSynchronization(deps, { synchronizationId: ID, verdict: appleVerified() });
+    const outcome = await finalizeSynchronization(deps, { synchronizationId: ID, publisherId: 1, verdict: appleVerified() });
     expect(outcome.event).toMatchObject({ kind: 'transfer', result: 'PURCHASE_OWNED_BY_ANOTHER_CUSTOMER', accessGranted: false });
     expect(syncs.purchases.get(`1#apple#${SUBSCRIPTION}`)?.ownerCustomerId).toBe(102);
   });

@@ -181,8 +181,8 @@ function world(sync: Synchronization, google: FakeGoogle, records: PurchaseRecor
 
 async function verifyThenFinalize(sync: Synchronization, google: FakeGoogle, records: PurchaseRecord[] = []) {
   const { deps, syncs } = world(sync, google, records);
-  const verdict = await verifyPurchase(deps, sync.synchronizationId);
-  const outcome = await finalizeSynchronization(deps, { synchronizationId: sync.synchronizationId, ...(verdict ? { verdict } : {}) });
+  const verdict = await verifyPurchase(deps, sync);
+  const outcome = await finalizeSynchronization(deps, { ...sync, ...(verdict ? { verdict } : {}) });
   return { verdict, outcome, syncs };
 }
 
