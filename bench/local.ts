@@ -5,6 +5,7 @@ import { DynamoDbPublisherRepository } from '../lambdas/tenants/adapters/dynamod
 import { createDocumentClient } from '../lambdas/platform/dynamodb-client';
 import { LOCAL_STATE_MACHINE_ARN, LOCAL_TABLE_NAME, startLocalStack, type LocalStack, type LocalStackOptions } from '../local/stack';
 import type { LocalExecution } from '../local/step-functions';
+import { executionName } from '../lambdas/purchases/domain/synchronization';
 
 /**
  * Customers the bench registers for, round robin. Every accept path writes the customer item
@@ -135,7 +136,8 @@ export class BenchClient {
 
   /** The local Step Functions execution of a synchronization (the workflow starter names it after the id). */
   execution(synchronizationId: string): LocalExecution | undefined {
-    return this.stack.stepFunctions.executions.get(`${LOCAL_STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${synchronizationId}`);
+    const name = executionName({ publisherId: this.stack.localJson.publisherId, synchronizationId });
+    return this.stack.stepFunctions.executions.get(`${LOCAL_STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${name}`);
   }
 
   /** Resolves with the execution once it has ended; StartExecution returned before the 202, so it exists. */

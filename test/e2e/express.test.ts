@@ -1,5 +1,6 @@
 import { LOCAL_STATE_MACHINE_ARN } from '../../local/stack';
 import { startTestStack } from '../support/local-client';
+import { executionName } from '../../lambdas/purchases/domain/synchronization';
 
 /**
  * An EXPRESS stack's store outage, rehearsed locally: retries park the synchronization (its
@@ -31,11 +32,12 @@ describe('EXPRESS workflow type on npm start', () => {
     await client.settled();
     expect(client.eventsFor(id)).toHaveLength(1);
     // The first execution parked; the sweeper started the later attempts as executions of their own.
-    const names = [...stack.stepFunctions.executions.values()].filter((e) => e.name.startsWith(id)).map((e) => e.name);
-    expect(names[0]).toBe(id);
+    const name = executionName({ publisherId: 1, synchronizationId: id });
+    const names = [...stack.stepFunctions.executions.values()].filter((e) => e.name.startsWith(name)).map((e) => e.name);
+    expect(names[0]).toBe(name);
     expect(names.length).toBeGreaterThanOrEqual(2);
     expect(names.slice(1).every((name) => /\.a\d+$/.test(name))).toBe(true);
-    const first = stack.stepFunctions.executions.get(`${LOCAL_STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${id}`);
+    const first = stack.stepFunctions.executions.get(`${LOCAL_STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${name}`);
     expect(first?.history.some((event) => event.details?.name === 'Parked')).toBe(true);
   });
 });

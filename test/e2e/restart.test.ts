@@ -5,6 +5,7 @@ import { createDocumentClient } from '../../lambdas/platform/dynamodb-client';
 import { DynamoDbPublisherRepository } from '../../lambdas/tenants/adapters/dynamodb-publisher-repository';
 import { LOCAL_STATE_MACHINE_ARN, LOCAL_TABLE_NAME } from '../../local/stack';
 import { startTestStack } from '../support/local-client';
+import { executionName } from '../../lambdas/purchases/domain/synchronization';
 
 describe('npm start on a data dir', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'iap-sync-restart-'));
@@ -85,7 +86,7 @@ describe('npm start on a data dir', () => {
       await run.client.request('POST', '/__simulator/faults', { ...faults, body: { store: 'apple', latencyMs: 3000 } });
       const accepted = await run.client.register({ cleengCustomerId: 101, transactionId, ipAddress: '203.0.113.7' });
       const id = String(accepted.body.synchronizationId);
-      const executionArn = `${LOCAL_STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${id}`;
+      const executionArn = `${LOCAL_STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${executionName({ publisherId: 1, synchronizationId: id })}`;
       await run.stack.stepFunctions.call('StopExecution', { executionArn });
       await run.client.request('POST', '/__simulator/faults', { ...faults, body: { store: 'apple', latencyMs: 0 } });
 
