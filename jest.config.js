@@ -10,5 +10,10 @@ module.exports = {
   transformIgnorePatterns: ['/node_modules/(?!(@middy)/)'],
   setupFiles: ['<rootDir>/local/polyfills.ts', '<rootDir>/test/support/environment.js'],
   testTimeout: 60000,
-  reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
+  // One line per test file by default (test/support/suite-reporter.js); Jest's own reporter with
+  // IAP_SYNC_TEST_OUTPUT=verbose.
+  reporters: [
+    process.env.IAP_SYNC_TEST_OUTPUT === 'verbose' ? 'default' : '<rootDir>/test/support/suite-reporter.js',
+    '<rootDir>/test/support/summary-reporter.js',
+  ],
 };
