@@ -29,7 +29,8 @@ import { createLogger } from '../lambdas/platform/logger';
 import type { ReconcileReport } from '../lambdas/lifecycle';
 import { createNotificationOutbox, type NotificationOutbox } from './simulator/notifications';
 import { createGoogleSimulator, GOOGLE_SERVICE_ACCOUNT_FILE, type GoogleSimulator } from './simulator/google-simulator';
-import { readBody } from './simulator/http-json';
+import { readBody, RequestAbortedError } from './simulator/http-json';
+import { isLocalOnlyPath, isLoopbackHost, refuseLocalOnlyRequest } from './loopback-guard';
 import { settlePublishedBeforeRestart, startLocalSweeper, type LocalSweeper } from './recover';
 import { AwsJsonError, LocalStepFunctions, type TaskImplementation } from './step-functions';
 
@@ -55,6 +56,8 @@ export interface LocalStackOptions {
   fastWaitsMs?: number;
   /** One line per component as it starts. */
   print?: (line: string) => void;
+  /** One line per request the servers drop or refuse as malformed (an aborted upload, a bad URL); default stderr. */
+  warn?: (line: string) => void;
   extraRules?: LocalRule[];
   /** Multiplies the webhook retry schedule (tests: 0.0001); default 1, the contract's 5 s … 10 h. */
   webhookScheduleScale?: number;
@@ -84,6 +87,11 @@ export interface LocalJson {
 export interface LocalStack {
   url: string;
   port: number;
+  /**
+   * The Step Functions and EventBridge stand-ins (AWS JSON protocol, by X-Amz-Target): a listener of
+   * their own on 127.0.0.1 and an ephemeral port, for the stack's own SDK clients, never the API port.
+   */
+  awsUrl: string;
   localJson: LocalJson;
   localJsonPath: string;
   bus: LocalEventBus;
@@ -110,10 +118,31 @@ function loadEntry(entry: string): LambdaEntry {
   return mod.handler;
 }
 
-async function awsJson(req: IncomingMessage, res: ServerResponse, call: (op: string, body: Record<string, unknown>) => Promise<unknown>) {
-  const target = String(req.headers['x-amz-target'] ?? '');
-  const operation = target.split('.').pop() ?? '';
-  const raw = (await readBody(req, MAX_REQUEST_BYTES)) ?? Buffer.alloc(0);
+/** One request line for the console: method and path only (a query may carry a purchase token), printable, bounded. */
+function describeRequest(req: IncomingMessage): string {
+  const target = (req.url ?? '').split('?')[0] ?? '';
+  return `${req.method ?? '?'} ${JSON.stringify(target.length > 120 ? `${target.slice(0, 120)}…` : target)}`;
+}
+
+function sendAwsJson(res: ServerResponse, status: number, payload: unknown): void {
+  const body = Buffer.from(JSON.stringify(payload));
+  res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'content-length': body.length });
+  res.end(body);
+}
+
+/** The AWS JSON-protocol stand-ins, routed by X-Amz-Target as the SDK clients send it. */
+async function serveAwsJson(
+  req: IncomingMessage,
+  res: ServerResponse,
+  services: Record<'AWSStepFunctions' | 'AWSEvents', (op: string, body: Record<string, unknown>) => Promise<unknown>>,
+): Promise<void> {
+  // A page of the developer's browser whose name was rebound to 127.0.0.1 still sends its own Host.
+  if (!isLoopbackHost(req.headers.host)) return sendAwsJson(res, 403, { __type: 'AccessDeniedException', message: 'Only loopback callers.' });
+  const [service = '', operation = ''] = String(req.headers['x-amz-target'] ?? '').split('.');
+  const call = req.method === 'POST' && (service === 'AWSStepFunctions' || service === 'AWSEvents') ? services[service] : undefined;
+  const raw = await readBody(req, MAX_REQUEST_BYTES);
+  if (!call) return sendAwsJson(res, 400, { __type: 'UnknownOperationException', message: 'Unknown X-Amz-Target.' });
+  if (raw === undefined) return sendAwsJson(res, 413, { __type: 'SerializationException', message: 'Request too large.' });
   let status = 200;
   let payload: unknown;
   try {
@@ -123,9 +152,32 @@ async function awsJson(req: IncomingMessage, res: ServerResponse, call: (op: str
     status = known ? error.statusCode : 500;
     payload = { __type: known ? error.type : 'InternalFailure', message: (error as Error).message };
   }
-  const body = Buffer.from(JSON.stringify(payload));
-  res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'content-length': body.length });
-  res.end(body);
+  sendAwsJson(res, status, payload);
+}
+
+/** Listens on `host:port`; the port actually bound (port 0 picks one). */
+async function listen(server: Server, port: number, host: string, refused: (error: NodeJS.ErrnoException) => Error): Promise<number> {
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => reject(refused(error)));
+    server.listen(port, host, () => resolveListen());
+  });
+  const address = server.address();
+  return typeof address === 'object' && address ? address.port : port;
+}
+
+/**
+ * Answers an error a request handler threw: an aborted upload is dropped with one line (nobody is
+ * left to answer), anything else is a 500 with its stack trace on the console.
+ */
+function failRequest(req: IncomingMessage, res: ServerResponse, error: unknown, warn: (line: string) => void, fallback: () => void): void {
+  if (error instanceof RequestAbortedError) {
+    warn(`local server: ${describeRequest(req)} dropped: the client closed the connection before its body ended`);
+    res.destroy();
+    return;
+  }
+  process.stderr.write(`local server error: ${(error as Error).stack ?? String(error)}\n`);
+  if (!res.headersSent) fallback();
+  else res.end();
 }
 
 /**
@@ -143,20 +195,18 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   }
   const secretsDir = join(dataDir, 'secrets');
 
+  const warn = options.warn ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const server: Server = createServer();
-  await new Promise<void>((resolveListen, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(
-        error.code === 'EADDRINUSE'
-          ? new LocalStartError(`Port ${options.port} is already in use: choose another with --port or PORT.`)
-          : new LocalStartError(`Cannot listen on port ${options.port}: ${error.message}`),
-      ),
-    );
-    server.listen(options.port, options.host ?? '127.0.0.1', () => resolveListen());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
+  const port = await listen(server, options.port, options.host ?? '127.0.0.1', (error) =>
+    error.code === 'EADDRINUSE'
+      ? new LocalStartError(`Port ${options.port} is already in use: choose another with --port or PORT.`)
+      : new LocalStartError(`Cannot listen on port ${options.port}: ${error.message}`),
+  );
   const url = `http://127.0.0.1:${port}`;
+  // The Step Functions and EventBridge stand-ins are not API routes: on the API port anyone who can
+  // reach it could publish events the webhook sender then signs. Their own listener, on loopback
+  // only and a port chosen at each start, is known to this process and, through runtime.json, the CLI.
+  const awsServer: Server = createServer();
   let dynamodb: DynamoDbLocal | undefined;
   let stepFunctions: LocalStepFunctions | undefined;
   let sweeper: LocalSweeper | undefined;
@@ -165,6 +215,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const startedAt = new Date();
   const eventsLogFile = join(dataDir, 'events.jsonl');
   try {
+    const awsPort = await listen(awsServer, 0, '127.0.0.1', (error) => new LocalStartError(`Cannot listen on 127.0.0.1 for the AWS stand-ins: ${error.message}`));
+    const awsUrl = `http://127.0.0.1:${awsPort}`;
     dynamodb = await startDynamoDbLocal({ tableName: LOCAL_TABLE_NAME, ...(options.inMemory ? {} : { dataDir: join(dataDir, 'dynamodb') }) });
     print(`dynamodb     DynamoDB Local ${options.inMemory ? '(in memory)' : `(data in ${join(dataDir, 'dynamodb')})`} at ${dynamodb.endpoint}`);
 
@@ -191,8 +243,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
       AWS_ENDPOINT_URL_DYNAMODB: dynamodb.endpoint,
-      AWS_ENDPOINT_URL_SFN: url,
-      AWS_ENDPOINT_URL_EVENTBRIDGE: url,
+      AWS_ENDPOINT_URL_SFN: awsUrl,
+      AWS_ENDPOINT_URL_EVENTBRIDGE: awsUrl,
       TABLE_NAME: LOCAL_TABLE_NAME,
       STATE_MACHINE_ARN: LOCAL_STATE_MACHINE_ARN,
       EVENT_BUS_NAME: LOCAL_BUS_NAME,
@@ -291,6 +343,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     stepFunctions = sfn;
     print(`stepfunctions ${WORKFLOW_DEFINITION_FILE} (${WORKFLOW_FUNCTIONS.length} task functions)`);
+    awsServer.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      serveAwsJson(req, res, { AWSStepFunctions: (op, body) => sfn.call(op, body), AWSEvents: (op, body) => bus.call(op, body) }).catch((error: unknown) =>
+        failRequest(req, res, error, warn, () => sendAwsJson(res, 500, { __type: 'InternalFailure', message: 'Unexpected internal error.' })),
+      );
+    });
+    print(`aws          Step Functions and EventBridge stand-ins at ${awsUrl} (loopback, this process and the CLI only)`);
 
     const routes: LocalRoute[] = API_FUNCTIONS.flatMap((fn) => {
       const handler = loadEntry(fn.entry);
@@ -299,12 +357,18 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       void (async () => {
-        const requestUrl = new URL(req.url ?? '/', url);
+        let requestUrl: URL;
+        try {
+          // An absolute URL in the request line (a proxy's form) is taken as it is, and may not parse.
+          requestUrl = new URL(req.url ?? '/', url);
+        } catch {
+          warn(`local server: ${describeRequest(req)} refused: malformed URL (400 REQ0001)`);
+          return sendError(res, 'REQ0001');
+        }
         const path = requestUrl.pathname;
-        // AWS JSON-protocol calls of the SDK clients (their endpoints are this server): routed by X-Amz-Target.
-        const target = String(req.headers['x-amz-target'] ?? '');
-        if (req.method === 'POST' && target.startsWith('AWSStepFunctions.')) return awsJson(req, res, (op, body) => sfn.call(op, body));
-        if (req.method === 'POST' && target.startsWith('AWSEvents.')) return awsJson(req, res, (op, body) => bus.call(op, body));
+        // X-Amz-Target means nothing here (the stand-ins have their own listener): such a request is
+        // routed like any other, and the SDK's `POST /` is no route (404 REQ0008), as on API Gateway.
+        if (isLocalOnlyPath(path) && refuseLocalOnlyRequest(req, res, requestUrl)) return;
         if (path.startsWith('/__simulator/')) {
           if (await handleFaultRoutes(req, res, requestUrl, faults, outbox)) return;
           if (await outbox.handle(req, res, requestUrl)) return;
@@ -326,11 +390,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         const body = await readBody(req, MAX_REQUEST_BYTES);
         if (body === undefined) return sendError(res, 'REQ0006');
         return dispatchApi(routes, req, res, requestUrl, body);
-      })().catch((error: unknown) => {
-        process.stderr.write(`local server error: ${(error as Error).stack ?? String(error)}\n`);
-        if (!res.headersSent) sendError(res, 'S0001');
-        else res.end();
-      });
+      })().catch((error: unknown) => failRequest(req, res, error, warn, () => sendError(res, 'S0001')));
     });
     print(`api          ${routes.length} routes at ${url}`);
 
@@ -399,7 +459,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     writeFileSync(
       join(dataDir, 'runtime.json'),
       `${JSON.stringify(
-        { dynamodbEndpoint: dynamodb.endpoint, tableName: LOCAL_TABLE_NAME, apiUrl: url, pid: process.pid, appleRootCertificates: apple.rootCertificateDer.toString('base64') },
+        {
+          dynamodbEndpoint: dynamodb.endpoint,
+          tableName: LOCAL_TABLE_NAME,
+          apiUrl: url,
+          // The Step Functions and EventBridge stand-ins (`iap-sync reconcile` starts refreshes there).
+          awsEndpointUrl: awsUrl,
+          pid: process.pid,
+          appleRootCertificates: apple.rootCertificateDer.toString('base64'),
+        },
         null,
         2,
       )}\n`,
@@ -410,6 +478,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     return {
       url,
       port,
+      awsUrl,
       localJson,
       localJsonPath,
       bus,
@@ -428,10 +497,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         sfn.abortAll();
         await sfn.drain();
         await webhooks.stop();
-        await new Promise<void>((r) => {
-          server.close(() => r());
-          server.closeAllConnections();
-        });
+        await Promise.all(
+          [server, awsServer].map(
+            (listener) =>
+              new Promise<void>((r) => {
+                listener.close(() => r());
+                listener.closeAllConnections();
+              }),
+          ),
+        );
         events.destroy();
         taskClient?.destroy();
         await ddb.stop();
@@ -441,7 +515,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     clearInterval(reconcileTimer);
     await sweeper?.stop();
     stepFunctions?.abortAll();
-    await new Promise<void>((r) => server.close(() => r()));
+    // close() calls back (with an error) on a listener that never started: both settle.
+    await Promise.all([server, awsServer].map((listener) => new Promise<void>((r) => listener.close(() => r()))));
     await dynamodb?.stop();
     throw error;
   }

@@ -4,9 +4,11 @@
  * and `local.json` does not say which, so this file reads `<data-dir>/runtime.json`, written by
  * local/stack.ts at start-up:
  *
- *   { "dynamodbEndpoint": "http://127.0.0.1:NNNN", "tableName": "iap-sync-local" }
+ *   { "dynamodbEndpoint": "http://127.0.0.1:NNNN", "tableName": "iap-sync-local", "awsEndpointUrl": "http://127.0.0.1:MMMM" }
  *
- * (extra fields are ignored). `local.json` is read too, only for the API URL. Secrets are files
+ * (extra fields are ignored). `awsEndpointUrl`, the Step Functions and EventBridge stand-ins, is
+ * there too, not in `local.json`: it is a loopback port of this run, kept off the API port and out
+ * of the file app developers are handed. `local.json` is read too, only for the API URL. Secrets are files
  * under `<data-dir>/secrets`, referenced as `file:<name>` (the scheme lambdas/platform/reference-secret-store.ts
  * resolves in local mode).
  */
@@ -27,6 +29,8 @@ export const LOCAL_JSON = 'local.json';
 const RuntimeJson = z.object({
   dynamodbEndpoint: z.string().regex(/^https?:\/\/[^\s/]+$/, 'an http(s)://host:port URL'),
   tableName: z.string().min(3).max(255),
+  // Optional: a stack started before the stand-ins had their own listener does not write it.
+  awsEndpointUrl: z.string().regex(/^https?:\/\/[^\s/]+$/, 'an http(s)://host:port URL').optional(),
 });
 
 function readJsonFile(path: string, what: string): unknown {
@@ -77,6 +81,7 @@ export function localTarget(dataDir: string = DEFAULT_DATA_DIR): StackTarget {
     db: createDocumentClient(client),
     tableName: runtime.data.tableName,
     ...(apiUrl ? { apiUrl } : {}),
+    ...(runtime.data.awsEndpointUrl ? { awsEndpointUrl: runtime.data.awsEndpointUrl } : {}),
     secretsDir,
     async storeSecret(purpose, value) {
       checkPurpose(purpose);

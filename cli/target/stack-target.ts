@@ -14,6 +14,8 @@ export interface StackTarget {
   readonly db: DynamoDBDocumentClient;
   readonly tableName: string;
   readonly apiUrl?: string;
+  /** Local only: the Step Functions and EventBridge stand-ins of the running `npm start` (runtime.json). */
+  readonly awsEndpointUrl?: string;
   /** Local only: the folder `file:` secret references are relative to. */
   readonly secretsDir?: string;
   /**

@@ -56,6 +56,17 @@ type AppleEnvironment = 'Sandbox' | 'Production';
 const PREFIX = '/__simulator/apple';
 const STORE_API_ROUTE = /^(?:\/(sandbox|production))?\/inApps\/v1\/(transactions|subscriptions)\/([^/]+)$/;
 const NOTIFICATIONS_API_ROUTE = /^(?:\/(sandbox|production))?\/inApps\/v1\/notifications\/(history|test)$/;
+
+/**
+ * Whether a path is the App Store Server API stand-in (what Apple's own library calls), as opposed
+ * to the simulator's control routes: the local stack holds only the control routes to JSON bodies.
+ */
+export function isAppleStoreApiPath(pathname: string): boolean {
+  if (!pathname.startsWith(`${PREFIX}/`)) return false;
+  const route = pathname.slice(PREFIX.length);
+  return STORE_API_ROUTE.test(route) || NOTIFICATIONS_API_ROUTE.test(route);
+}
+
 const PRODUCT_TYPES = ['Auto-Renewable Subscription', 'Non-Consumable', 'Consumable', 'Non-Renewing Subscription'] as const;
 const AUTO_RENEWABLE = PRODUCT_TYPES[0];
 const DAY_SECONDS = 24 * 3600;

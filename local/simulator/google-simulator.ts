@@ -152,6 +152,17 @@ const CONTROL_ACTIONS = ['renew', 'expire', 'revoke', 'grace', 'hold', 'recover'
 type ControlAction = (typeof CONTROL_ACTIONS)[number];
 const CONTROL_ROUTE = new RegExp(`^/subscriptions(?:/([^/]+)/(${CONTROL_ACTIONS.join('|')}))?$`);
 
+/**
+ * Whether a path is the Play Developer API or OAuth stand-in (what Google's clients call, the token
+ * endpoint with a form body), as opposed to the simulator's control routes: the local stack holds
+ * only the control routes to JSON bodies.
+ */
+export function isGoogleStoreApiPath(pathname: string): boolean {
+  if (!pathname.startsWith(`${PREFIX}/`)) return false;
+  const route = pathname.slice(PREFIX.length);
+  return route === TOKEN_PATH || route === JWKS_PATH || GET_ROUTE.test(route) || ACKNOWLEDGE_ROUTE.test(route) || VOIDED_ROUTE.test(route);
+}
+
 const ANDROID_PUBLISHER_SCOPE = 'https://www.googleapis.com/auth/androidpublisher';
 const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const ACCESS_TOKEN_SECONDS = 3600;

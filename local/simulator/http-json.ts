@@ -19,18 +19,34 @@ export class RequestBodyError extends Error {
 }
 
 /**
+ * The client went away before its request body was complete (a cancelled upload): nobody is left
+ * to answer, so servers drop the request with one log line, not a stack trace.
+ */
+export class RequestAbortedError extends Error {
+  override readonly name = 'RequestAbortedError';
+}
+
+/**
  * Reads a request body; answers `undefined` when it is larger than `limitBytes`. Over the limit the
- * rest is drained, not destroyed, so a 413 can still be written on the same socket.
+ * rest is drained, not destroyed, so a 413 can still be written on the same socket. Rejects with
+ * {@link RequestAbortedError} when the client closes the connection before the body ends.
  */
 export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const aborted = () => reject(new RequestAbortedError('the client closed the connection before the request body ended'));
+    // Gone before we listened (the handler awaited something first): no event will come.
+    if (req.destroyed && !req.complete) return aborted();
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size <= limitBytes) chunks.push(chunk);
     });
-    req.on('error', reject);
+    req.on('error', aborted);
+    // 'close' without 'end' (no 'error' is emitted when nobody listened early enough): settles either way.
+    req.on('close', () => {
+      if (!req.complete) aborted();
+    });
     req.on('end', () => resolve(size > limitBytes ? undefined : Buffer.concat(chunks)));
   });
 }
@@ -119,7 +135,7 @@ export type SimulatorAnswer = { status: number; body?: unknown; headers?: Record
 /**
  * Serves a simulator's requests under `prefix`: answers false for other paths, turns bad bodies
  * into 400/413 and anything unexpected into a plain 500 (the stack trace goes to stderr, the
- * developer's console, never into the body).
+ * developer's console, never into the body). An aborted upload is rethrown: there is no one to answer.
  */
 export async function serveUnder(
   prefix: string,
@@ -134,6 +150,8 @@ export async function serveUnder(
   try {
     result = await serve(url.pathname.slice(prefix.length));
   } catch (error) {
+    // Nobody to answer: the server that called us logs one line.
+    if (error instanceof RequestAbortedError) throw error;
     if (error instanceof RequestBodyError) {
       result = { status: error.status, body: { error: error.message } };
     } else {

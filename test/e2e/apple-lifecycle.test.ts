@@ -73,7 +73,7 @@ describe('Apple entitlements follow the App Store after the register', () => {
     const notifications = listed.body.notifications as Array<{ id: string; type: string; responseStatus: number | null }>;
     const renewal = notifications.filter((n) => n.type === 'DID_RENEW').at(-1);
     expect(renewal?.responseStatus).toBe(200);
-    const resent = await api.request('POST', `/__simulator/notifications/${renewal?.id}/resend`);
+    const resent = await api.request('POST', `/__simulator/notifications/${renewal?.id}/resend`, { headers: { 'content-type': 'application/json' } });
     expect(resent.body).toMatchObject({ responseStatus: 200 });
     await api.settled();
     expect(changesOf(101, original).map((c) => c.reason)).toEqual(['PURCHASED', 'RENEWED']);

@@ -118,7 +118,7 @@ describe('Google Play entitlements follow Google after the register', () => {
     const listed = await api.request('GET', '/__simulator/notifications?store=google');
     const renewal = (listed.body.notifications as Array<{ id: string; type: string; responseStatus: number | null }>).filter((n) => n.type === 'SUBSCRIPTION_RENEWED').at(-1);
     expect(renewal?.responseStatus).toBe(200);
-    const resent = await api.request('POST', `/__simulator/notifications/${renewal?.id}/resend`);
+    const resent = await api.request('POST', `/__simulator/notifications/${renewal?.id}/resend`, { headers: json });
     expect(resent.body).toMatchObject({ responseStatus: 200 });
     await api.settled();
     expect(changesOf(101, token)).toHaveLength(2);
