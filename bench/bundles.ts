@@ -40,7 +40,7 @@ const requireMs = performance.now() - start;
   let firstCallMs;
   if (process.env.BENCH_CALL === '1') {
     const t = performance.now();
-    const result = await mod.handler({ version: '2.0', routeKey: 'GET /openapi.json', rawPath: '/openapi.json', headers: {}, requestContext: {} }, {});
+    const result = await mod.handler({ version: '2.0', routeKey: 'GET /openapi.json', rawPath: '/openapi.json', headers: {}, requestContext: { http: { method: 'GET' } } }, {});
     firstCallMs = performance.now() - t;
     if (!result || result.statusCode !== 200) throw new Error('handler answered ' + (result && result.statusCode));
   }

@@ -1,4 +1,5 @@
 import type { SynchronizationCounts } from './counts';
+import type { RefreshFigures } from './refresh-figures';
 import { round } from './stats';
 
 /**
@@ -105,6 +106,35 @@ export const OPEN_INDEX_WRITES_PER_SYNCHRONIZATION = 2;
 /** Lambda bills duration rounded up to the millisecond. */
 const billedSeconds = (ms: number) => Math.ceil(ms) / 1000;
 
+const totalUsd = (lines: CostLine[]) => round(lines.reduce((sum, l) => sum + l.usdPerMillion, 0), 2);
+
+/** GB-seconds of the workflow functions: invocations × the functions' memory × each one's billed median time. */
+function workflowGbSeconds(invocations: Record<string, number>, medianMs: Record<string, number>): number {
+  const gb = ASSUMPTIONS.workflowLambdaMemoryMb / 1024;
+  return Object.entries(invocations).reduce((sum, [id, n]) => sum + n * gb * billedSeconds(medianMs[id] ?? 0), 0);
+}
+
+/**
+ * The workflow's own charge, per execution: STANDARD bills its state transitions; EXPRESS one
+ * request and the execution's time, rounded up to 100 ms, at the 64 MB minimum.
+ */
+function workflowLines(transitions: number, executionMs: number, items: { transitions: string; request: string }): { standard: CostLine[]; express: CostLine[] } {
+  const billed = (Math.max(1, Math.ceil(executionMs / 100)) * 100) / 1000;
+  return {
+    standard: [line('Step Functions', items.transitions, transitions, 'transitions', PRICES.sfnStandardPerTransition)],
+    express: [
+      line('Step Functions', items.request, 1, 'executions', PRICES.sfnExpressPerRequest),
+      line(
+        'Step Functions',
+        `EXPRESS duration (${executionMs} ms → ${Math.round(billed * 1000)} ms billed × ${ASSUMPTIONS.expressMemoryMb} MB)`,
+        billed * (ASSUMPTIONS.expressMemoryMb / 1024),
+        'GB-s',
+        PRICES.sfnExpressPerGbSecond,
+      ),
+    ],
+  };
+}
+
 /**
  * US dollars per million synchronizations (happy path), itemised by service, for both workflow
  * types, from the counted requests, transitions and invocations and the measured durations.
@@ -112,12 +142,7 @@ const billedSeconds = (ms: number) => Math.ceil(ms) / 1000;
 export function costModel(counts: SynchronizationCounts, durations: MeasuredDurations): CostModel {
   const polls = ASSUMPTIONS.statusPollsPerSynchronization;
   const apiGb = ASSUMPTIONS.apiLambdaMemoryMb / 1024;
-  const workflowGb = ASSUMPTIONS.workflowLambdaMemoryMb / 1024;
   const workflowInvocations = Object.values(counts.lambdaInvocations).reduce((a, b) => a + b, 0);
-  const workflowGbSeconds = Object.entries(counts.lambdaInvocations).reduce(
-    (total, [id, n]) => total + n * workflowGb * billedSeconds(durations.workflowFunctionMs[id] ?? 0),
-    0,
-  );
   const apiGbSeconds = apiGb * (billedSeconds(durations.registerMs) + polls * billedSeconds(durations.statusMs));
   const { accept, workflow, statusRead } = counts.dynamodb;
   const readUnits = accept.readUnits + workflow.readUnits + polls * statusRead.readUnits;
@@ -132,7 +157,7 @@ export function costModel(counts: SynchronizationCounts, durations: MeasuredDura
       `duration workflow ${ASSUMPTIONS.workflowLambdaMemoryMb} MB (${Object.entries(counts.lambdaInvocations)
         .map(([id, n]) => `${id} ${n}× ${durations.workflowFunctionMs[id] ?? 0} ms`)
         .join(', ')})`,
-      workflowGbSeconds,
+      workflowGbSeconds(counts.lambdaInvocations, durations.workflowFunctionMs),
       'GB-s',
       PRICES.lambdaArmPerGbSecond,
     ),
@@ -147,30 +172,16 @@ export function costModel(counts: SynchronizationCounts, durations: MeasuredDura
     ),
     line('EventBridge', 'custom events (PutEvents)', counts.eventBridgeEvents, 'events', PRICES.eventBridgePerCustomEvent),
   ];
-  const expressBilledSeconds = (Math.ceil(durations.executionMs / 100) * 100) / 1000;
-  const standardLines = [
-    ...common,
-    line('Step Functions', 'STANDARD state transitions', counts.transitions.total, 'transitions', PRICES.sfnStandardPerTransition),
-  ];
-  const expressLines = [
-    ...common,
-    line('Step Functions', 'EXPRESS requests', 1, 'executions', PRICES.sfnExpressPerRequest),
-    line(
-      'Step Functions',
-      `EXPRESS duration (${durations.executionMs} ms → ${expressBilledSeconds * 1000} ms billed × ${ASSUMPTIONS.expressMemoryMb} MB)`,
-      expressBilledSeconds * (ASSUMPTIONS.expressMemoryMb / 1024),
-      'GB-s',
-      PRICES.sfnExpressPerGbSecond,
-    ),
-  ];
-  const total = (lines: CostLine[]) => round(lines.reduce((sum, l) => sum + l.usdPerMillion, 0), 2);
+  const steps = workflowLines(counts.transitions.total, durations.executionMs, { transitions: 'STANDARD state transitions', request: 'EXPRESS requests' });
+  const standardLines = [...common, ...steps.standard];
+  const expressLines = [...common, ...steps.express];
   return {
     pricesAsOf: PRICES_AS_OF,
     prices: PRICES,
     assumptions: ASSUMPTIONS,
     durations,
-    standard: { lines: standardLines, totalUsdPerMillion: total(standardLines) },
-    express: { lines: expressLines, totalUsdPerMillion: total(expressLines) },
+    standard: { lines: standardLines, totalUsdPerMillion: totalUsd(standardLines) },
+    express: { lines: expressLines, totalUsdPerMillion: totalUsd(expressLines) },
     excluded: [
       'CloudWatch Logs ingestion and storage (Lambda logs; EXPRESS logs every transition at level ALL, STANDARD only errors)',
       'X-Ray traces (tracing is active on the functions and the state machine; billed per trace recorded, after sampling)',
@@ -183,21 +194,37 @@ export function costModel(counts: SynchronizationCounts, durations: MeasuredDura
   };
 }
 
+/** Where each store's notifications arrive (one HTTP API route and one Lambda function each). */
+export const NOTIFICATION_ROUTES = {
+  apple: 'POST /storekit2/notifications/{publisherId}',
+  google: 'POST /google-play/notifications/{publisherId}',
+} as const;
+export type NotificationStore = keyof typeof NOTIFICATION_ROUTES;
+
 /**
- * What one App Store Server Notification costs beyond the figures a scenario measures, each stated:
+ * What one store notification costs beyond the figures a run measures, each stated:
  * - the notification route is an HTTP API request and one Lambda invocation at the API functions'
- *   memory (its duration is measured: a redelivery's round trip, verification of the three JWS included);
+ *   memory; its duration is measured (Apple: verification of the three JWS; Google: the Pub/Sub
+ *   push's OIDC token against Google's cached keys);
  * - the accept is one TransactWriteItems of two items (the notification record, idempotent on
- *   notificationUUID, and the refresh synchronization): transactional, so 2 WRU each;
+ *   Apple's notificationUUID or Pub/Sub's messageId, and the refresh synchronization): transactional,
+ *   so 2 WRU each;
  * - the refresh's open-index entry is written twice (put at accept, removed at MarkPublished), as for a register;
  * - the finalize that changed the entitlement is one TransactWriteItems of three items (synchronization,
- *   purchase, entitlement), 2 WRU each; an unchanged one writes the synchronization only;
+ *   purchase, entitlement), 2 WRU each; an unchanged one writes the synchronization only. A Google
+ *   plan change (linkedPurchaseToken) also ends the old purchase and its entitlement in the same
+ *   transaction: 4 WRU more, not counted (a small share of notifications);
  * - PutEvents only when something changed (one entry: the owner's inappEntitlementChanged); the
  *   measured PutEvents per refresh is the share of refreshes that changed something. MarkPublished
  *   (1 WRU) runs either way;
  * - the reads (publisher, purchase, entitlement, about 1 RRU each, 4 per refresh) are a stated estimate;
- * - a duplicate notification (Apple retries, the reconciliation re-reading history) costs the request,
- *   the invocation and the failed conditional write only, and is not counted here.
+ * - store API calls are free of charge (Apple's App Store Server API; Google's Play Developer API,
+ *   which counts them against per-minute quota buckets: https://developers.google.com/android-publisher/quotas);
+ *   they are listed at $0 so the count per notification is visible;
+ * - EXPRESS: one execution started per refresh, billed its measured median time rounded up to
+ *   100 ms at the 64 MB minimum (ASSUMPTIONS.expressMemoryMb);
+ * - a duplicate notification (Apple retries, a Pub/Sub redelivery, the reconciliation re-reading
+ *   history) costs the request, the invocation and the failed conditional write only, and is not counted here.
  */
 export const NOTIFICATION_ASSUMPTIONS = {
   notificationLambdaMemoryMb: ASSUMPTIONS.apiLambdaMemoryMb,
@@ -209,42 +236,45 @@ export const NOTIFICATION_ASSUMPTIONS = {
   readUnitsPerRefresh: 4,
 } as const;
 
-/** Per-refresh figures a scenario measured from the executions the notifications started. */
-export interface NotificationCounts {
+/** Per-refresh figures a run measured from the executions the notifications started (bench/refresh-figures.ts). */
+export interface NotificationCounts extends Pick<RefreshFigures, 'transitionsPerRefresh' | 'lambdaInvocationsPerRefresh' | 'lambdaMedianMs' | 'putEventsPerRefresh'> {
   source: string;
-  transitionsPerRefresh: number;
-  /** Lambda invocations per refresh, by workflow function id. */
-  lambdaInvocationsPerRefresh: Record<string, number>;
-  /** Median Task time per invocation, by workflow function id (ms). */
-  lambdaMedianMs: Record<string, number>;
-  /** PutEvents task entries per refresh (0..1: the share that changed something). */
-  putEventsPerRefresh: number;
+  store: NotificationStore;
   /** The notification route's median time (ms). */
   notificationMs: number;
+  /** Median execution time of a refresh (ms), for EXPRESS duration. */
+  executionMs: number;
+  /**
+   * Store API calls per refresh, by call (e.g. `subscriptionsv2.get`): measured, or split from the
+   * measured total as the run states in `source`.
+   */
+  storeCallsPerRefresh: Record<string, number>;
 }
 
 export interface NotificationCostModel {
   pricesAsOf: string;
   counts: NotificationCounts;
   assumptions: typeof NOTIFICATION_ASSUMPTIONS;
-  lines: CostLine[];
-  totalUsdPerMillion: number;
+  standard: { lines: CostLine[]; totalUsdPerMillion: number };
+  express: { lines: CostLine[]; totalUsdPerMillion: number };
+  excluded: string[];
 }
 
-/** US dollars per million App Store notifications that each start one STANDARD refresh execution. */
+const STORE_API: Record<NotificationStore, string> = {
+  apple: 'App Store Server API (no charge)',
+  google: 'Play Developer API (no charge; per-minute quota)',
+};
+
+/** US dollars per million store notifications that each start one refresh execution, on a STANDARD and on an EXPRESS workflow. */
 export function notificationCostModel(counts: NotificationCounts): NotificationCostModel {
   const a = NOTIFICATION_ASSUMPTIONS;
-  const workflowGb = ASSUMPTIONS.workflowLambdaMemoryMb / 1024;
   const invocations = Object.values(counts.lambdaInvocationsPerRefresh).reduce((x, y) => x + y, 0);
-  const workflowGbSeconds = Object.entries(counts.lambdaInvocationsPerRefresh).reduce(
-    (total, [id, n]) => total + n * workflowGb * billedSeconds(counts.lambdaMedianMs[id] ?? 0),
-    0,
-  );
   const changed = Math.min(1, counts.putEventsPerRefresh);
   const writeUnits =
     a.acceptWriteUnits + a.openIndexWriteUnits + a.markPublishedWriteUnits + changed * a.finalizeChangedWriteUnits + (1 - changed) * a.finalizeUnchangedWriteUnits;
-  const lines: CostLine[] = [
-    line('API Gateway', 'HTTP API request (POST /storekit2/notifications/{publisherId})', 1, 'requests', PRICES.httpApiPerRequest),
+  const storeCalls = Object.values(counts.storeCallsPerRefresh).reduce((x, y) => x + y, 0);
+  const common: CostLine[] = [
+    line('API Gateway', `HTTP API request (${NOTIFICATION_ROUTES[counts.store]})`, 1, 'requests', PRICES.httpApiPerRequest),
     line('Lambda', `requests (notification 1, refresh workflow ${round(invocations, 2)})`, 1 + invocations, 'requests', PRICES.lambdaPerRequest),
     line('Lambda', `duration notification ${a.notificationLambdaMemoryMb} MB (${counts.notificationMs} ms)`, (a.notificationLambdaMemoryMb / 1024) * billedSeconds(counts.notificationMs), 'GB-s', PRICES.lambdaArmPerGbSecond),
     line(
@@ -252,20 +282,45 @@ export function notificationCostModel(counts: NotificationCounts): NotificationC
       `duration refresh workflow ${ASSUMPTIONS.workflowLambdaMemoryMb} MB (${Object.entries(counts.lambdaInvocationsPerRefresh)
         .map(([id, n]) => `${id} ${round(n, 2)}× ${counts.lambdaMedianMs[id] ?? 0} ms`)
         .join(', ')})`,
-      workflowGbSeconds,
+      workflowGbSeconds(counts.lambdaInvocationsPerRefresh, counts.lambdaMedianMs),
       'GB-s',
       PRICES.lambdaArmPerGbSecond,
     ),
-    line('Step Functions', 'STANDARD state transitions of one refresh execution', counts.transitionsPerRefresh, 'transitions', PRICES.sfnStandardPerTransition),
     line('DynamoDB', `write request units (notice + sync ${a.acceptWriteUnits}, open index ${a.openIndexWriteUnits}, MarkPublished ${a.markPublishedWriteUnits}, finalize ${a.finalizeChangedWriteUnits} when changed (${round(changed * 100, 1)} %), else ${a.finalizeUnchangedWriteUnits})`, writeUnits, 'WRU', PRICES.dynamodbPerWriteRequestUnit),
     line('DynamoDB', `read request units (estimate: ${a.readUnitsPerRefresh} per refresh)`, a.readUnitsPerRefresh, 'RRU', PRICES.dynamodbPerReadRequestUnit),
+    line(
+      STORE_API[counts.store],
+      Object.entries(counts.storeCallsPerRefresh)
+        .map(([call, n]) => `${call} ${round(n, 2)}`)
+        .join(', ') || 'none',
+      storeCalls,
+      'calls',
+      0,
+    ),
     line('EventBridge', 'custom events (PutEvents only when something changed)', changed, 'events', PRICES.eventBridgePerCustomEvent),
   ];
+  const workflow = workflowLines(counts.transitionsPerRefresh, counts.executionMs, {
+    transitions: 'STANDARD state transitions of one refresh execution',
+    request: 'EXPRESS request (one execution per refresh)',
+  });
+  const standard = [...common, ...workflow.standard];
+  const express = [...common, ...workflow.express];
   return {
     pricesAsOf: PRICES_AS_OF,
     counts,
     assumptions: a,
-    lines,
-    totalUsdPerMillion: round(lines.reduce((sum, l) => sum + l.usdPerMillion, 0), 2),
+    standard: { lines: standard, totalUsdPerMillion: totalUsd(standard) },
+    express: { lines: express, totalUsdPerMillion: totalUsd(express) },
+    excluded: [
+      'CloudWatch Logs, X-Ray traces, the EventBridge archive, KMS, data transfer, storage (as for synchronizations)',
+      ...(counts.store === 'google'
+        ? [
+            "Google Cloud Pub/Sub (the RTDN topic and its push subscription are in the publisher's Google Cloud project and billed there by throughput, about 1 KB a push)",
+            'A plan change (linkedPurchaseToken) writes two more items in the finalize transaction: 4 WRU, $2.50 per million plan changes',
+          ]
+        : []),
+      'A duplicate notification costs its request, invocation and failed conditional write only',
+      'Durations are local (this machine, in-process handlers), not Lambda arm64 at 256/512 MB',
+    ],
   };
 }

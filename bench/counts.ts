@@ -7,6 +7,7 @@ import { WORKFLOW_FUNCTIONS } from '../lib/catalog';
 import type { LocalExecution } from '../local/step-functions';
 import { startDynamoDbCountingProxy, type DynamoDbRequestRecord } from './dynamodb-proxy';
 import { startBenchStack, type BenchStack } from './local';
+import { countStoreCalls, type StoreCallCounter } from './store-calls';
 
 /** DynamoDB requests of one part of a synchronization, per operation, with the capacity DynamoDB Local reported. */
 export interface DynamoDbCounts {
@@ -56,7 +57,8 @@ export function taskTargets(): Map<string, { kind: 'lambda' | 'integration'; nam
     if (state.Type !== 'Task' || state.Resource === undefined) continue;
     const placeholder = /^\$\{([A-Za-z0-9]+)\}$/.exec(state.Resource)?.[1];
     const fn = WORKFLOW_FUNCTIONS.find((f) => f.substitution === placeholder);
-    targets.set(stateName, fn ? { kind: 'lambda', name: fn.id } : { kind: 'integration', name: state.Resource.replace('arn:aws:states:::', '') });
+    // Service integrations by their action (`events:putEvents`), whatever the partition (`arn:${Partition}:states:::…` in the ASL).
+    targets.set(stateName, fn ? { kind: 'lambda', name: fn.id } : { kind: 'integration', name: state.Resource.replace(/^arn:[^:]+:states:::/, '') });
   }
   return targets;
 }
@@ -94,22 +96,6 @@ function scaleCounts(counts: DynamoDbCounts, factor: number): DynamoDbCounts {
     readUnits: counts.readUnits * factor,
     writeUnits: counts.writeUnits * factor,
     unsizedRequests: counts.unsizedRequests * factor,
-  };
-}
-
-/** Store API calls seen by the simulators of the counting process. */
-const storeCalls = { apple: 0, google: 0 };
-
-/**
- * Counts store API calls: both simulators await `faults.delay(store)` once per store API request
- * (the latency hook), so wrapping that method of this process's FaultInjector counts them.
- */
-function countStoreCalls(bench: BenchStack): void {
-  const faults = bench.stack.faults;
-  const delay = faults.delay.bind(faults);
-  faults.delay = (store) => {
-    storeCalls[store] += 1;
-    return delay(store);
   };
 }
 
@@ -156,10 +142,10 @@ function historyCounts(execution: LocalExecution) {
  * before the execution's start time are the API's, the rest up to the end of the execution the
  * workflow's. One status read follows in its own window.
  */
-async function measureOne(bench: BenchStack, records: DynamoDbRequestRecord[], transactionId: string, customerId: number): Promise<Sample> {
+async function measureOne(bench: BenchStack, storeCalls: StoreCallCounter, records: DynamoDbRequestRecord[], transactionId: string, customerId: number): Promise<Sample> {
   const { client, stack } = bench;
   const from = records.length;
-  const appleFrom = storeCalls.apple;
+  const appleFrom = storeCalls.calls.apple;
   const reply = await client.register(transactionId, customerId);
   if (reply.status !== 202 || reply.synchronizationId === undefined) throw new Error(`register answered ${reply.status}`);
   const id = reply.synchronizationId;
@@ -171,7 +157,7 @@ async function measureOne(bench: BenchStack, records: DynamoDbRequestRecord[], t
   return {
     ...historyCounts(execution),
     eventBridgeEvents: stack.bus.events.filter((event) => event.detail.synchronizationId === id).length,
-    appleApiCalls: storeCalls.apple - appleFrom,
+    appleApiCalls: storeCalls.calls.apple - appleFrom,
     accept: countRecords(window.filter((r) => r.at < execution.startDate)),
     workflow: countRecords(window.filter((r) => r.at >= execution.startDate)),
     statusRead: countRecords(records.slice(afterWorkflow)),
@@ -229,7 +215,7 @@ async function runCountsChild(options: { samples: number; retrySamples: number }
   // Short Wait and Retry intervals only matter for the store-outage scenario; the happy path has none.
   const bench = await startBenchStack({ fastWaitsMs: 20 });
   const proxy = await startDynamoDbCountingProxy(bench.stack.dynamodb.endpoint);
-  countStoreCalls(bench);
+  const storeCalls = countStoreCalls(bench.stack.faults);
   // The parent's timeout: stop DynamoDB Local (our child process) rather than orphan it.
   process.once('SIGTERM', () => void bench.stop().finally(() => process.exit(143)));
   try {
@@ -244,11 +230,11 @@ async function runCountsChild(options: { samples: number; retrySamples: number }
       return id;
     };
     // Warm-up, not counted: first calls load publisher secrets and keys.
-    for (let i = 0; i < 3; i++) await measureOne(bench, proxy.records, take(), bench.client.customerFor(i));
+    for (let i = 0; i < 3; i++) await measureOne(bench, storeCalls, proxy.records, take(), bench.client.customerFor(i));
     if (proxy.records.length === 0) throw new Error('the counting proxy saw no DynamoDB request: the handlers bypass it');
 
     const happy: Sample[] = [];
-    for (let i = 0; i < options.samples; i++) happy.push(await measureOne(bench, proxy.records, take(), bench.client.customerFor(i)));
+    for (let i = 0; i < options.samples; i++) happy.push(await measureOne(bench, storeCalls, proxy.records, take(), bench.client.customerFor(i)));
     const scenarios = [aggregate('happy path (instant simulator)', happy)];
 
     if (options.retrySamples > 0) {
@@ -256,7 +242,7 @@ async function runCountsChild(options: { samples: number; retrySamples: number }
       for (let i = 0; i < options.retrySamples; i++) {
         // The next Apple call answers 503: VerifyPurchase → MarkRetrying → Wait → VerifyPurchase.
         bench.stack.faults.set('apple', 503, 1);
-        retried.push(await measureOne(bench, proxy.records, take(), bench.client.customerFor(100 + i)));
+        retried.push(await measureOne(bench, storeCalls, proxy.records, take(), bench.client.customerFor(100 + i)));
       }
       bench.stack.faults.clear();
       scenarios.push(aggregate('one Apple 503, then recovery', retried));

@@ -2,9 +2,10 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AcceptPathReport } from './accept-path';
 import type { BundlesReport } from './bundles';
-import type { CostModel } from './cost-model';
+import type { CostLine, CostModel, NotificationCostModel } from './cost-model';
 import type { CountsReport, DynamoDbCounts } from './counts';
 import type { LatencyRun, SustainedRun } from './end-to-end';
+import type { PushSummary } from './notification-pushes';
 import type { LatencySummary } from './stats';
 
 /** Everything one `npm run bench` measured; saved as bench/results/latest.json. */
@@ -27,6 +28,8 @@ export interface BenchReport {
   counts: CountsReport;
   bundles: BundlesReport;
   cost: CostModel;
+  /** Store notifications timed one at a time, and what a million of them cost (line items). */
+  notifications: Record<'apple' | 'google', { latency: PushSummary; cost: NotificationCostModel }>;
   targets: Target[];
 }
 
@@ -126,6 +129,28 @@ export function evaluateTargets(report: Omit<BenchReport, 'targets'>): Target[] 
         '5-minute execution (STANDARD: about an hour), and there is no execution history to redrive. STANDARD: 5 transitions alone cost $125/M.',
     },
   ];
+}
+
+/** The STANDARD and EXPRESS line items of a cost model, one table each. */
+function costTables(model: { standard: { lines: CostLine[]; totalUsdPerMillion: number }; express: { lines: CostLine[]; totalUsdPerMillion: number } }, per: string): string[] {
+  const out: string[] = [];
+  for (const [label, part] of [
+    ['STANDARD', model.standard],
+    ['EXPRESS', model.express],
+  ] as const) {
+    out.push(
+      '',
+      table(
+        [`${label}: service`, 'item', per, 'list price', '$ per million'],
+        [
+          ...part.lines.map((l) => [l.service, l.item, `${Number(l.quantity.toPrecision(4))} ${l.unit}`, l.priceLabel, l.usdPerMillion.toFixed(2)]),
+          ['Total', '', '', '', part.totalUsdPerMillion.toFixed(2)],
+        ],
+        ['l', 'l', 'r', 'l', 'r'],
+      ),
+    );
+  }
+  return out;
 }
 
 /** The human-readable report. */
@@ -228,26 +253,26 @@ export function formatReport(report: BenchReport): string {
 
   out.push('', `5. Cost per million synchronizations (happy path), us-east-1 list prices as of ${cost.pricesAsOf}`);
   out.push(`  Durations: ${cost.durations.source}`);
-  for (const [label, model] of [
-    ['STANDARD', cost.standard],
-    ['EXPRESS', cost.express],
-  ] as const) {
-    out.push(
-      '',
-      table(
-        [`${label}: service`, 'item', 'per sync', 'list price', '$ per million'],
-        [
-          ...model.lines.map((l) => [l.service, l.item, `${Number(l.quantity.toPrecision(4))} ${l.unit}`, l.priceLabel, l.usdPerMillion.toFixed(2)]),
-          ['Total', '', '', '', model.totalUsdPerMillion.toFixed(2)],
-        ],
-        ['l', 'l', 'r', 'l', 'r'],
-      ),
-    );
-  }
+  out.push(...costTables(cost, 'per sync'));
   out.push('  Not included:');
   for (const item of cost.excluded) out.push(`  · ${item}`);
 
-  out.push('', '6. Targets (issue 7)');
+  out.push('', `6. Store notifications (one at a time, instant simulators): route answer, notification → entitlement, cost per million (prices as of ${cost.pricesAsOf})`);
+  const pushes = Object.entries(report.notifications).map(([store, n]) => [
+    store,
+    n.latency.ingestMs.count,
+    ...latencyCells(n.latency.ingestMs),
+    ...latencyCells(n.latency.toEntitlementMs),
+    usd(n.cost.standard.totalUsdPerMillion),
+    usd(n.cost.express.totalUsdPerMillion),
+  ]);
+  out.push(table(['store', 'samples', 'route p50 ms', 'p95', 'p99', '→ entitlement p50', 'p95', 'p99', '$/M STANDARD', '$/M EXPRESS'], pushes));
+  for (const [store, n] of Object.entries(report.notifications)) {
+    out.push('', `  ${store}: ${n.latency.notification}`, `  Figures: ${n.cost.counts.source}`, ...costTables(n.cost, 'per notif.'));
+    for (const item of n.cost.excluded) out.push(`  · ${item}`);
+  }
+
+  out.push('', '7. Targets (issue 7)');
   out.push(table(['target', 'goal', 'measured', 'verdict'], report.targets.map((t) => [t.name, t.goal, t.measured, t.pass ? 'PASS' : 'MISS']), ['l', 'l', 'l', 'l']));
   for (const t of report.targets) if (t.note) out.push(`  · ${t.name}: ${t.note}`);
   return out.join('\n');

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { bola } from './resilience/bola';
 import { crashRestart } from './resilience/crash';
 import { fuzz } from './resilience/fuzz';
-import { lifecycle } from './resilience/lifecycle';
+import { lifecycle, lifecycleGoogle } from './resilience/lifecycle';
 import { storeOutageExhausted, storeOutageRecovers } from './resilience/outage';
 import { buildReport, formatReport, saveReport } from './resilience/report';
 import { cleanups, type Scenario, type ScenarioResult } from './resilience/scenario';
@@ -22,7 +22,7 @@ what was finalized, published and delivered (lost / duplicated / stuck must all 
   --quick              small counts (about a minute); prints, saves nothing
   --only a,b           run only these scenarios (prints, saves nothing unless --save)
   --save               save bench/results/resilience-*.json even with --quick or --only
-  --seed N             the lifecycle scenario's PRNG seed (default printed in its report; env LIFECYCLE_SEED)
+  --seed N             the lifecycle scenarios' PRNG seed (default printed in their report; env LIFECYCLE_SEED)
   --help
 
 Scenarios: ${'%SCENARIOS%'}
@@ -40,6 +40,7 @@ const SCENARIOS: Record<string, { run: Scenario; timeoutMs: number }> = {
   fuzz: { run: fuzz, timeoutMs: 420_000 },
   bola: { run: bola, timeoutMs: 180_000 },
   lifecycle: { run: lifecycle, timeoutMs: 900_000 },
+  'lifecycle-google': { run: lifecycleGoogle, timeoutMs: 900_000 },
 };
 
 const elapsed = (t0: number) => Math.round((performance.now() - t0) / 1000);

@@ -7,6 +7,7 @@ import { costModel } from './cost-model';
 import { measureCounts, taskTargets } from './counts';
 import { measureLatency, measureSustained } from './end-to-end';
 import { startBenchStack, type BenchStack } from './local';
+import { GOOGLE_PUSH_ACTIONS, measureApplePushes, measureGooglePushes, pushCost, summarizePushes } from './notification-pushes';
 import { evaluateTargets, formatReport, saveReport, type BenchReport } from './report';
 
 const USAGE = `npm run bench -- [options]   (or: npx tsx bench/run.ts [options])
@@ -70,6 +71,8 @@ async function main(): Promise<void> {
     countSamples: quick ? 5 : 20,
     countRetrySamples: quick ? 2 : 5,
     coldInitRuns: quick ? 2 : 10,
+    // One per sample, one at a time; Google's take the Play simulator's control routes round robin (5 each at 40).
+    notificationSamples: quick ? 8 : 40,
   };
 
   const startedAt = new Date();
@@ -105,8 +108,21 @@ async function main(): Promise<void> {
       // Generous for this machine (well under 40 finalized/s); the clients make more if it runs out (reported).
       poolSize: options.sustainSeconds * 40,
     });
+    log(`store notifications: ${options.notificationSamples} App Store DID_RENEW, ${options.notificationSamples} Google pushes over ${GOOGLE_PUSH_ACTIONS.join(', ')}`);
+    const applePushes = await measureApplePushes(bench, options.notificationSamples);
+    const googlePushes = await measureGooglePushes(bench, options.notificationSamples, GOOGLE_PUSH_ACTIONS);
     await bench.stop();
     bench = undefined;
+    const notifications = {
+      apple: {
+        latency: summarizePushes(applePushes, 'App Store Server Notification DID_RENEW, POST /storekit2/notifications/1'),
+        cost: pushCost(applePushes, 'store notifications phase, instant simulator, one at a time'),
+      },
+      google: {
+        latency: summarizePushes(googlePushes, `Pub/Sub pushes with their OIDC token, POST /google-play/notifications/1, one per control route (${GOOGLE_PUSH_ACTIONS.join(', ')})`),
+        cost: pushCost(googlePushes, 'store notifications phase, instant simulator, one at a time'),
+      },
+    };
 
     const happy = counts.scenarios[0];
     if (!happy) throw new Error('no counted scenario');
@@ -127,6 +143,7 @@ async function main(): Promise<void> {
       counts,
       bundles,
       cost,
+      notifications,
     };
     const report: BenchReport = { ...partial, targets: evaluateTargets(partial) };
     process.stdout.write(`${formatReport(report)}\n`);

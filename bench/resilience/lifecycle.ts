@@ -1,507 +1,414 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Environment, SignedDataVerifier } from '@apple/app-store-server-library';
 import fc from 'fast-check';
 import { reconcile as reconcileCommand, type ReconcileResult } from '../../cli/commands/reconcile';
 import { localTarget } from '../../cli/target';
-import { ENTITLEMENT_CHANGED_DETAIL_TYPE, SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/events/schemas';
+import { SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/events/schemas';
 import { createLogger } from '../../lambdas/platform/logger';
-import { AppStoreClient } from '../../lambdas/stores/apple/adapters/app-store-client';
-import { DynamoDbPublisherRepository } from '../../lambdas/tenants/adapters/dynamodb-publisher-repository';
 import type { EventEnvelope } from '../../local/event-bus';
-import { APPLE_KEY_FILE } from '../../local/seed';
-import { LOCAL_TABLE_NAME } from '../../local/stack';
-import type { LocalExecution } from '../../local/step-functions';
-import { notificationCostModel, type NotificationCostModel } from '../cost-model';
-import { taskTargets } from '../counts';
 import { runPool } from '../local';
+import { executionInput, refreshCost, refreshFigures } from '../refresh-figures';
 import { median } from '../stats';
+import { countStoreCalls } from '../store-calls';
 import { notificationRequests } from './fuzz-requests';
-import { createPurchases, dataDirOf, postJson, register, send, tableClient, waitFinalized, type Purchase, type RegisterOutcome } from './harness';
-import { reconcile } from './reconcile';
-import { check, drainWithin, eventsAsPublished, settle, startScenarioStack, tally, type Scenario, type ScenarioStack } from './scenario';
+import { createPurchases, dataDirOf, send, type RegisterOutcome, type Store } from './harness';
+import { appleExpectations, appleSubscriptions, appleTruthReader, pickAppleAction } from './lifecycle-apple';
+import {
+  compareWithStore,
+  DROP_RATE,
+  DUPLICATE_RATE,
+  driveActions,
+  duplicateEntitlementEvents,
+  entitlementEventsOf,
+  noticeOutcomes,
+  OUT_OF_ORDER_RATE,
+  prng,
+  redeliver,
+  registerAll,
+  type Comparison,
+  type DrivenActions,
+  type EntitlementItem,
+  type ExpectedEntitlement,
+  type Expectation,
+  type PickedAction,
+  type Redelivered,
+  type Registered,
+} from './lifecycle-driver';
+import { explainGoogleDrift, googleExpectations, googleModel, googleTruthReader, pickGoogleAction, type GoogleDriftCauses, type GoogleModel } from './lifecycle-google';
+import { reconcile, type PublishedEvent, type ReceivedWebhook } from './reconcile';
+import { check, drainWithin, eventsAsPublished, settle, startScenarioStack, tally, type Check, type Scenario, type ScenarioStack } from './scenario';
 
 /** Default seed; `LIFECYCLE_SEED=n npm run resilience -- --only lifecycle` replays another run. */
 export const LIFECYCLE_SEED = 20261207;
-const CUSTOMERS = [101, 102, 103];
-const DROP_RATE = 0.1;
-const DUPLICATE_RATE = 0.1;
-const OUT_OF_ORDER_RATE = 0.1;
 /** Generated requests against the notification route (fuzz-requests.ts `notificationRequests`). */
 const NOTIFICATION_FUZZ_REQUESTS = 300;
 const NOTIFICATION_FUZZ_SEED = 20261208;
 /** The only answers the notification route may give to garbage (contract §9). */
 const NOTIFICATION_FUZZ_ALLOWED = new Set(['400 NOTIF0001', '400 REQ0001', '413 REQ0006']);
-
-/** mulberry32: a small seeded PRNG, so a run's choices replay from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** What the bench believes of a subscription, only to pick transitions Apple could make next. */
-type ModelState = 'active' | 'grace' | 'retry' | 'expired' | 'refunded' | 'revoked';
-interface Subscription {
-  index: number;
-  originalTransactionId: string;
-  latestTransactionId: string;
-  customerId: number;
-  state: ModelState;
-  autoRenew: boolean;
-}
-
-export type LifecycleAction =
-  | 'renew'
-  | 'grace'
-  | 'billing-retry'
-  | 'auto-renew-off'
-  | 'auto-renew-on'
-  | 'expire'
-  | 'refund'
-  | 'refund-reversed'
-  | 'revoke'
-  | 'resubscribe';
-
-/** The transitions Apple could make from a state (renewals and failed renewals only with auto-renew on). */
-export function validActions(state: ModelState, autoRenew: boolean): LifecycleAction[] {
-  switch (state) {
-    case 'active':
-      return autoRenew ? ['renew', 'renew', 'grace', 'billing-retry', 'auto-renew-off', 'expire', 'refund', 'revoke'] : ['auto-renew-on', 'expire', 'refund', 'revoke'];
-    case 'grace':
-      return ['renew', 'billing-retry', 'expire'];
-    case 'retry':
-      return ['renew', 'expire'];
-    case 'expired':
-      return ['resubscribe'];
-    case 'refunded':
-      return ['refund-reversed', 'refund-reversed', 'resubscribe'];
-    case 'revoked':
-      return ['resubscribe'];
-  }
-}
-
-/** Drives one action through the simulator's control routes; answers the HTTP status. */
-async function act(url: string, sub: Subscription, action: LifecycleAction): Promise<number> {
-  const base = `${url}/__simulator/apple/transactions`;
-  const on = (route: string, body: unknown = {}) => postJson(`${base}/${sub.latestTransactionId}/${route}`, body);
-  let reply;
-  switch (action) {
-    case 'renew':
-      reply = await on('renew');
-      if (reply.status === 201) {
-        sub.latestTransactionId = String((reply.json as { transactionId: string }).transactionId);
-        sub.state = 'active';
-      }
-      return reply.status;
-    case 'resubscribe':
-      reply = await postJson(base, { productId: 'premium_monthly', environment: 'Production', originalTransactionId: sub.originalTransactionId });
-      if (reply.status === 201) {
-        sub.latestTransactionId = String((reply.json as { transactionId: string }).transactionId);
-        sub.state = 'active';
-        sub.autoRenew = true;
-      }
-      return reply.status;
-    case 'grace':
-      reply = await on('grace');
-      if (reply.status === 200) sub.state = 'grace';
-      return reply.status;
-    case 'billing-retry':
-      reply = await on('billing-retry');
-      if (reply.status === 200) sub.state = 'retry';
-      return reply.status;
-    case 'auto-renew-off':
-    case 'auto-renew-on':
-      reply = await on('auto-renew', { enabled: action === 'auto-renew-on' });
-      if (reply.status === 200) sub.autoRenew = action === 'auto-renew-on';
-      return reply.status;
-    case 'expire':
-      reply = await on('expire');
-      if (reply.status === 200) {
-        // A voluntary expiry turns auto-renew off; the end of a billing retry keeps it.
-        if (sub.state === 'active') sub.autoRenew = false;
-        sub.state = 'expired';
-      }
-      return reply.status;
-    case 'refund':
-    case 'revoke':
-      reply = await on(action);
-      if (reply.status === 200) sub.state = action === 'refund' ? 'refunded' : 'revoked';
-      return reply.status;
-    case 'refund-reversed':
-      reply = await on('refund-reversed');
-      if (reply.status === 200) sub.state = 'active';
-      return reply.status;
-  }
-}
-
-/** The entitlement Apple's current answer implies (contract §9, §10). */
-export interface ExpectedEntitlement {
-  active: boolean;
-  state: string;
-  expiresAt: string | null;
-}
-
-const STATUS_STATES: Record<number, string> = { 1: 'active', 2: 'expired', 3: 'billing_retry', 4: 'grace_period', 5: 'revoked' };
-
-export function expectedFromApple(
-  status: number,
-  transaction: { expiresDate?: number; revocationDate?: number },
-  renewal: { gracePeriodExpiresDate?: number } | undefined,
-  now: number,
-): ExpectedEntitlement {
-  const state = transaction.revocationDate !== undefined ? 'revoked' : (STATUS_STATES[status] ?? 'expired');
-  const expires = transaction.expiresDate;
-  const expiresAt = expires === undefined ? null : new Date(expires).toISOString();
-  const graceEnd = renewal?.gracePeriodExpiresDate ?? expires;
-  const active = (state === 'active' && expires !== undefined && expires > now) || (state === 'grace_period' && graceEnd !== undefined && graceEnd > now);
-  return { active, state, expiresAt };
-}
-
-interface EntitlementItem {
-  originalTransactionId: string | null;
-  active: boolean;
-  state: string;
-  expiresAt: string | null;
-}
-
-interface Comparison {
-  drift: number;
-  lost: number;
-  examples: string[];
-  truthStates: Record<string, number>;
-}
-
 /**
- * Apple's truth, read as the service reads it: Get All Subscription Statuses through Apple's own
- * client (AppStoreClient, the service's subclass pointing at the simulator) and the signed data
- * verified with Apple's SignedDataVerifier against the simulator's root.
+ * The PRNG of one half. Apple's is the seed's own, so an Apple run replays the choices it made
+ * before the Google half existed; Google's is derived from it.
  */
-async function truthReader(s: ScenarioStack) {
-  const stack = s.bench.stack;
-  const publisher = await new DynamoDbPublisherRepository(tableClient(stack), LOCAL_TABLE_NAME).getPublisher(stack.localJson.publisherId);
-  const apple = publisher?.apple;
-  if (!apple) throw new Error('demo publisher has no Apple configuration');
-  const dataDir = dataDirOf(stack);
-  const key = readFileSync(join(dataDir, 'secrets', APPLE_KEY_FILE), 'utf8');
-  const runtime = JSON.parse(readFileSync(join(dataDir, 'runtime.json'), 'utf8')) as { appleRootCertificates: string };
-  const roots = runtime.appleRootCertificates.split(',').map((r) => Buffer.from(r.trim(), 'base64'));
-  const client = new AppStoreClient(key, apple.keyId, apple.issuerId, apple.bundleId, Environment.PRODUCTION, `${stack.url}/__simulator/apple/production`, 10_000);
-  const verifier = new SignedDataVerifier(roots, false, Environment.PRODUCTION, apple.bundleId, apple.appAppleId);
-  return async (originalTransactionId: string): Promise<ExpectedEntitlement> => {
-    const answer = await client.getAllSubscriptionStatuses(originalTransactionId);
-    const last = answer.data?.[0]?.lastTransactions?.[0];
-    if (!last?.signedTransactionInfo || last.status === undefined) throw new Error(`no status for ${originalTransactionId}`);
-    const transaction = await verifier.verifyAndDecodeTransaction(last.signedTransactionInfo);
-    const renewal = last.signedRenewalInfo ? await verifier.verifyAndDecodeRenewalInfo(last.signedRenewalInfo) : undefined;
-    return expectedFromApple(Number(last.status), transaction, renewal, Date.now());
-  };
+const halfSeed = (seed: number, store: Store) => (store === 'apple' ? seed : (seed ^ 0x9e3779b9) >>> 0);
+
+/** How a store's half registers its purchases and compares them with the store. */
+interface HalfPlan {
+  register: () => Promise<{ registered: Registered; pick: (rand: () => number) => PickedAction | undefined }>;
+  expectations: () => Expectation[];
+  keyOf: (item: EntitlementItem) => string | null;
+  /** The entitlement fields compared with the store's answer. */
+  fields: (keyof ExpectedEntitlement)[];
+  google?: GoogleModel;
 }
 
-async function compare(s: ScenarioStack, subs: Subscription[], truthOf: (id: string) => Promise<ExpectedEntitlement>): Promise<Comparison> {
-  const url = s.bench.stack.url;
-  const byCustomer = new Map<number, Map<string, EntitlementItem>>();
-  for (const customerId of CUSTOMERS) {
-    const reply = await send(`${url}/customers/${customerId}/entitlements`, { headers: s.publisher.headers });
-    if (reply.status !== 200) throw new Error(`GET /customers/${customerId}/entitlements answered ${reply.status}: ${reply.text.slice(0, 200)}`);
-    const items = (reply.json as { entitlements: EntitlementItem[] }).entitlements;
-    byCustomer.set(customerId, new Map(items.map((e) => [String(e.originalTransactionId), e])));
-  }
-  const truths = new Array<ExpectedEntitlement>(subs.length);
-  await runPool(subs.length, 8, async (i) => {
-    const sub = subs[i];
-    if (sub) truths[i] = await truthOf(sub.originalTransactionId);
-  });
-  let drift = 0;
-  let lost = 0;
-  const examples: string[] = [];
-  subs.forEach((sub, i) => {
-    const truth = truths[i];
-    const seen = byCustomer.get(sub.customerId)?.get(sub.originalTransactionId);
-    if (!truth) return;
-    if (!seen) {
-      lost += 1;
-      if (examples.length < 8) examples.push(`${sub.originalTransactionId} (customer ${sub.customerId}): no entitlement, Apple says ${JSON.stringify(truth)}`);
-      return;
-    }
-    const got = { active: seen.active, state: seen.state, expiresAt: seen.expiresAt };
-    if (got.active !== truth.active || got.state !== truth.state || got.expiresAt !== truth.expiresAt) {
-      drift += 1;
-      if (examples.length < 8) examples.push(`${sub.originalTransactionId} (customer ${sub.customerId}): service ${JSON.stringify(got)}, Apple ${JSON.stringify(truth)}`);
-    }
-  });
-  return { drift, lost, examples, truthStates: tally(truths.filter(Boolean).map((t) => `${t.state}${t.active ? '' : ' (inactive)'}`)) };
+/** One store's half, up to the reconciliation. */
+interface Half extends Omit<HalfPlan, 'register'> {
+  store: Store;
+  registered: Registered;
+  driven: DrivenActions;
+  redelivered: Redelivered;
+  /** Store API calls made while the half ran (its registers' included), up to the reconciliation. */
+  storeCalls: number;
+  /** The half's executions are the ones started between these two counts (insertion order). */
+  executionsFrom: number;
+  executionsTo: number;
 }
 
-/** `inappEntitlementChanged` published more than once for one customer + purchase + ownershipVersion. */
-export function duplicateEntitlementEvents(events: readonly EventEnvelope[]): { duplicates: number; examples: string[] } {
-  const seen = new Map<string, number>();
-  for (const event of events) {
-    if (event['detail-type'] !== ENTITLEMENT_CHANGED_DETAIL_TYPE) continue;
-    const d = event.detail;
-    const key = `${String(d.cleengCustomerId)}|${String(d.originalTransactionId ?? d.purchaseToken)}|${String(d.ownershipVersion)}`;
-    seen.set(key, (seen.get(key) ?? 0) + 1);
-  }
-  const dups = [...seen.entries()].filter(([, n]) => n > 1);
-  return { duplicates: dups.reduce((sum, [, n]) => sum + n - 1, 0), examples: dups.slice(0, 5).map(([k, n]) => `${k} ×${n}`) };
-}
-
-/** Sample `k` distinct items with the PRNG (partial Fisher–Yates). */
-function sample<T>(items: readonly T[], k: number, rand: () => number): T[] {
-  const copy = [...items];
-  const n = Math.min(k, copy.length);
-  for (let i = 0; i < n; i += 1) {
-    const j = i + Math.floor(rand() * (copy.length - i));
-    [copy[i], copy[j]] = [copy[j] as T, copy[i] as T];
-  }
-  return copy.slice(0, n);
-}
-
-/** Per-refresh figures for the cost model, from the executions the notifications started. */
-function refreshFigures(executions: LocalExecution[]) {
-  const targets = taskTargets();
-  const invocations: Record<string, number> = {};
-  const durations: Record<string, number[]> = {};
-  let transitions = 0;
-  let putEvents = 0;
-  for (const execution of executions) {
-    const entered = new Map<string, number>();
-    for (const event of execution.history) {
-      if (event.type.endsWith('StateEntered') || event.type.endsWith('Retried')) transitions += 1;
-      const name = String(event.details?.name ?? '');
-      const target = targets.get(name);
-      if (!target) continue;
-      if (event.type === 'TaskStateEntered' || event.type.endsWith('Retried')) {
-        if (target.kind === 'lambda') invocations[target.name] = (invocations[target.name] ?? 0) + 1;
-        else if (target.name.startsWith('events:putEvents')) putEvents += 1;
-        entered.set(name, event.timestamp);
-      }
-      if (event.type === 'TaskStateExited' && target.kind === 'lambda') {
-        const start = entered.get(name);
-        if (start !== undefined) (durations[target.name] ??= []).push(event.timestamp - start);
-      }
-    }
-  }
-  const n = Math.max(1, executions.length);
+/** Registers `subscriptions` purchases of the store, then drives `actions` seeded actions and the redeliveries. */
+async function runHalf(s: ScenarioStack, store: Store, plan: HalfPlan, actions: number, rand: () => number, log: (line: string) => void): Promise<Half> {
+  const { stack } = s.bench;
+  const { registered, pick } = await plan.register();
+  await settle(s, 60_000);
+  log(`${store}: ${registered.accepted.length}/${registered.outcomes.length} registered (${JSON.stringify(tally(registered.answers))}), ${Object.values(registered.statuses).filter((st) => st.status === 'finalized').length} finalized`);
+  const calls = countStoreCalls(stack.faults);
+  const executionsFrom = stack.stepFunctions.executions.size;
+  const driven = await driveActions(s, store, actions, rand, pick, log);
+  const notRefused = driven.sent.filter((r) => !r.dropped && r.responseStatus !== 200);
+  log(`${store}: ${JSON.stringify(driven.counts)}; ${driven.dropped} notifications dropped, ${notRefused.length} not answered 200`);
+  const redelivered = await redeliver(s, driven.sent, rand);
+  log(
+    `${store}: resent ${redelivered.duplicates} duplicates and ${redelivered.outOfOrder} out of order (${redelivered.lateFirstDeliveries} of them dropped before): answers ${JSON.stringify(tally(redelivered.answers))}`,
+  );
+  // The half's refreshes end before the counter is read: their store calls are all in.
+  await drainWithin(() => stack.stepFunctions.drain(), 180_000);
   return {
-    executions: executions.length,
-    transitionsPerRefresh: transitions / n,
-    lambdaInvocationsPerRefresh: Object.fromEntries(Object.entries(invocations).map(([k, v]) => [k, v / n])),
-    lambdaMedianMs: Object.fromEntries(Object.entries(durations).map(([k, v]) => [k, Math.round(median(v))])),
-    putEventsPerRefresh: putEvents / n,
+    store,
+    registered,
+    driven,
+    redelivered,
+    storeCalls: calls.calls[store],
+    executionsFrom,
+    executionsTo: stack.stepFunctions.executions.size,
+    expectations: plan.expectations,
+    keyOf: plan.keyOf,
+    fields: plan.fields,
+    ...(plan.google ? { google: plan.google } : {}),
   };
 }
 
+/** What a half reports: the same figures for Apple and Google. */
+interface HalfFigures {
+  subscriptions: number;
+  actions: Record<string, number>;
+  dropped: number;
+  duplicatesResent: number;
+  outOfOrderResent: number;
+  outOfOrderLateFirstDeliveries: number;
+  driftBeforeReconciliation: number;
+  driftBeforeExamples: string[];
+  drift: number;
+  missing: number;
+  driftExamples: string[];
+  duplicateEvents: number;
+  duplicateEventExamples: string[];
+  entitlementEvents: number;
+  noticesAccepted: number;
+  noticesFinalized: number;
+  lost: number;
+  lostExamples: string[];
+  truthStates: Record<string, number>;
+  reconciliationReport: ReconcileResult['report'];
+  reconciliationCorrected: number;
+  reconciliationRefreshes: Record<string, number>;
+  reconciliationSeconds: number;
+  refreshExecutions: number;
+  storeCallsPerRefresh: Record<string, number>;
+  costPerMillionNotificationsUsd: { standard: number; express: number };
+  costLines: string[];
+  googleDrift?: { awaitingRecheck: number; unknown: number; unexplained: number; examples: string[] };
+}
+
+function figuresOf(
+  s: ScenarioStack,
+  half: Half,
+  before: Comparison,
+  after: Comparison,
+  events: readonly EventEnvelope[],
+  notices: Awaited<ReturnType<typeof noticeOutcomes>>,
+  reconciliation: { result: ReconcileResult; seconds: number },
+  seed: number,
+  googleDrift: GoogleDriftCauses | undefined,
+): HalfFigures {
+  const { result } = reconciliation;
+  // The half's own executions (not the reconciliation's): the window its store calls were counted in.
+  const window = [...s.bench.stack.stepFunctions.executions.values()].slice(half.executionsFrom, half.executionsTo).filter((e) => executionInput(e).store === half.store);
+  const executions = window.filter((e) => executionInput(e).kind === 'refresh');
+  // Google's resubscriptions are registers: one subscriptionsv2.get each and their acknowledge, not the refreshes' calls.
+  const registers = refreshFigures(window.filter((e) => executionInput(e).kind === 'register'));
+  const registerCalls = registers.executions * (1 + (registers.lambdaInvocationsPerRefresh.AcknowledgePurchase ?? 0));
+  const storeEvents = entitlementEventsOf(events, half.store);
+  const dupEvents = duplicateEntitlementEvents(storeEvents);
+  const cost = refreshCost(half.store, executions, half.storeCalls - registerCalls, median(half.redelivered.duplicateMs), `lifecycle scenario, seed ${seed}, notification time the median of the duplicate resends`);
+  const keys = new Set(half.expectations().map((e) => e.key));
+  return {
+    subscriptions: half.registered.outcomes.length,
+    actions: half.driven.counts,
+    dropped: half.driven.dropped,
+    duplicatesResent: half.redelivered.duplicates,
+    outOfOrderResent: half.redelivered.outOfOrder,
+    outOfOrderLateFirstDeliveries: half.redelivered.lateFirstDeliveries,
+    driftBeforeReconciliation: before.drift + before.missing,
+    driftBeforeExamples: before.examples.slice(0, 3),
+    drift: after.drift + after.missing,
+    missing: after.missing,
+    driftExamples: after.examples,
+    duplicateEvents: dupEvents.duplicates,
+    duplicateEventExamples: dupEvents.examples,
+    entitlementEvents: storeEvents.length,
+    noticesAccepted: notices.accepted,
+    noticesFinalized: notices.finalized,
+    lost: notices.lost.length,
+    lostExamples: notices.lost.slice(0, 5),
+    truthStates: after.truthStates,
+    reconciliationReport: result.report,
+    reconciliationCorrected: result.corrected.purchaseKeys.filter((key) => keys.has(key)).length,
+    reconciliationRefreshes: tally(result.refreshes.map((r) => `${r.source} ${r.status} ${r.refreshOutcome ?? ''}`.trim())),
+    reconciliationSeconds: reconciliation.seconds,
+    refreshExecutions: executions.length,
+    storeCallsPerRefresh: cost.counts.storeCallsPerRefresh,
+    costPerMillionNotificationsUsd: { standard: cost.standard.totalUsdPerMillion, express: cost.express.totalUsdPerMillion },
+    costLines: cost.standard.lines.map((l) => `${l.service}: ${l.item} — ${l.quantity} ${l.unit} → $${l.usdPerMillion}`),
+    ...(googleDrift
+      ? {
+          googleDrift: {
+            awaitingRecheck: googleDrift.awaitingRecheck.length,
+            unknown: googleDrift.unknown.length,
+            unexplained: googleDrift.unexplained.length,
+            examples: [...googleDrift.unexplained, ...googleDrift.awaitingRecheck, ...googleDrift.unknown].slice(0, 6),
+          },
+        }
+      : {}),
+  };
+}
+
+const STORE_NAMES: Record<Store, string> = { apple: 'Apple', google: 'Google' };
+
+function halfChecks(half: Half, f: HalfFigures, googleDrift: GoogleDriftCauses | undefined): Check[] {
+  const name = STORE_NAMES[half.store];
+  const { registered, driven, redelivered } = half;
+  const finalized = Object.values(registered.statuses).filter((st) => st.status === 'finalized').length;
+  const notRefused = driven.sent.filter((r) => !r.dropped && r.responseStatus !== 200).length;
+  const resendsRefused = redelivered.answers.filter((a) => a !== '200').length;
+  const driftCheck =
+    googleDrift === undefined
+      ? check(`${name}: drift 0 — every entitlement equals Get All Subscription Statuses`, f.drift === 0, f.drift === 0 ? `${f.subscriptions} compared (${f.driftBeforeReconciliation} drifted before the reconciliation)` : `${f.drift} drifted: ${f.driftExamples.join(' | ')}`)
+      : check(
+          `${name}: drift 0 wherever one reconciliation can correct it (revocations from the Voided Purchases list, purchases whose latest push arrived); the rest in the reconcile-due index`,
+          googleDrift.unexplained.length === 0,
+          `${f.drift} differ after the reconciliation (${f.driftBeforeReconciliation} before): ${googleDrift.unexplained.length} unexplained, ${googleDrift.awaitingRecheck.length} awaiting the period-end re-check, ${googleDrift.unknown.length} plan-change tokens unknown to the service (a lost push in their chain)` +
+            (googleDrift.unexplained.length > 0 ? `: ${googleDrift.unexplained.slice(0, 4).join(' | ')}` : ''),
+        );
+  return [
+    check(`${name}: every subscription registered and finalized`, registered.accepted.length === f.subscriptions && finalized === f.subscriptions, `${registered.accepted.length} accepted, ${finalized} finalized of ${f.subscriptions}`),
+    check(`${name}: every action a valid transition the simulator took`, driven.failed.length === 0, driven.failed.length === 0 ? `${Object.values(driven.counts).reduce((a, b) => a + b, 0)} actions` : driven.failed.slice(0, 5).join('; ')),
+    check(`${name}: every delivered notification answered 200 (first sends and resends)`, notRefused === 0 && resendsRefused === 0, `${notRefused} first sends, ${resendsRefused} resends not 200`),
+    driftCheck,
+    check(`${name}: 0 duplicate inappEntitlementChanged (customer + purchase + ownershipVersion)`, f.duplicateEvents === 0, f.duplicateEvents === 0 ? `${f.entitlementEvents} events` : `${f.duplicateEvents}: ${f.duplicateEventExamples.join(', ')}`),
+    check(`${name}: 0 lost — every accepted notification has a finalized refresh`, f.lost === 0, f.lost === 0 ? `${f.noticesAccepted} accepted, ${f.noticesFinalized} finalized` : `${f.lost} of ${f.noticesAccepted}: ${f.lostExamples.join('; ')}`),
+  ];
+}
+
+/** What one half leaves for the scenario's report: its figures, checks and its registers for the shared reconciliation. */
+interface HalfOutcome {
+  figures: HalfFigures;
+  checks: Check[];
+  registers: { accepted: RegisterOutcome[]; statuses: Registered['statuses']; events: PublishedEvent[]; deliveries: ReceivedWebhook[] };
+  requests: number;
+}
+
 /**
- * Lifecycle: N Apple subscriptions registered for customers 101–103, then M seeded lifecycle
- * actions through the App Store simulator with ~10 % of their notifications dropped, ~10 % of the
- * delivered ones resent (duplicates) and a further sample resent newest-first (out of order, some
- * of them dropped before: late first deliveries). One `iap-sync reconcile` run, then every
- * entitlement must equal what Get All Subscription Statuses says (0 drift), with 0 duplicate
- * `inappEntitlementChanged` and 0 lost entitlements.
+ * One store's half on a stack of its own (the simulator's notification log is shared by both
+ * stores and bounded, so Google's pushes would push Apple's history out of it): registers, seeded
+ * actions, redeliveries, then ONE `iap-sync reconcile` run for the publisher, then the comparison
+ * with the store, the events and the notices. `extra` runs on the same stack before it stops.
  */
-export const lifecycle: Scenario = async ({ quick, log }) => {
-  const subscriptions = quick ? 30 : 200;
-  const actions = quick ? 150 : 1000;
-  const seed = Number(process.env.LIFECYCLE_SEED ?? LIFECYCLE_SEED);
-  const rand = prng(seed);
-  const t0 = Date.now();
+async function runStore(
+  store: Store,
+  sizes: { subscriptions: number; actions: number; quick: boolean },
+  seed: number,
+  log: (line: string) => void,
+  extra?: (s: ScenarioStack) => Promise<{ checks: Check[]; details: Record<string, unknown>; requests: number }>,
+): Promise<HalfOutcome & { extra?: Record<string, unknown> }> {
   // The scheduled reconciliation only at start-up: the one run under test is the command's.
   const s = await startScenarioStack({ fastWaitsMs: 20, reconcile: { intervalMs: 0 } });
   try {
     const { stack } = s.bench;
-    const url = stack.url;
-    const publisherId = stack.localJson.publisherId;
-    log(`seed ${seed}: ${subscriptions} subscriptions, ${actions} actions, drop ${DROP_RATE * 100} %, duplicates ${DUPLICATE_RATE * 100} %, out of order ${OUT_OF_ORDER_RATE * 100} %`);
-
-    // 1. Subscriptions, registered round robin for customers 101–103.
-    const purchases: Purchase[] = await createPurchases(url, Array.from({ length: subscriptions }, () => 'apple' as const));
-    const outcomes = new Array<RegisterOutcome>(subscriptions);
-    const registerAnswers: string[] = [];
-    await runPool(subscriptions, 4, async (i) => {
-      const purchase = purchases[i];
-      if (!purchase) return;
-      // Three customers for 200 purchases: an accept may meet another's transaction on the customer item.
-      for (let attempt = 0; attempt < 6; attempt += 1) {
-        const o = await register(url, purchase, CUSTOMERS[i % CUSTOMERS.length] ?? 101, s.publisher, { packageName: s.packageName });
-        registerAnswers.push(`${o.status}${o.code ? ` ${o.code}` : ''}`);
-        outcomes[i] = o;
-        if (o.status === 202 || (o.status < 500 && o.status !== 409)) break;
-        await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
-      }
-    });
-    const accepted = outcomes.filter((o) => o?.synchronizationId !== undefined);
-    const statuses = await waitFinalized(url, accepted.map((o) => ({ id: o.synchronizationId ?? '', store: 'apple' as const })), s.publisher, Date.now() + (quick ? 60_000 : 180_000));
-    await settle(s, 60_000);
-    log(`${accepted.length}/${subscriptions} registered (${JSON.stringify(tally(registerAnswers))}), ${Object.values(statuses).filter((st) => st.status === 'finalized').length} finalized`);
-
-    const subs: Subscription[] = purchases.map((p, i) => ({
-      index: i,
-      originalTransactionId: p.id,
-      latestTransactionId: p.id,
-      customerId: CUSTOMERS[i % CUSTOMERS.length] ?? 101,
-      state: 'active',
-      autoRenew: true,
-    }));
-
-    // 2. Lifecycle actions, one at a time so each armed drop hits that action's own notification.
-    const outboxBefore = stack.outbox.list('apple').length;
-    const executionsBefore = new Set(stack.stepFunctions.executions.keys());
-    const actionCounts: Record<string, number> = {};
-    const failedActions: string[] = [];
-    let dropped = 0;
-    const tActions = Date.now();
-    for (let n = 0; n < actions; n += 1) {
-      const sub = subs[Math.floor(rand() * subs.length)];
-      if (!sub) continue;
-      const choices = validActions(sub.state, sub.autoRenew);
-      const action = choices[Math.floor(rand() * choices.length)] ?? 'renew';
-      const drop = rand() < DROP_RATE;
-      if (drop) stack.outbox.dropNext('apple', 1);
-      const status = await act(url, sub, action);
-      stack.outbox.dropNext('apple', 0);
-      if (status !== 200 && status !== 201) failedActions.push(`${action} on ${sub.originalTransactionId}: ${status}`);
-      actionCounts[action] = (actionCounts[action] ?? 0) + 1;
-      if (drop && stack.outbox.list('apple').at(-1)?.dropped === true) dropped += 1;
-      if ((n + 1) % 200 === 0) log(`${n + 1} actions (${Math.round((Date.now() - tActions) / 1000)} s)`);
-    }
-    const sent = stack.outbox.list('apple').slice(outboxBefore);
-    const notRefusedByRoute = sent.filter((r) => !r.dropped && r.responseStatus !== 200);
-    log(`${actions} actions: ${JSON.stringify(actionCounts)}; ${dropped} notifications dropped, ${notRefusedByRoute.length} not answered 200`);
-
-    // Duplicates: ~10 % of the delivered notifications sent again.
-    const delivered = sent.filter((r) => !r.dropped && r.responseStatus === 200);
-    const duplicates = sample(delivered, Math.round(delivered.length * DUPLICATE_RATE), rand);
-    const resendAnswers: string[] = [];
-    const resendMs: number[] = [];
-    for (const record of duplicates) {
-      const t = performance.now();
-      const again = await stack.outbox.resend(record.id);
-      resendMs.push(performance.now() - t);
-      resendAnswers.push(String(again?.responseStatus ?? 'none'));
-    }
-    // Out of order: a further sample of all the action notifications (dropped ones included, which
-    // are then late first deliveries), resent newest first: old news arriving after newer news.
-    const duplicateIds = new Set(duplicates.map((r) => r.id));
-    const order = new Map(sent.map((r, i) => [r.id, i]));
-    const outOfOrder = sample(sent.filter((r) => !duplicateIds.has(r.id)), Math.round(sent.length * OUT_OF_ORDER_RATE), rand).sort(
-      (a, b) => (order.get(b.id) ?? 0) - (order.get(a.id) ?? 0),
-    );
-    const lateFirstDeliveries = outOfOrder.filter((r) => r.dropped).length;
-    for (const record of outOfOrder) {
-      const again = await stack.outbox.resend(record.id);
-      resendAnswers.push(String(again?.responseStatus ?? 'none'));
-    }
-    log(`resent ${duplicates.length} duplicates and ${outOfOrder.length} out of order (${lateFirstDeliveries} of them dropped before): answers ${JSON.stringify(tally(resendAnswers))}`);
+    const half = await runHalf(s, store, planOf(store, s, sizes), sizes.actions, prng(halfSeed(seed, store)), log);
     const drainedBefore = await drainWithin(() => stack.stepFunctions.drain(), 180_000);
+    const before = await compareWithStore(s, half.expectations(), half.keyOf, half.fields);
+    log(`${store} before the reconciliation: drift ${before.drift}, missing ${before.missing}`);
 
-    const truthOf = await truthReader(s);
-    const before = await compare(s, subs, truthOf);
-    log(`before the reconciliation: drift ${before.drift}, lost ${before.lost}`);
-
-    // 3. One reconciliation run, as `iap-sync reconcile --publisher 1` does it.
     const target = localTarget(dataDirOf(stack));
     let result: ReconcileResult;
     const tReconcile = Date.now();
     try {
-      result = await reconcileCommand(target, { publisher: String(publisherId), wait: '180' }, { logger: createLogger('lifecycle-reconcile', 'silent') });
+      result = await reconcileCommand(target, { publisher: String(stack.localJson.publisherId), wait: '180' }, { logger: createLogger('lifecycle-reconcile', 'silent') });
     } finally {
       target.close();
     }
     const reconcileSeconds = Math.round((Date.now() - tReconcile) / 1000);
     const settled = await settle(s, 180_000);
-    log(`reconciliation (${reconcileSeconds} s): ${JSON.stringify(result.report)}; corrected ${result.corrected.count}, not finalized ${result.notFinalized}`);
+    log(`${store} reconciliation (${reconcileSeconds} s): ${JSON.stringify(result.report)}; corrected ${result.corrected.count}, not finalized ${result.notFinalized}`);
 
-    // 4. Apple's truth against the entitlements, and the events.
-    const after = await compare(s, subs, truthOf);
-    const dupEvents = duplicateEntitlementEvents(settled.events);
-    log(`after: drift ${after.drift}, lost ${after.lost}, duplicate events ${dupEvents.duplicates}`);
+    const after = await compareWithStore(s, half.expectations(), half.keyOf, half.fields);
+    // The attempts as they were made: the simulator's log is bounded, a listing at the end may have lost the oldest.
+    const records = [...half.driven.sent, ...half.redelivered.records];
+    const notices = await noticeOutcomes(s, store, records);
+    const googleDrift = half.google ? await explainGoogleDrift(s, half.google, after.off, records) : undefined;
+    const figures = figuresOf(s, half, before, after, settled.events, notices, { result, seconds: reconcileSeconds }, seed, googleDrift);
+    log(`${store} after: drift ${figures.drift} (missing ${figures.missing}), duplicate events ${figures.duplicateEvents}, lost ${figures.lost} of ${figures.noticesAccepted}`);
+    const name = STORE_NAMES[store];
+    const checks = [
+      ...halfChecks(half, figures, googleDrift),
+      check(`${name}: the reconciliation finished its refreshes without errors`, result.notFinalized === 0 && result.report.errors === 0, `not finalized ${result.notFinalized}, errors ${result.report.errors}`),
+      check(`${name}: workflows and webhook queue drained`, drainedBefore && settled.workflowsDrained && settled.webhooksDrained, `before reconcile ${drainedBefore}, after: workflows ${settled.workflowsDrained}, webhooks ${settled.webhooksDrained}`),
+    ];
+    const more = extra ? await extra(s) : undefined;
 
-    // 5. The notification route under garbage.
-    const fuzzRequests = fc.sample(notificationRequests({ publisherId }), { numRuns: quick ? 60 : NOTIFICATION_FUZZ_REQUESTS, seed: NOTIFICATION_FUZZ_SEED });
-    const fuzzOutcomes: string[] = [];
-    await runPool(fuzzRequests.length, 8, async (i) => {
-      const req = fuzzRequests[i];
-      if (!req) return;
-      try {
-        const reply = await send(`${url}${req.path}`, { method: req.method, headers: req.headers, ...(req.body !== undefined ? { body: req.body } : {}) });
-        const code = (reply.json as { code?: unknown } | undefined)?.code;
-        fuzzOutcomes.push(`${reply.status} ${typeof code === 'string' ? code : '(no code)'}`);
-      } catch (error) {
-        fuzzOutcomes.push(`no answer (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
-      }
-    });
-    const fuzzBad = fuzzOutcomes.filter((o) => !NOTIFICATION_FUZZ_ALLOWED.has(o));
-    const fuzz5xx = fuzzOutcomes.filter((o) => /^5\d\d/.test(o)).length;
-
-    // The registers, reconciled like every scenario's accepted synchronizations.
-    const registerReconciliation = reconcile({
-      accepted: accepted.map((o) => ({ synchronizationId: o.synchronizationId ?? '', key: o.purchase.key, expectedResults: ['PURCHASE_SYNCHRONIZED'] })),
-      statuses,
-      events: eventsAsPublished(settled.events.filter((e) => e['detail-type'] === SYNC_RESULT_DETAIL_TYPE)),
-      deliveries: s.receiver.received,
-    });
-
-    const refreshExecutions = [...stack.stepFunctions.executions.entries()].filter(([arn]) => !executionsBefore.has(arn)).map(([, e]) => e);
-    const figures = refreshFigures(refreshExecutions);
-    const cost: NotificationCostModel = notificationCostModel({
-      source: `lifecycle scenario, seed ${seed}: ${figures.executions} refresh executions`,
-      transitionsPerRefresh: figures.transitionsPerRefresh,
-      lambdaInvocationsPerRefresh: figures.lambdaInvocationsPerRefresh,
-      lambdaMedianMs: figures.lambdaMedianMs,
-      putEventsPerRefresh: figures.putEventsPerRefresh,
-      notificationMs: Math.round(median(resendMs)),
-    });
-
-    const wallSeconds = Math.round((Date.now() - t0) / 1000);
-    const entitlementEvents = settled.events.filter((e) => e['detail-type'] === ENTITLEMENT_CHANGED_DETAIL_TYPE).length;
+    // The registers (Google's resubscriptions included), for the scenario's reconciliation of accepted synchronizations.
+    const resubscribed = half.google?.registers ?? [];
+    const statuses: Registered['statuses'] = { ...half.registered.statuses };
+    for (const { outcome, status } of resubscribed) if (outcome.synchronizationId !== undefined) statuses[outcome.synchronizationId] = status;
+    const actionCount = Object.values(half.driven.counts).reduce((a, b) => a + b, 0);
     return {
-      title: `lifecycle: ${actions} seeded actions over ${subscriptions} Apple subscriptions, ${dropped} notifications dropped, ${duplicates.length} duplicated, ${outOfOrder.length} out of order, one reconciliation (seed ${seed})`,
-      requests: subscriptions + actions + duplicates.length + outOfOrder.length + fuzzRequests.length,
-      accepted: registerReconciliation.accepted,
-      reconciliation: registerReconciliation,
-      checks: [
-        check('every subscription registered and finalized', accepted.length === subscriptions && registerReconciliation.finalized === subscriptions, `${accepted.length} accepted, ${registerReconciliation.finalized} finalized of ${subscriptions}`),
-        check('every action a valid transition the simulator took', failedActions.length === 0, failedActions.length === 0 ? `${actions} actions` : failedActions.slice(0, 5).join('; ')),
-        check('every delivered notification answered 200 (first sends and resends)', notRefusedByRoute.length === 0 && resendAnswers.every((a) => a === '200'), `${notRefusedByRoute.length} first sends, ${resendAnswers.filter((a) => a !== '200').length} resends not 200`),
-        check('drift 0: every entitlement equals Apple\'s Get All Subscription Statuses', after.drift === 0, after.drift === 0 ? `${subscriptions} compared (${before.drift} drifted before the reconciliation)` : `${after.drift} drifted: ${after.examples.join(' | ')}`),
-        check('0 duplicate inappEntitlementChanged (customer + purchase + ownershipVersion)', dupEvents.duplicates === 0, dupEvents.duplicates === 0 ? `${entitlementEvents} events` : `${dupEvents.duplicates}: ${dupEvents.examples.join(', ')}`),
-        check('0 lost: every subscription has its entitlement', after.lost === 0, `${after.lost} missing`),
-        check('the reconciliation finished its refreshes without errors', result.notFinalized === 0 && result.report.errors === 0, `not finalized ${result.notFinalized}, errors ${result.report.errors}`),
-        check('workflows and webhook queue drained', drainedBefore && settled.workflowsDrained && settled.webhooksDrained, `before reconcile ${drainedBefore}, after: workflows ${settled.workflowsDrained}, webhooks ${settled.webhooksDrained}`),
-        check('notification route fuzz: only 400 NOTIF0001 / REQ0001, 413 REQ0006; never 5xx', fuzzBad.length === 0, `${fuzzOutcomes.length} requests, ${fuzz5xx} 5xx, ${fuzzBad.length} other: ${JSON.stringify(tally(fuzzBad))}`),
-      ],
-      details: {
-        seed,
-        actions: actionCounts,
-        dropped,
-        duplicatesResent: duplicates.length,
-        outOfOrderResent: outOfOrder.length,
-        outOfOrderLateFirstDeliveries: lateFirstDeliveries,
-        driftBeforeReconciliation: before.drift,
-        driftBeforeExamples: before.examples.slice(0, 3),
-        reconciliationReport: result.report,
-        reconciliationCorrected: result.corrected.count,
-        reconciliationRefreshes: tally(result.refreshes.map((r) => `${r.source} ${r.status} ${r.refreshOutcome ?? ''}`.trim())),
-        reconciliationSeconds: reconcileSeconds,
-        drift: after.drift,
-        driftExamples: after.examples,
-        duplicateEvents: dupEvents.duplicates,
-        lost: after.lost,
-        truthStates: after.truthStates,
-        entitlementEvents,
-        notificationFuzz: tally(fuzzOutcomes),
-        costPerMillionNotificationsUsd: cost.totalUsdPerMillion,
-        costLines: cost.lines.map((l) => `${l.service}: ${l.item} — ${l.quantity} ${l.unit} → $${l.usdPerMillion}`),
-        wallSeconds,
+      figures,
+      checks: [...checks, ...(more?.checks ?? [])],
+      registers: {
+        accepted: [...half.registered.accepted, ...resubscribed.map((r) => r.outcome)],
+        statuses,
+        events: eventsAsPublished(settled.events.filter((e) => e['detail-type'] === SYNC_RESULT_DETAIL_TYPE)),
+        deliveries: [...s.receiver.received],
       },
+      requests: sizes.subscriptions + actionCount + half.redelivered.duplicates + half.redelivered.outOfOrder + (more?.requests ?? 0),
+      ...(more ? { extra: more.details } : {}),
     };
   } finally {
     await s.stop();
   }
-};
+}
+
+/** How each store's half registers its purchases, picks its actions and reads its store. */
+function planOf(store: Store, s: ScenarioStack, sizes: { subscriptions: number; quick: boolean }): HalfPlan {
+  const url = s.bench.stack.url;
+  const registerDeadline = sizes.quick ? 60_000 : 180_000;
+  const purchases = () => createPurchases(url, Array.from({ length: sizes.subscriptions }, () => store));
+  if (store === 'apple') {
+    let subs: ReturnType<typeof appleSubscriptions> = [];
+    let truth: Awaited<ReturnType<typeof appleTruthReader>> | undefined;
+    return {
+      register: async () => {
+        const made = await purchases();
+        const registered = await registerAll(s, made, registerDeadline);
+        subs = appleSubscriptions(made);
+        truth = await appleTruthReader(s);
+        return { registered, pick: pickAppleAction(url, subs) };
+      },
+      expectations: () => (truth ? appleExpectations(subs, truth) : []),
+      keyOf: (item) => item.originalTransactionId,
+      fields: ['active', 'state', 'expiresAt'],
+    };
+  }
+  const model: GoogleModel = googleModel([]);
+  let truth: ReturnType<typeof googleTruthReader> | undefined;
+  return {
+    register: async () => {
+      const made = await purchases();
+      const registered = await registerAll(s, made, registerDeadline);
+      Object.assign(model, googleModel(made));
+      truth = googleTruthReader(s);
+      return { registered, pick: pickGoogleAction(s, model) };
+    },
+    expectations: () => (truth ? googleExpectations(model, truth) : []),
+    keyOf: (item) => item.purchaseToken,
+    // Google's expiry moves with every renewal whose push was lost for good; state and access are what the customer sees.
+    fields: ['active', 'state'],
+    google: model,
+  };
+}
+
+/** The App Store notification route under generated garbage (fuzz-requests.ts `notificationRequests`). */
+async function fuzzNotificationRoute(s: ScenarioStack, quick: boolean): Promise<{ checks: Check[]; details: Record<string, unknown>; requests: number }> {
+  const url = s.bench.stack.url;
+  const fuzzRequests = fc.sample(notificationRequests({ publisherId: s.bench.stack.localJson.publisherId }), { numRuns: quick ? 60 : NOTIFICATION_FUZZ_REQUESTS, seed: NOTIFICATION_FUZZ_SEED });
+  const outcomes: string[] = [];
+  await runPool(fuzzRequests.length, 8, async (i) => {
+    const req = fuzzRequests[i];
+    if (!req) return;
+    try {
+      const reply = await send(`${url}${req.path}`, { method: req.method, headers: req.headers, ...(req.body !== undefined ? { body: req.body } : {}) });
+      const code = (reply.json as { code?: unknown } | undefined)?.code;
+      outcomes.push(`${reply.status} ${typeof code === 'string' ? code : '(no code)'}`);
+    } catch (error) {
+      outcomes.push(`no answer (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    }
+  });
+  const bad = outcomes.filter((o) => !NOTIFICATION_FUZZ_ALLOWED.has(o));
+  const fiveHundreds = outcomes.filter((o) => /^5\d\d/.test(o)).length;
+  return {
+    checks: [
+      check('notification route fuzz (App Store): only 400 NOTIF0001 / REQ0001, 413 REQ0006; never 5xx', bad.length === 0, `${outcomes.length} requests, ${fiveHundreds} 5xx, ${bad.length} other: ${JSON.stringify(tally(bad))}`),
+    ],
+    details: { notificationFuzz: tally(outcomes) },
+    requests: fuzzRequests.length,
+  };
+}
+
+/**
+ * Lifecycle, one store per scenario (each in its own process and stack: handlers keep their clients
+ * per process, and the simulator's bounded notification log would let one store's pushes crowd out
+ * the other's history): N subscriptions registered for customers 101–103, then M seeded lifecycle
+ * actions through the store simulator's control routes with ~10 % of their notifications dropped,
+ * ~10 % of the delivered ones resent (duplicates) and a further sample resent newest-first (out of
+ * order, some of them dropped before: late first deliveries). Then ONE `iap-sync reconcile` run
+ * (Apple's notification history, Google's Voided Purchases, due purchases), then every entitlement
+ * compared with the store's answer (drift), `inappEntitlementChanged` checked for duplicates, and
+ * every accepted notification for a finalized refresh (lost). Google keeps no notification history,
+ * so a push lost for good that is not a revocation waits for the period-end re-check, which a run
+ * minutes long cannot reach: such drift is reported apart, each purchase checked to be in the
+ * reconcile-due index. The App Store scenario also fuzzes its notification route.
+ */
+function lifecycleScenario(store: Store): Scenario {
+  return async ({ quick, log }) => {
+    const sizes = { subscriptions: quick ? 30 : 200, actions: quick ? 150 : 1000, quick };
+    const seed = Number(process.env.LIFECYCLE_SEED ?? LIFECYCLE_SEED);
+    const t0 = Date.now();
+    log(`seed ${seed}, ${store}: ${sizes.subscriptions} subscriptions, ${sizes.actions} actions, drop ${DROP_RATE * 100} %, duplicates ${DUPLICATE_RATE * 100} %, out of order ${OUT_OF_ORDER_RATE * 100} %`);
+    const outcome = await runStore(store, sizes, seed, log, store === 'apple' ? (s) => fuzzNotificationRoute(s, quick) : undefined);
+    const { registers, figures } = outcome;
+    const registerReconciliation = reconcile({
+      accepted: registers.accepted.map((o) => ({ synchronizationId: o.synchronizationId ?? '', key: o.purchase.key, expectedResults: ['PURCHASE_SYNCHRONIZED'] })),
+      statuses: registers.statuses,
+      events: registers.events,
+      deliveries: registers.deliveries,
+    });
+    return {
+      title: `lifecycle (${STORE_NAMES[store]}): ${sizes.actions} seeded actions over ${sizes.subscriptions} subscriptions, ${figures.dropped} notifications dropped, ${figures.duplicatesResent} duplicated, ${figures.outOfOrderResent} out of order, one reconciliation (seed ${seed})`,
+      requests: outcome.requests,
+      accepted: registerReconciliation.accepted,
+      reconciliation: registerReconciliation,
+      checks: outcome.checks,
+      details: { seed, [store]: figures, ...(outcome.extra ?? {}), wallSeconds: Math.round((Date.now() - t0) / 1000) },
+    };
+  };
+}
+
+export const lifecycle = lifecycleScenario('apple');
+export const lifecycleGoogle = lifecycleScenario('google');

@@ -33,7 +33,7 @@ function formatScenario(s: ScenarioResult & { verdict: string }): string {
     );
     for (const f of r.findings.slice(0, 8)) lines.push(`  finding: ${JSON.stringify(f)}`);
   }
-  if (s.name === 'lifecycle' && !s.error) lines.push(...formatLifecycle(s.details));
+  if (s.name.startsWith('lifecycle') && !s.error) lines.push(...formatLifecycle(s.details));
   for (const c of s.checks) lines.push(`  [${c.pass ? 'ok' : 'FAIL'}] ${c.name}: ${c.detail}`);
   for (const [k, v] of Object.entries(s.details)) {
     const text = JSON.stringify(v);
@@ -42,16 +42,27 @@ function formatScenario(s: ScenarioResult & { verdict: string }): string {
   return lines.join('\n');
 }
 
-/** The lifecycle scenario's headline: what was done to the notifications, and what drifted. */
+/** A lifecycle scenario's headline, for the store it ran: what was done to the notifications, and what drifted. */
 export function formatLifecycle(d: Record<string, unknown>): string[] {
-  const n = (key: string) => (typeof d[key] === 'number' ? String(d[key]) : '?');
-  return [
-    `  seed ${n('seed')}; actions ${JSON.stringify(d.actions ?? {})}`,
-    `  notifications: dropped ${n('dropped')}, duplicates resent ${n('duplicatesResent')}, out of order resent ${n('outOfOrderResent')} (${n('outOfOrderLateFirstDeliveries')} of them dropped before)`,
-    `  reconciliation: ${JSON.stringify(d.reconciliationReport ?? {})}, corrected ${n('reconciliationCorrected')} in ${n('reconciliationSeconds')} s`,
-    `  drift ${n('drift')} (before the reconciliation ${n('driftBeforeReconciliation')}), duplicate events ${n('duplicateEvents')}, lost ${n('lost')}; wall time ${n('wallSeconds')} s`,
-    `  cost: $${n('costPerMillionNotificationsUsd')} per million notifications`,
-  ];
+  const n = (source: Record<string, unknown>, key: string) => (typeof source[key] === 'number' ? String(source[key]) : '?');
+  const lines = [`  seed ${n(d, 'seed')}; wall time ${n(d, 'wallSeconds')} s`];
+  for (const store of ['apple', 'google']) {
+    const h = d[store];
+    if (h === null || typeof h !== 'object') continue;
+    const f = h as Record<string, unknown>;
+    const cost = (f.costPerMillionNotificationsUsd ?? {}) as { standard?: number; express?: number };
+    const google = f.googleDrift as { awaitingRecheck: number; unknown: number; unexplained: number } | undefined;
+    lines.push(
+      `  ${store}: actions ${JSON.stringify(f.actions ?? {})}`,
+      `    one reconciliation: ${JSON.stringify(f.reconciliationReport ?? {})}, corrected ${n(f, 'reconciliationCorrected')} in ${n(f, 'reconciliationSeconds')} s`,
+      `    notifications: dropped ${n(f, 'dropped')}, duplicates resent ${n(f, 'duplicatesResent')}, out of order resent ${n(f, 'outOfOrderResent')} (${n(f, 'outOfOrderLateFirstDeliveries')} of them dropped before)`,
+      `    drift ${n(f, 'drift')} (before the reconciliation ${n(f, 'driftBeforeReconciliation')})` +
+        (google ? `: ${google.unexplained} unexplained, ${google.awaitingRecheck} awaiting the period-end re-check, ${google.unknown} plan-change tokens unknown to the service` : '') +
+        `; duplicate events ${n(f, 'duplicateEvents')}, lost ${n(f, 'lost')} of ${n(f, 'noticesAccepted')} accepted notifications`,
+      `    cost: $${cost.standard ?? '?'} per million notifications on STANDARD, $${cost.express ?? '?'} on EXPRESS`,
+    );
+  }
+  return lines;
 }
 
 export function formatReport(report: ResilienceReport): string {

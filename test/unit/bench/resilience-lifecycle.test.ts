@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { notificationCostModel } from '../../../bench/cost-model';
 import { notificationRequests } from '../../../bench/resilience/fuzz-requests';
-import { duplicateEntitlementEvents, expectedFromApple, prng, validActions } from '../../../bench/resilience/lifecycle';
+import { expectedFromApple, validActions } from '../../../bench/resilience/lifecycle-apple';
+import { duplicateEntitlementEvents, prng } from '../../../bench/resilience/lifecycle-driver';
 import { formatLifecycle } from '../../../bench/resilience/report';
 import type { EventEnvelope } from '../../../local/event-bus';
 
@@ -51,19 +52,30 @@ describe('lifecycle scenario', () => {
   });
 
   it('prices a notification from the per-refresh figures, PutEvents only for the share that changed', () => {
-    const base = { source: 't', transitionsPerRefresh: 5, lambdaInvocationsPerRefresh: { VerifyPurchase: 1 }, lambdaMedianMs: { VerifyPurchase: 40 }, notificationMs: 15 };
+    const base = {
+      source: 't',
+      store: 'apple' as const,
+      transitionsPerRefresh: 5,
+      lambdaInvocationsPerRefresh: { VerifyPurchase: 1 },
+      lambdaMedianMs: { VerifyPurchase: 40 },
+      notificationMs: 15,
+      executionMs: 120,
+      storeCallsPerRefresh: { 'App Store Server API calls': 2 },
+    };
     const changed = notificationCostModel({ ...base, putEventsPerRefresh: 1 });
     const unchanged = notificationCostModel({ ...base, putEventsPerRefresh: 0 });
-    const events = (m: typeof changed) => m.lines.find((l) => l.service === 'EventBridge')?.usdPerMillion;
+    const events = (m: typeof changed) => m.standard.lines.find((l) => l.service === 'EventBridge')?.usdPerMillion;
     expect(events(changed)).toBe(1);
     expect(events(unchanged)).toBe(0);
-    expect(changed.lines.find((l) => l.service === 'Step Functions')?.usdPerMillion).toBe(125);
-    expect(changed.totalUsdPerMillion).toBeGreaterThan(unchanged.totalUsdPerMillion);
+    expect(changed.standard.lines.find((l) => l.service === 'Step Functions')?.usdPerMillion).toBe(125);
+    expect(changed.standard.totalUsdPerMillion).toBeGreaterThan(unchanged.standard.totalUsdPerMillion);
   });
 
-  it('prints its headline in the report', () => {
-    const lines = formatLifecycle({ seed: 7, dropped: 100, drift: 0, duplicateEvents: 0, lost: 0, wallSeconds: 300 });
-    expect(lines.join('\n')).toMatch(/seed 7/);
-    expect(lines.join('\n')).toMatch(/drift 0 .*duplicate events 0, lost 0; wall time 300 s/);
+  it('prints its headline in the report, one block per store', () => {
+    const half = { dropped: 100, drift: 0, driftBeforeReconciliation: 21, duplicateEvents: 0, lost: 0, noticesAccepted: 900 };
+    const text = formatLifecycle({ seed: 7, wallSeconds: 300, apple: half, google: { ...half, drift: 2, googleDrift: { awaitingRecheck: 2, unknown: 0, unexplained: 0 } } }).join('\n');
+    expect(text).toMatch(/seed 7;.*wall time 300 s/);
+    expect(text).toMatch(/apple:[^]*drift 0 \(before the reconciliation 21\); duplicate events 0, lost 0 of 900/);
+    expect(text).toMatch(/google:[^]*drift 2 \(before the reconciliation 21\): 0 unexplained, 2 awaiting the period-end re-check/);
   });
 });
