@@ -50,8 +50,40 @@ export async function verifyPurchase(deps: VerifyDeps, ref: SyncRef): Promise<St
   const profile = googleProfileOf(publisher, sync, record);
   if (!profile) throw new ConfigurationError('no Google Play profile for this package');
   // A refresh reads whatever the token is now (a plan change moves it to another product).
-  const verification = await deps.google.verify(profile, sync.purchaseToken, sync.kind === 'refresh' ? undefined : sync.productId);
+  const read = await deps.google.verify(profile, sync.purchaseToken, sync.kind === 'refresh' ? undefined : sync.productId);
+  const verification = await withKnownAncestor(deps, profile, sync, read, record);
   return googleVerdict(verification, now, await isVoided(deps, profile, sync, verification, now));
+}
+
+/** Plan changes followed back at most this many tokens to one this service knows. */
+const MAX_PLAN_CHANGE_HOPS = 5;
+
+/**
+ * A purchase this service has no record of, replacing one it does not know either, may be the end of
+ * a chain of plan changes whose middle pushes were lost (A → B → C, only A registered): Google is
+ * asked for each replaced token's own `linkedPurchaseToken` until one with a record is found, and the
+ * new purchase is then decided against that one (it inherits its owner, and that one ends). Without
+ * a known ancestor within MAX_PLAN_CHANGE_HOPS, the answer is left as it is (nothing is inherited).
+ */
+async function withKnownAncestor(
+  deps: Pick<VerifyDeps, 'google' | 'syncs'>,
+  profile: GoogleProfile,
+  sync: Synchronization,
+  verification: GoogleVerification,
+  record: PurchaseRecord | undefined,
+): Promise<GoogleVerification> {
+  if (verification.outcome !== 'verified' || verification.facts.linkedPurchaseToken === undefined) return verification;
+  const own = record ?? (await deps.syncs.getPurchase(sync.publisherId, 'google', verification.facts.purchaseToken));
+  if (own !== undefined) return verification;
+  let linked: string | undefined = verification.facts.linkedPurchaseToken;
+  for (let hop = 0; linked !== undefined && hop < MAX_PLAN_CHANGE_HOPS; hop += 1) {
+    if ((await deps.syncs.getPurchase(sync.publisherId, 'google', linked)) !== undefined) {
+      return { ...verification, facts: { ...verification.facts, linkedPurchaseToken: linked } };
+    }
+    const previous = await deps.google.verify(profile, linked);
+    linked = previous.outcome === 'verified' ? previous.facts.linkedPurchaseToken : undefined;
+  }
+  return verification;
 }
 
 /**

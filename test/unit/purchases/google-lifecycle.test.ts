@@ -204,6 +204,19 @@ describe('Google in the workflow', () => {
     expect(syncs.records.get(`refresh-${NEW_TOKEN}`)).toMatchObject({ acknowledge: true, productId: 'premium_yearly', packageName: PACKAGE });
   });
 
+  it('a chain of plan changes whose middle push was lost (A → B → C, only A known) gives C to A\'s owner and ends A', async () => {
+    const old = registered();
+    const middle = 'middle.tok.en';
+    const google = new FakeGoogle({
+      [NEW_TOKEN]: verified({ purchaseToken: NEW_TOKEN, productId: 'premium_yearly', expiresAt: iso(T0 + 365 * DAY), linkedPurchaseToken: middle }),
+      [middle]: verified({ purchaseToken: middle, subscriptionState: 'SUBSCRIPTION_STATE_EXPIRED', expiresAt: iso(T0 - DAY), linkedPurchaseToken: TOKEN }),
+    });
+    const { syncs } = await verifyThenFinalize(refreshSync(NEW_TOKEN, 'SUBSCRIPTION_PURCHASED'), google, [old]);
+    expect(syncs.finalized[0]?.purchaseWrite?.next).toMatchObject({ purchaseKey: NEW_TOKEN, ownerCustomerId: 101, entitled: true });
+    expect(syncs.finalized[0]?.supersededWrite?.next).toMatchObject({ purchaseKey: TOKEN, replacedBy: NEW_TOKEN, entitled: false });
+    expect(google.verifyCalls.map((call) => call.purchaseToken)).toEqual([NEW_TOKEN, middle]);
+  });
+
   it('a register of the new token by its owner after the plan change finds the purchase synchronized, unchanged', async () => {
     const old = registered();
     const answer = verified({ purchaseToken: NEW_TOKEN, productId: 'premium_yearly', expiresAt: iso(T0 + 365 * DAY), linkedPurchaseToken: TOKEN });
