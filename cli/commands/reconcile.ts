@@ -28,7 +28,7 @@ import { GoogleAccessTokenProvider } from '../../lambdas/stores/google/adapters/
 import { GooglePlayStoreVerifier } from '../../lambdas/stores/google/adapters/google-play-verifier';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/dynamodb-local';
 import { LOCAL_STATE_MACHINE_ARN } from '../../local/stack';
-import { idOption, optionalString, type Args } from '../args';
+import { flag, idOption, optionalString, type Args } from '../args';
 import { CommandError, UsageError } from '../errors';
 import { RUNTIME_JSON, type StackTarget } from '../target';
 import { publishersOf, requirePublisher } from './publisher';
@@ -43,8 +43,13 @@ const STORE_TIMEOUT_MS = 10_000;
 export interface ReconcileInput {
   publisherId: number;
   since?: Date;
+  /** Re-check every purchase of the reconcile index, not only the due ones. */
+  all?: boolean;
   waitSeconds: number;
 }
+
+/** Purchases `--all` re-checks at most in one run (within the stores' rate limit of 10 calls/s: about 7 minutes). */
+const ALL_DUE_LIMIT = 2000;
 
 /** One refresh the run started and what became of it. */
 export interface ReconcileRefresh {
@@ -94,7 +99,8 @@ export function parseReconcile(args: Args): ReconcileInput {
   if (!Number.isInteger(waitSeconds) || waitSeconds > MAX_WAIT_SECONDS) {
     throw new UsageError(`--wait must be a whole number of seconds from 0 to ${MAX_WAIT_SECONDS}, got ${JSON.stringify(waitRaw)}`);
   }
-  return { publisherId, ...(since ? { since } : {}), waitSeconds };
+  const all = flag(args, 'all');
+  return { publisherId, ...(since ? { since } : {}), ...(all ? { all } : {}), waitSeconds };
 }
 
 /** Warnings to stderr, one line each; info and debug (a line per notification) are not shown. */
@@ -187,7 +193,12 @@ export async function reconcile(target: StackTarget, args: Args, io: ReconcileIo
         sleep,
         logger,
       },
-      { ...DEFAULT_RECONCILE_SETTINGS, publisherId: input.publisherId, ...(input.since ? { since: input.since } : {}) },
+      {
+        ...DEFAULT_RECONCILE_SETTINGS,
+        publisherId: input.publisherId,
+        ...(input.since ? { since: input.since } : {}),
+        ...(input.all ? { all: true, dueLimit: ALL_DUE_LIMIT } : {}),
+      },
     );
     const refreshes = await followRefreshes(target, syncs, started, clock.now().getTime() + input.waitSeconds * 1000, clock, sleep);
     const purchaseKeys = [...new Set(refreshes.filter((r) => r.refreshOutcome === 'changed').map((r) => r.purchaseKey))];

@@ -111,7 +111,16 @@ export interface ReconcileOptions extends ReconcileSettings {
   since?: Date;
   /** Start no more pages or due purchases after this (the Lambda's remaining time). */
   deadline?: Date;
+  /**
+   * Re-check every purchase of the reconcile index, due or not (the command line's `--all`, for one
+   * publisher): the way to correct a Google purchase whose push was lost for good before its period
+   * ends, since Google keeps no notification history. Purchases not yet due keep their place in the index.
+   */
+  all?: boolean;
 }
+
+/** The index's sort keys are ISO 8601 times: this one is after all of them. */
+const END_OF_TIME = new Date('9999-12-31T23:59:59.999Z');
 
 /**
  * What one run found and did.
@@ -501,7 +510,7 @@ async function reconcileDue(run: Run): Promise<void> {
   const now = deps.clock.now();
   let due: DuePurchase[];
   try {
-    due = await deps.reconcile.listDue(now, options.dueLimit, options.publisherId);
+    due = await deps.reconcile.listDue(options.all === true ? END_OF_TIME : now, options.dueLimit, options.publisherId);
   } catch (error) {
     report.errors += 1;
     deps.logger.warn('due purchases could not be listed; the next run tries again', { error });
@@ -546,5 +555,6 @@ async function reconcileOne(run: Run, purchase: DuePurchase, now: Date, alreadyR
   // A refresh that changes the purchase rewrites it (and so its index entry); one that does not
   // would leave it due at once, every run: the back-off spaces the re-checks of a purchase the
   // store keeps in the same state (a long billing retry, an account hold).
-  await deps.reconcile.postpone(purchase, nextCheck(now, purchase.attempts, options));
+  // `all` also re-checks purchases that are not due: they keep their place (their period's end).
+  if (Date.parse(purchase.reconcileAt) <= now.getTime()) await deps.reconcile.postpone(purchase, nextCheck(now, purchase.attempts, options));
 }

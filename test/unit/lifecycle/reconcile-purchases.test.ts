@@ -511,6 +511,17 @@ describe('due purchases', () => {
     expect(t.reconcile.postponed).toHaveLength(1);
   });
 
+  it('`all` re-checks purchases not yet due too, and leaves those in their place in the index', async () => {
+    const t = setup();
+    const later = { ...due('2000000000000002'), reconcileAt: new Date(NOW.getTime() + 20 * 86_400_000).toISOString() };
+    t.reconcile.due = [due('2000000000000001'), later];
+    const { report } = await t.run({ all: true, publisherId: APPLE });
+    expect(t.reconcile.listed.at(-1)?.now).toBe('9999-12-31T23:59:59.999Z');
+    expect(t.intake.notices.map((notice) => notice.purchaseKey)).toEqual(['2000000000000001', '2000000000000002']);
+    expect(t.reconcile.postponed.map((p) => p.purchaseKey)).toEqual(['2000000000000001']);
+    expect(report).toMatchObject({ duePurchases: 2, refreshesStarted: 2 });
+  });
+
   it('does not refresh twice a purchase the history catch-up already re-reads', async () => {
     const t = setup();
     t.history.set(bundle(APPLE), 'Sandbox', [[n('u1', '2000000000000001')]]);
