@@ -9,7 +9,8 @@ import { IapSyncStack } from '../lib/iap-sync-stack';
  * Context keys (cdk.json or `-c key=value`), each with its default and meaning in lib/context.ts:
  * stage, workflowType, appleRootsDir, appleOnlineChecks, retryMaxAttempts, retryBaseSeconds,
  * retryMaxWaitSeconds, throttleBurstLimit, throttleRateLimit, routeThrottles, workflowLogLevel,
- * workflowLogExecutionData, alarmTopicArn.
+ * workflowLogExecutionData, alarmTopicArn, webhookMaxConcurrency, existingTableName, apiDomainName,
+ * apiCertificateArn.
  */
 const app = new App();
 // AWS Solutions checks run at every synth and deploy: an unacknowledged error stops them.

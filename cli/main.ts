@@ -14,7 +14,7 @@ import { customerAdd, parseCustomerAdd } from './commands/customer';
 import { googleConfigure, parseGoogleConfigure } from './commands/google';
 import { jwtConfigure, jwtIssue, parseJwtConfigure, parseJwtIssue } from './commands/jwt';
 import { offerMap, parseOfferMap } from './commands/offer';
-import { parsePublisherCreate, publisherCreate, publisherList } from './commands/publisher';
+import { parsePublisherCreate, parsePublisherSet, publisherCreate, publisherList, publisherSet } from './commands/publisher';
 import { parseSyncShow, syncShow } from './commands/sync';
 import {
   parseWebhookAdd,
@@ -74,6 +74,16 @@ export const COMMANDS: CommandSpec[] = [
     },
     validate: (args) => parsePublisherCreate(args),
     run: (target, args) => publisherCreate(target, args),
+  },
+  {
+    name: 'publisher set',
+    summary: "change a publisher's settings: the StoreKit migration (while on, Apple transfers answer 422 SK2C0005)",
+    options: {
+      publisher: { type: 'string', value: 'N', description: 'publisher id', required: true },
+      'storekit-migration': { type: 'string', value: 'on|off', description: 'StoreKit 2 migration in progress', required: true },
+    },
+    validate: (args) => parsePublisherSet(args),
+    run: (target, args) => publisherSet(target, args),
   },
   {
     name: 'publisher list',
@@ -141,12 +151,17 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'reconcile',
-    summary: 'reconcile one publisher now: catch up lost Apple notifications, re-check expired purchases; prints what was corrected',
+    summary:
+      "reconcile one publisher now: catch up lost Apple notifications and Google's voided purchases, re-check expired purchases; prints what was corrected",
     localOnly: true,
     options: {
       publisher: { type: 'string', value: 'N', description: 'publisher id', required: true },
       since: { type: 'string', value: 'ISO', description: "read Apple's notification history from this time (default: where the last run ended; the cursor is not moved)" },
       wait: { type: 'string', value: 'SECONDS', description: 'wait this long for the refreshes to finalize (default 60)' },
+      all: {
+        type: 'boolean',
+        description: 'also re-check purchases not yet due (every one still giving or able to regain access): corrects Google pushes lost for good, at 2 store calls each',
+      },
     },
     validate: (args) => parseReconcile(args),
     run: (target, args) => reconcile(target, args),

@@ -1,5 +1,6 @@
 import { EXPRESS_ENDED_AFTER_SECONDS } from '../lambdas/lifecycle';
 import { SYNCHRONIZATION_KEY } from '../lambdas/platform/dynamodb-table';
+import type { SecretScope } from './secret-scopes';
 export { LOCK_LEASE_SECONDS, WORKFLOW_TIMEOUT_SECONDS } from '../lambdas/purchases';
 
 /**
@@ -13,8 +14,11 @@ export interface ApiFunction {
   entry: string;
   /** HTTP API route keys (`METHOD /path/{param}`). */
   routes: string[];
-  /** What the function may touch; the CDK stack grants exactly this. */
-  access: { table: 'none' | 'read' | 'readwrite'; startsWorkflow: boolean; readsSecrets: boolean };
+  /**
+   * What the function may touch; the CDK stack grants exactly this. `secrets`: the publishers' secrets
+   * it may read, by scope (lib/secret-scopes.ts); the API functions read customers' JWT secrets only.
+   */
+  access: { table: 'none' | 'read' | 'readwrite'; startsWorkflow: boolean; secrets: readonly SecretScope[] };
   /** Verifies data Apple signed: gets the trusted Apple roots (APPLE_ROOT_CERTIFICATES). */
   verifiesAppleSignatures?: boolean;
 }
@@ -24,10 +28,13 @@ export interface WorkflowFunction {
   entry: string;
   /** The `${…}` placeholder of the ASL that receives this function's ARN. */
   substitution: string;
-  /** Lambda timeout; below the Task state's TimeoutSeconds. */
+  /**
+   * Lambda timeout. VerifyPurchase's Task state times out first (45 s, so `States.Timeout` takes the
+   * retry path) and the function's own 40 s deadline before that; the others are below their Task's.
+   */
   timeoutSeconds: number;
-  /** Reads publishers' store credentials (App Store Connect key, Google service account). */
-  readsSecrets: boolean;
+  /** Publishers' secrets it reads, by scope: store credentials (App Store Connect key, Google service account). */
+  secrets: readonly SecretScope[];
 }
 
 export const API_FUNCTIONS: ApiFunction[] = [
@@ -35,7 +42,7 @@ export const API_FUNCTIONS: ApiFunction[] = [
     id: 'RegisterApplePurchase',
     entry: 'lambdas/purchases/handlers/register-apple-purchase.ts',
     routes: ['POST /storekit2/purchases'],
-    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
+    access: { table: 'readwrite', startsWorkflow: true, secrets: ['jwt'] },
     // Proof of possession: the device's signedTransactionInfo is verified against Apple's roots.
     verifiesAppleSignatures: true,
   },
@@ -43,20 +50,20 @@ export const API_FUNCTIONS: ApiFunction[] = [
     id: 'TransferApplePurchase',
     entry: 'lambdas/purchases/handlers/transfer-apple-purchase.ts',
     routes: ['POST /storekit2/purchases/transfers'],
-    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
+    access: { table: 'readwrite', startsWorkflow: true, secrets: ['jwt'] },
     verifiesAppleSignatures: true,
   },
   {
     id: 'RegisterGooglePurchase',
     entry: 'lambdas/purchases/handlers/register-google-purchase.ts',
     routes: ['POST /google-play/purchases'],
-    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
+    access: { table: 'readwrite', startsWorkflow: true, secrets: ['jwt'] },
   },
   {
     id: 'TransferGooglePurchase',
     entry: 'lambdas/purchases/handlers/transfer-google-purchase.ts',
     routes: ['POST /google-play/purchases/transfers'],
-    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: true },
+    access: { table: 'readwrite', startsWorkflow: true, secrets: ['jwt'] },
   },
   {
     id: 'GetSynchronization',
@@ -65,20 +72,20 @@ export const API_FUNCTIONS: ApiFunction[] = [
       'GET /storekit2/purchases/synchronizations/{synchronizationId}',
       'GET /google-play/purchases/synchronizations/{synchronizationId}',
     ],
-    access: { table: 'read', startsWorkflow: false, readsSecrets: true },
+    access: { table: 'read', startsWorkflow: false, secrets: ['jwt'] },
   },
   {
     id: 'GetEntitlements',
     entry: 'lambdas/entitlements/handlers/get-entitlements.ts',
     routes: ['GET /customers/{cleengCustomerId}/entitlements'],
-    access: { table: 'read', startsWorkflow: false, readsSecrets: true },
+    access: { table: 'read', startsWorkflow: false, secrets: ['jwt'] },
   },
   {
     // App Store Server Notifications V2: the signed payload is the credential, so no secret is read.
     id: 'ReceiveAppleNotification',
     entry: 'lambdas/lifecycle/handlers/receive-apple-notification.ts',
     routes: ['POST /storekit2/notifications/{publisherId}'],
-    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: false },
+    access: { table: 'readwrite', startsWorkflow: true, secrets: [] },
     verifiesAppleSignatures: true,
   },
   {
@@ -87,32 +94,33 @@ export const API_FUNCTIONS: ApiFunction[] = [
     id: 'ReceiveGoogleNotification',
     entry: 'lambdas/lifecycle/handlers/receive-google-notification.ts',
     routes: ['POST /google-play/notifications/{publisherId}'],
-    access: { table: 'readwrite', startsWorkflow: true, readsSecrets: false },
+    access: { table: 'readwrite', startsWorkflow: true, secrets: [] },
   },
   {
     id: 'GetOpenApi',
     entry: 'lambdas/openapi/get-openapi.ts',
     routes: ['GET /openapi.json'],
-    access: { table: 'none', startsWorkflow: false, readsSecrets: false },
+    access: { table: 'none', startsWorkflow: false, secrets: [] },
   },
 ];
 
 export const WORKFLOW_FUNCTIONS: WorkflowFunction[] = [
-  { id: 'VerifyPurchase', entry: 'lambdas/purchases/handlers/verify-purchase.ts', substitution: 'VerifyPurchaseFunctionArn', timeoutSeconds: 50, readsSecrets: true },
-  { id: 'MarkRetrying', entry: 'lambdas/purchases/handlers/mark-synchronization-retrying.ts', substitution: 'MarkRetryingFunctionArn', timeoutSeconds: 15, readsSecrets: false },
+  { id: 'VerifyPurchase', entry: 'lambdas/purchases/handlers/verify-purchase.ts', substitution: 'VerifyPurchaseFunctionArn', timeoutSeconds: 50, secrets: ['apple', 'google'] },
+  { id: 'MarkRetrying', entry: 'lambdas/purchases/handlers/mark-synchronization-retrying.ts', substitution: 'MarkRetryingFunctionArn', timeoutSeconds: 15, secrets: [] },
   {
     id: 'AcknowledgePurchase',
     entry: 'lambdas/purchases/handlers/acknowledge-purchase.ts',
     substitution: 'AcknowledgePurchaseFunctionArn',
     timeoutSeconds: 25,
-    readsSecrets: true,
+    // Acknowledges Google purchases only.
+    secrets: ['google'],
   },
   {
     id: 'FinalizeSynchronization',
     entry: 'lambdas/purchases/handlers/finalize-synchronization.ts',
     substitution: 'FinalizeSynchronizationFunctionArn',
     timeoutSeconds: 25,
-    readsSecrets: false,
+    secrets: [],
   },
 ];
 
@@ -122,6 +130,8 @@ export const WEBHOOK_FUNCTION = {
   entry: 'lambdas/webhooks/handlers/deliver-webhooks.ts',
   /** Several 15 s attempts of a batch run concurrently; SQS visibility is six times this. */
   timeoutSeconds: 60,
+  /** Endpoints' signing secrets. */
+  secrets: ['webhook'],
 } as const;
 
 /**
@@ -145,11 +155,14 @@ export const RECONCILE_FUNCTION = {
   /** The handler stops starting work 30 s before this; the cursor keeps the rest for the next run. */
   timeoutSeconds: 600,
   scheduleMinutes: 60,
+  /** App Store Connect keys (Get Notification History) and Google service accounts (due Google purchases). */
+  secrets: ['apple', 'google'],
   localIntervalMinutes: 5,
 } as const;
 
 /** Placeholders of the ASL that are not function ARNs. */
 export const WORKFLOW_VALUE_SUBSTITUTIONS = [
+  'Partition',
   'TableName',
   'SynchronizationKeyPrefix',
   'SynchronizationSortKey',
@@ -158,10 +171,13 @@ export const WORKFLOW_VALUE_SUBSTITUTIONS = [
 /**
  * The ASL's non-ARN placeholders, from the same definitions the code uses: the synchronization
  * item's key (MarkPublished writes it directly) from the table's key builder. The events' source and
- * detail-types come from the registry through the finalize's `entries`.
+ * detail-types come from the registry through the finalize's `entries`. `partition` goes into the
+ * service integrations' ARNs (`arn:${Partition}:states:::…`): the stack's own partition on AWS
+ * (aws-cn, aws-us-gov), `aws` for the local runtime and tests.
  */
-export function workflowValueSubstitutions(names: { tableName: string }): Record<(typeof WORKFLOW_VALUE_SUBSTITUTIONS)[number], string> {
+export function workflowValueSubstitutions(names: { tableName: string; partition?: string }): Record<(typeof WORKFLOW_VALUE_SUBSTITUTIONS)[number], string> {
   return {
+    Partition: names.partition ?? 'aws',
     TableName: names.tableName,
     SynchronizationKeyPrefix: SYNCHRONIZATION_KEY.partitionPrefix,
     SynchronizationSortKey: SYNCHRONIZATION_KEY.sortKey,

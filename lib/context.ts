@@ -1,7 +1,8 @@
 import type { ThrottleLimits } from './constructs/http-api';
 import { DEFAULT_THROTTLE } from './constructs/http-api';
 import type { WorkflowLogging } from './constructs/sync-workflow';
-import { DEFAULT_RETRY, type IapSyncStackProps, type RetryBudget } from './iap-sync-stack';
+import { DEFAULT_WEBHOOK_MAX_CONCURRENCY } from './constructs/webhook-delivery';
+import { DEFAULT_RETRY, type IapSyncStackProps, type RetryBudget, STAGE_NAME, STAGE_NAME_MAX_LENGTH } from './iap-sync-stack';
 
 /**
  * The CDK context keys of bin/app.ts (cdk.json or `-c key=value`), read into stack props here so
@@ -10,7 +11,12 @@ import { DEFAULT_RETRY, type IapSyncStackProps, type RetryBudget } from './iap-s
  * secrets folder or the webhook private-network switch: a deployed stack has no way to set those.
  */
 export const CONTEXT_KEYS = {
-  stage: { default: 'dev', meaning: '`dev` or `prod`; names the stack `IapSync-<stage>`, the bus, the API, the dashboard and the metrics `service`' },
+  stage: {
+    default: 'dev',
+    meaning:
+      'lowercase letters, digits and dashes (`dev`, `staging`, `prod-eu`; at most 20); names the stack `IapSync-<stage>`, the bus, the API, the dashboard ' +
+      'and the metrics `service`; only `prod` keeps the log groups on destroy, refuses unknown Apple roots and warns without an alarm topic',
+  },
   workflowType: { default: 'STANDARD', meaning: '`STANDARD` or `EXPRESS` (about 7× cheaper; 5-minute, at-least-once executions: during a store outage they park the synchronization and the recovery sweeper, every minute, starts each next attempt)' },
   appleRootsDir: { default: 'config/apple-roots', meaning: 'folder of Apple root certificates (DER `*.cer`), fingerprint-checked; unknown files refused on prod' },
   appleOnlineChecks: { default: 'true', meaning: 'OCSP revocation checks of Apple certificate chains' },
@@ -31,7 +37,20 @@ export const CONTEXT_KEYS = {
     default: 'false',
     meaning: 'also log state inputs and outputs (signed transactions, customer ids; several times the log volume)',
   },
-  alarmTopicArn: { default: '(none)', meaning: 'ARN of an existing SNS topic that receives every alarm and its return to OK' },
+  alarmTopicArn: {
+    default: '(none)',
+    meaning: "ARN of an existing SNS topic that receives every alarm and its return to OK; in the stack's region (another region is refused)",
+  },
+  webhookMaxConcurrency: {
+    default: String(DEFAULT_WEBHOOK_MAX_CONCURRENCY),
+    meaning: 'most webhook delivery functions running at once (2 to 1000), so a backlog to slow endpoints cannot take the API\'s Lambda concurrency',
+  },
+  existingTableName: {
+    default: '(none: a new table)',
+    meaning: 'use this existing DynamoDB table (kept by an earlier `cdk destroy`, or restored) instead of creating one; same keys and indexes',
+  },
+  apiDomainName: { default: '(none)', meaning: 'custom domain of the API (`api.example.com`), with apiCertificateArn; output CustomDomainUrl and CustomDomainTarget' },
+  apiCertificateArn: { default: '(none)', meaning: "ARN of the ACM certificate of apiDomainName, in the stack's region" },
 } as const;
 
 export type ContextKey = keyof typeof CONTEXT_KEYS;
@@ -68,8 +87,14 @@ export function stackPropsFromContext(read: ContextReader): ContextProps {
     return parsed;
   };
 
+  const stage = text('stage') ?? 'dev';
+  if (!STAGE_NAME.test(stage) || stage.length > STAGE_NAME_MAX_LENGTH) {
+    throw new ContextError(
+      `Context stage=${stage} must be lowercase letters, digits and single dashes, start with a letter and end with a letter or digit, at most ${STAGE_NAME_MAX_LENGTH} characters`,
+    );
+  }
   const props: ContextProps = {
-    stage: oneOf('stage', ['dev', 'prod'] as const) ?? 'dev',
+    stage,
     workflowType: oneOf('workflowType', ['STANDARD', 'EXPRESS'] as const) ?? 'STANDARD',
   };
   const onlineChecks = oneOf('appleOnlineChecks', ['true', 'false'] as const);
@@ -97,6 +122,17 @@ export function stackPropsFromContext(read: ContextReader): ContextProps {
 
   const alarmTopicArn = text('alarmTopicArn');
   if (alarmTopicArn !== undefined) props.alarmTopicArn = alarmTopicArn;
+
+  const webhookMaxConcurrency = number('webhookMaxConcurrency', true);
+  if (webhookMaxConcurrency !== undefined) props.webhookMaxConcurrency = webhookMaxConcurrency;
+  const existingTableName = text('existingTableName');
+  if (existingTableName !== undefined) props.existingTableName = existingTableName;
+  const domainName = text('apiDomainName');
+  const certificateArn = text('apiCertificateArn');
+  if ((domainName === undefined) !== (certificateArn === undefined)) {
+    throw new ContextError('Context apiDomainName and apiCertificateArn go together: give both or neither');
+  }
+  if (domainName !== undefined && certificateArn !== undefined) props.customDomain = { domainName, certificateArn };
   return props;
 }
 

@@ -1,4 +1,4 @@
-import { Annotations, ArnFormat, CfnOutput, Duration, RemovalPolicies, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Aws, CfnOutput, CfnRule, Duration, Fn, RemovalPolicies, RemovalPolicy, Stack, type StackProps, Token, Validations } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
@@ -13,12 +13,14 @@ import { TABLE_DEFINITION } from '../lambdas/platform/dynamodb-table';
 import { loadConfig } from '../lambdas/platform/config';
 import { DataTable } from './constructs/data-table';
 import { SyncEventBus } from './constructs/event-bus';
-import { checkThrottles, SyncHttpApi, type ThrottleLimits } from './constructs/http-api';
+import { checkThrottles, type CustomDomain, SyncHttpApi, type ThrottleLimits } from './constructs/http-api';
 import { createLambdaFunction } from './constructs/lambda-function';
 import { Monitoring, type MonitoringThresholds } from './constructs/monitoring';
 import { defaultWorkflowLogging, SyncWorkflow, type WorkflowLogging } from './constructs/sync-workflow';
-import { WebhookDelivery } from './constructs/webhook-delivery';
+import { checkWebhookMaxConcurrency, WebhookDelivery } from './constructs/webhook-delivery';
 import { iam5ResourceFinding } from './nag';
+import { checkRetryBudget } from './retry-budget';
+import { SECRET_SCOPES, secretNamePattern, type SecretScope } from './secret-scopes';
 
 /** Store retry budget handed to MarkRetrying (RETRY_* variables). */
 export interface RetryBudget {
@@ -32,8 +34,12 @@ export interface RetryBudget {
 
 /** Props of {@link IapSyncStack}. */
 export interface IapSyncStackProps extends StackProps {
-  /** Deployment stage; names the event bus (`iap-sync-<stage>`) and the API. */
-  stage: 'dev' | 'prod';
+  /**
+   * Deployment stage, lowercase letters, digits and dashes (STAGE_NAME); names the stack
+   * (`IapSync-<stage>` in bin/app.ts), the event bus and the API (`iap-sync-<stage>`). `prod` also keeps
+   * the log groups on destroy, refuses unknown Apple roots and warns without an alarm topic.
+   */
+  stage: string;
   /**
    * Step Functions workflow type. STANDARD waits out a store outage inside the execution (exactly
    * once, 5 billed transitions per synchronization). EXPRESS is about 7× cheaper; its executions end
@@ -79,6 +85,18 @@ export interface IapSyncStackProps extends StackProps {
   workflowLogging?: WorkflowLogging;
   /** When the alarms fire. @default see DEFAULT_THRESHOLDS in lib/constructs/monitoring.ts */
   monitoringThresholds?: Partial<MonitoringThresholds>;
+  /**
+   * Most webhook delivery functions running at once (2 to 1000).
+   * @default DEFAULT_WEBHOOK_MAX_CONCURRENCY (5) in lib/constructs/webhook-delivery.ts
+   */
+  webhookMaxConcurrency?: number;
+  /**
+   * Use this existing DynamoDB table (a table kept by `cdk destroy`, or a restored one) instead of
+   * creating one. It must have the shape of TABLE_DEFINITION. @default a new table
+   */
+  existingTableName?: string;
+  /** Serve the API on a custom domain too; output `CustomDomainUrl` and `CustomDomainTarget`. @default none */
+  customDomain?: CustomDomain;
 }
 
 /** The Lambdas' own defaults (lambdas/platform/config.ts): 8 attempts, 15 s doubling, 960 s cap. */
@@ -88,7 +106,17 @@ const API_TIMEOUT = Duration.seconds(10);
 const LOG_LEVEL = 'info';
 
 const base64 = /^[A-Za-z0-9+/]+={0,2}$/;
-const snsTopicArn = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$/;
+const snsTopicArn = /^arn:aws[a-z-]*:sns:([a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$/;
+const acmCertificateArn = /^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate\/[A-Za-z0-9-]+$/;
+const hostName = /^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+
+/**
+ * Stage names: lowercase letters, digits and single dashes, starting with a letter, at most 20
+ * characters, so every name built from them (`IapSync-<stage>`, `iap-sync-<stage>-<region>` dashboards,
+ * alarm names, log groups) stays within its service's limits.
+ */
+export const STAGE_NAME = /^[a-z](?:[a-z0-9]|-(?!-))*(?<!-)$/;
+export const STAGE_NAME_MAX_LENGTH = 20;
 
 /**
  * iap-sync: HTTP API -> register Lambda -> purchase-sync state machine (verify, retry, finalize)
@@ -105,39 +133,58 @@ export class IapSyncStack extends Stack {
     });
     // Everything that can be wrong with the props is checked before any construct exists, so a bad
     // configuration fails in milliseconds instead of after bundling six functions.
+    checkStage(props.stage);
     const workflowType = props.workflowType ?? 'STANDARD';
     const retry = resolveRetry(props.retry);
+    checkRetryBudget(retry, workflowType);
     const appleRoots = checkAppleRoots(props.appleRootCertificates);
     const appleOnlineChecks = props.appleOnlineChecks ?? loadConfig({}).APPLE_ONLINE_CHECKS === 'true';
     const alarmTopicArn = checkAlarmTopic(props);
+    if (alarmTopicArn !== undefined) this.requireStackRegion('AlarmTopic', regionOf(snsTopicArn, alarmTopicArn), 'alarmTopicArn', 'CloudWatch alarms notify topics of their own region only');
+    if (props.customDomain) {
+      checkCustomDomain(props.customDomain);
+      this.requireStackRegion(
+        'Certificate',
+        regionOf(acmCertificateArn, props.customDomain.certificateArn),
+        'customDomain certificateArn',
+        'a regional API domain takes a certificate of its own region',
+      );
+    }
+    checkWebhookMaxConcurrency(props.webhookMaxConcurrency);
     checkThrottles(props.throttle, props.routeThrottles ?? {});
     const alarmTopic = props.alarmTopic ?? (alarmTopicArn ? Topic.fromTopicArn(this, 'AlarmTopic', alarmTopicArn) : undefined);
     /** POWERTOOLS_SERVICE_NAME of every function and the `service` dimension of every metric. */
     const service = `iap-sync-${props.stage}`;
 
-    const data = new DataTable(this, 'Data');
+    const data = new DataTable(this, 'Data', props.existingTableName !== undefined ? { existingTableName: props.existingTableName } : {});
     const { table } = data;
     const events = new SyncEventBus(this, 'Events', { eventBusName: `iap-sync-${props.stage}` });
     const common = { TABLE_NAME: table.tableName, LOG_LEVEL };
     // The command line stores publishers' secrets as iap-sync/<stack name>/<purpose> (cli/target/deployed.ts),
-    // so a dev stack cannot read the prod stack's keys in the same account.
-    const secretsPrefix = `iap-sync/${this.stackName}/`;
-    const publisherSecrets = this.formatArn({
-      service: 'secretsmanager',
-      resource: 'secret',
-      resourceName: `${secretsPrefix}*`,
-      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-    });
-    const readSecrets = new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [publisherSecrets] });
-    const readSecretsFinding = iam5ResourceFinding(this, publisherSecrets);
-    const acknowledgeReadSecrets = (fn: IFunction) =>
-      Validations.of(fn.role?.node.tryFindChild('DefaultPolicy') ?? fn).acknowledge({
-        id: readSecretsFinding,
-        reason:
-          `Publishers' secrets (App Store Connect keys, Google service accounts, JWT and webhook signing secrets) are created at ` +
-          `run time by the iap-sync command line under ${secretsPrefix}<purpose>, one per publisher and endpoint, so their names ` +
-          "are unknown at deploy time; the prefix confines the function to this stack's secrets, read-only (GetSecretValue).",
-      });
+    // every purpose starting with the prefix of its scope (lib/secret-scopes.ts). Each function may read the
+    // scopes the catalog gives it and no other: the API functions customers' JWT secrets only, never a store
+    // key or a webhook signing secret; and a dev stack nothing of the prod stack's in the same account.
+    const grantSecrets = (fn: IFunction, scopes: readonly SecretScope[], action = 'secretsmanager:GetSecretValue') => {
+      if (scopes.length === 0) return;
+      const resources = scopes.map((scope) =>
+        this.formatArn({
+          service: 'secretsmanager',
+          resource: 'secret',
+          resourceName: secretNamePattern(this.stackName, scope),
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      );
+      fn.addToRolePolicy(new PolicyStatement({ actions: [action], resources }));
+      for (const [index, scope] of scopes.entries()) {
+        Validations.of(fn.role?.node.tryFindChild('DefaultPolicy') ?? fn).acknowledge({
+          id: iam5ResourceFinding(this, resources[index] ?? ''),
+          reason:
+            `Publishers' ${SECRET_SCOPES[scope].holds} are created at run time by the iap-sync command line as ` +
+            `${secretNamePattern(this.stackName, scope)}, one per publisher (and endpoint), so their names are unknown at deploy ` +
+            `time; the prefix confines the function to this stack's secrets of that one purpose (${action}).`,
+        });
+      }
+    };
 
     // Workflow functions first: the state machine needs their ARNs, and the register function
     // needs the state machine's ARN, so this order keeps the template free of cycles.
@@ -166,10 +213,7 @@ export class IapSyncStack extends Stack {
       });
       data.grantItems(fn, 'readwrite');
       // Publishers' App Store Connect keys and Google service accounts are read from Secrets Manager.
-      if (entry.readsSecrets) {
-        fn.addToRolePolicy(readSecrets);
-        acknowledgeReadSecrets(fn);
-      }
+      grantSecrets(fn, entry.secrets);
       workflowFunctions.set(entry.id, fn);
     }
 
@@ -201,39 +245,45 @@ export class IapSyncStack extends Stack {
       if (access.table !== 'none') data.grantItems(fn, access.table);
       if (access.startsWorkflow) stateMachine.grantStartExecution(fn);
       // Customer tokens are HS256 JWTs keyed by a per-publisher secret in Secrets Manager.
-      if (access.readsSecrets) {
-        fn.addToRolePolicy(readSecrets);
-        acknowledgeReadSecrets(fn);
-      }
+      grantSecrets(fn, access.secrets);
       apiFunctions.set(entry.id, fn);
     }
 
     const webhooks = new WebhookDelivery(this, 'Webhooks', {
       bus: events.bus,
       data,
-      readSecrets,
       logLevel: LOG_LEVEL,
       service,
       ...(alarmTopic ? { alarmTopic } : {}),
+      ...(props.webhookMaxConcurrency !== undefined ? { maxConcurrency: props.webhookMaxConcurrency } : {}),
     });
-    acknowledgeReadSecrets(webhooks.fn);
+    grantSecrets(webhooks.fn, WEBHOOK_FUNCTION.secrets);
+    // It also deletes an endpoint's signing secrets once a rotation has retired them (lambdas/webhooks/domain/
+    // deliver-webhooks.ts): webhook signing secrets only, which no other function may read.
+    grantSecrets(webhooks.fn, ['webhook'], 'secretsmanager:DeleteSecret');
 
     const http = new SyncHttpApi(this, 'Http', {
       apiName: `iap-sync-${props.stage}`,
       functions: apiFunctions,
       throttle: props.throttle,
       routeThrottles: props.routeThrottles,
+      ...(props.customDomain ? { customDomain: props.customDomain } : {}),
     });
 
     const sweeper = this.recoverySweeper(data, stateMachine, events.bus, service, workflowType);
-    const reconciler = this.reconciliation(data, stateMachine, service, appleRoots, appleOnlineChecks, readSecrets);
-    acknowledgeReadSecrets(reconciler);
+    const reconciler = this.reconciliation(data, stateMachine, service, appleRoots, appleOnlineChecks);
+    grantSecrets(reconciler, RECONCILE_FUNCTION.secrets);
 
     const monitoring = new Monitoring(this, 'Monitoring', {
       service,
       api: http.api,
       stateMachine,
       functions: new Map([...apiFunctions, ...workflowFunctions, [WEBHOOK_FUNCTION.id, webhooks.fn], [SWEEPER_FUNCTION.id, sweeper], [RECONCILE_FUNCTION.id, reconciler]]),
+      taskFunctions: new Set(WORKFLOW_FUNCTIONS.map((entry) => entry.id)),
+      singleRunFunctions: new Set([SWEEPER_FUNCTION.id]),
+      table,
+      tableIndexNames: [TABLE_DEFINITION.openIndex.indexName, TABLE_DEFINITION.reconcileIndex.indexName],
+      sweeperScheduleMinutes: SWEEPER_FUNCTION.scheduleMinutes[workflowType],
       webhookQueue: webhooks.queue,
       deadLetterQueues: [
         { label: 'event dead letters', queue: webhooks.eventDeadLetters },
@@ -251,8 +301,10 @@ export class IapSyncStack extends Stack {
       applyToResourceTypes: ['AWS::Logs::LogGroup'],
     });
     Annotations.of(table).addInfo(
-      'cdk destroy keeps this DynamoDB table (RETAIN and deletion protection; its name is the TableName output); delete it yourself ' +
-        'after turning deletion protection off, if you really mean to lose every entitlement.',
+      data.imported
+        ? 'This stack uses an existing DynamoDB table (existingTableName) and never changes or deletes it.'
+        : 'cdk destroy keeps this DynamoDB table (RETAIN and deletion protection; its name is the TableName output); delete it yourself ' +
+            'after turning deletion protection off, if you really mean to lose every entitlement.',
     );
     if (props.stage === 'prod' && alarmTopic === undefined) {
       Annotations.of(this).addWarningV2(
@@ -262,9 +314,18 @@ export class IapSyncStack extends Stack {
     }
 
     new CfnOutput(this, 'ApiUrl', { value: http.url, description: 'Base URL of the HTTP API' });
+    if (props.customDomain && http.domain) {
+      new CfnOutput(this, 'CustomDomainUrl', { value: `https://${props.customDomain.domainName}/`, description: 'Base URL of the HTTP API on its custom domain' });
+      new CfnOutput(this, 'CustomDomainTarget', {
+        value: http.domain.regionalDomainName,
+        description: `DNS: a CNAME (or an alias record) of ${props.customDomain.domainName} to this name`,
+      });
+    }
     new CfnOutput(this, 'TableName', {
       value: table.tableName,
-      description: 'Kept by cdk destroy (RETAIN and deletion protection): entitlements outlive the stack',
+      description: data.imported
+        ? 'An existing table this stack uses (existingTableName); cdk destroy leaves it alone'
+        : 'Kept by cdk destroy (RETAIN and deletion protection): entitlements outlive the stack',
     });
     new CfnOutput(this, 'EventBusName', { value: events.bus.eventBusName });
     new CfnOutput(this, 'StateMachineArn', { value: stateMachine.stateMachineArn });
@@ -291,11 +352,15 @@ export class IapSyncStack extends Stack {
    * RECOVERY_MAX_RESTARTS, and publishes events an ended execution left unpublished.
    */
   private recoverySweeper(data: DataTable, stateMachine: StateMachine, bus: IEventBus, service: string, workflowType: 'STANDARD' | 'EXPRESS'): IFunction {
+    const scheduleMinutes = SWEEPER_FUNCTION.scheduleMinutes[workflowType];
     const fn = createLambdaFunction(this, SWEEPER_FUNCTION.id, {
       entry: SWEEPER_FUNCTION.entry,
       kind: 'workflow',
       service,
       timeout: Duration.seconds(SWEEPER_FUNCTION.timeoutSeconds),
+      // One sweep at a time: two would restart the same synchronization twice (on EXPRESS a sweep can
+      // outlast its 1-minute schedule).
+      reservedConcurrency: 1,
       environment: {
         TABLE_NAME: data.table.tableName,
         LOG_LEVEL,
@@ -325,9 +390,13 @@ export class IapSyncStack extends Stack {
     });
     new Rule(this, 'RecoverySchedule', {
       description: 'iap-sync recovery sweeper: finishes synchronizations whose workflow was lost',
-      schedule: Schedule.rate(Duration.minutes(SWEEPER_FUNCTION.scheduleMinutes[workflowType])),
+      schedule: Schedule.rate(Duration.minutes(scheduleMinutes)),
       targets: [new LambdaFunction(fn, { retryAttempts: 0 })],
     });
+    // A scheduled run throttled because the previous one is still going is dropped after one interval
+    // (Lambda would otherwise keep retrying it for 6 hours), and a failed run is not retried: the next
+    // scheduled one is the retry.
+    fn.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(scheduleMinutes) });
     return fn;
   }
 
@@ -343,13 +412,14 @@ export class IapSyncStack extends Stack {
     service: string,
     appleRoots: string[],
     appleOnlineChecks: boolean,
-    readSecrets: PolicyStatement,
   ): IFunction {
     const fn = createLambdaFunction(this, RECONCILE_FUNCTION.id, {
       entry: RECONCILE_FUNCTION.entry,
       kind: 'workflow',
       service,
       timeout: Duration.seconds(RECONCILE_FUNCTION.timeoutSeconds),
+      // One run at a time: two would read the same history pages and advance the same cursor.
+      reservedConcurrency: 1,
       environment: {
         TABLE_NAME: data.table.tableName,
         LOG_LEVEL,
@@ -363,17 +433,56 @@ export class IapSyncStack extends Stack {
     fn.addToRolePolicy(
       new PolicyStatement({ actions: ['dynamodb:Query'], resources: [`${data.table.tableArn}/index/${TABLE_DEFINITION.reconcileIndex.indexName}`] }),
     );
-    // The list of publishers is a filtered Scan (a publisher index is left for later: see the README).
+    // Publishers are listed from one directory item; a stack whose publishers predate it is migrated
+    // by the first listing, a single Scan (tenants/adapters/dynamodb-publisher-repository.ts).
     fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Scan'], resources: [data.table.tableArn] }));
     stateMachine.grantStartExecution(fn);
-    // Publishers' App Store Connect keys sign the Get Notification History requests.
-    fn.addToRolePolicy(readSecrets);
+    // Secrets (RECONCILE_FUNCTION.secrets) are granted by the caller: App Store Connect keys sign the Get
+    // Notification History requests, Google service accounts re-read due Google purchases.
     new Rule(this, 'ReconcileSchedule', {
       description: 'iap-sync reconciliation: catches up lost store notifications and re-checks expired purchases',
       schedule: Schedule.rate(Duration.minutes(RECONCILE_FUNCTION.scheduleMinutes)),
       targets: [new LambdaFunction(fn, { retryAttempts: 0 })],
     });
+    // As the sweeper's: a run the previous one still blocks is dropped, not queued; the next run resumes from the cursor.
+    fn.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(RECONCILE_FUNCTION.scheduleMinutes) });
     return fn;
+  }
+
+  /**
+   * `what` must be in the stack's region. Refused at synth when the stack's region is known (an `env`,
+   * or CDK_DEFAULT_REGION in bin/app.ts); otherwise a template rule refuses the deploy in another region
+   * before anything is created.
+   */
+  private requireStackRegion(id: string, region: string, what: string, why: string): void {
+    if (!Token.isUnresolved(this.region)) {
+      if (region !== this.region) throw new Error(`${what} is in ${region}, not in the stack's region ${this.region}: ${why}.`);
+      return;
+    }
+    new CfnRule(this, `${id}InStackRegion`, {
+      assertions: [{ assert: Fn.conditionEquals(Aws.REGION, region), assertDescription: `${what} is in ${region}: deploy this stack in ${region} (${why}).` }],
+    });
+  }
+}
+
+function checkStage(stage: string): void {
+  if (!STAGE_NAME.test(stage) || stage.length > STAGE_NAME_MAX_LENGTH) {
+    throw new Error(
+      `stage "${stage}" must be lowercase letters, digits and single dashes, start with a letter and end with a letter or digit, at most ${STAGE_NAME_MAX_LENGTH} characters`,
+    );
+  }
+}
+
+function regionOf(pattern: RegExp, arn: string): string {
+  const region = pattern.exec(arn)?.[1];
+  if (region === undefined) throw new Error(`No region in ${arn}`);
+  return region;
+}
+
+function checkCustomDomain(domain: CustomDomain): void {
+  if (!hostName.test(domain.domainName)) throw new Error(`customDomain domainName "${domain.domainName}" is not a lowercase host name (api.example.com)`);
+  if (!acmCertificateArn.test(domain.certificateArn)) {
+    throw new Error(`customDomain certificateArn "${domain.certificateArn}" is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)`);
   }
 }
 

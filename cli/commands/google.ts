@@ -19,6 +19,9 @@ const PACKAGE_NAME = GoogleRegisterBody.shape.packageName;
 const EMAIL = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/;
 const MAX_EMAIL_LENGTH = 254;
 
+/** Secret name of a package's Google service account (file name locally); its prefix is the `google` scope of lib/secret-scopes.ts. */
+export const googleServiceAccountSecretName = (publisherId: number, packageName: string) => `google-service-account-${publisherId}-${packageName}`;
+
 export interface GoogleConfigureInput {
   publisherId: number;
   packageName: string;
@@ -101,7 +104,7 @@ export async function googleConfigure(target: StackTarget, args: Args) {
   const current = publisher.google?.profiles.find((profile) => profile.packageName === packageName);
   let serviceAccountRef: string;
   if (json !== undefined) {
-    serviceAccountRef = await target.storeSecret(`google-service-account-${publisherId}-${packageName}`, json);
+    serviceAccountRef = await target.storeSecret(googleServiceAccountSecretName(publisherId, packageName), json);
   } else if (current) {
     serviceAccountRef = current.serviceAccountRef;
   } else if (target.kind === 'local' && target.secretsDir !== undefined && existsSync(join(target.secretsDir, GOOGLE_SERVICE_ACCOUNT_FILE))) {

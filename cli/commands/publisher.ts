@@ -1,5 +1,5 @@
 /**
- * `iap-sync publisher create | list`, and the publisher lookup the other groups share. Like every
+ * `iap-sync publisher create | set | list`, and the publisher lookup the other groups share. Like every
  * file in cli/commands/: plain functions that take the target stack and the parsed options (long
  * option names as keys, strings as typed on the command line) and answer what to print. This file
  * imports no other command group, so the groups that use its lookup cannot form a cycle with it.
@@ -10,7 +10,7 @@ import { hashPublisherToken } from '../../lambdas/tenants/domain/authenticate';
 import { type OwnershipPolicy, type Publisher } from '../../lambdas/tenants/domain/publisher';
 import { JWT_SECRET_FILE } from '../../local/seed';
 import { MAX_JWT_CLAIM, boundedText, flag, idOption, oneOf, optionalString, requiredString, type Args } from '../args';
-import { CommandError } from '../errors';
+import { CommandError, UsageError } from '../errors';
 import type { StackTarget } from '../target';
 
 const MAX_NAME = 200;
@@ -88,6 +88,38 @@ export async function publisherCreate(target: StackTarget, args: Args): Promise<
   return { publisherId, publisherToken };
 }
 
+const ON_OFF = ['on', 'off'] as const;
+
+export interface PublisherSetInput {
+  publisherId: number;
+  /** `--storekit-migration on|off`: while on, Apple transfers answer 422 SK2C0005 (contract §6). */
+  storeKitMigration: boolean;
+}
+
+export function parsePublisherSet(args: Args): PublisherSetInput {
+  const publisherId = idOption(args, 'publisher');
+  const migration = optionalString(args, 'storekit-migration');
+  if (migration === undefined) throw new UsageError('publisher set needs a setting to change: --storekit-migration on|off');
+  return { publisherId, storeKitMigration: oneOf('--storekit-migration', migration, ON_OFF) === 'on' };
+}
+
+/**
+ * Changes settings of an existing publisher that no other command sets: today the StoreKit
+ * migration flag (before it, only a raw edit of the table could set it). Prints the StoreKit settings.
+ */
+export async function publisherSet(
+  target: StackTarget,
+  args: Args,
+): Promise<{ publisherId: number; storeKit: Publisher['storeKit'] }> {
+  const { publisherId, storeKitMigration } = parsePublisherSet(args);
+  const publishers = publishersOf(target);
+  const publisher = await requirePublisher(target, publishers, publisherId);
+  const storeKit = { ...publisher.storeKit, migrationInProgress: storeKitMigration };
+  await publishers.putPublisher({ ...publisher, storeKit });
+  return { publisherId, storeKit };
+}
+
+/** Publisher ids, from the table's publisher directory (no Scan once it is complete: DynamoDbPublisherRepository.listPublisherIds). */
 export async function publisherList(target: StackTarget): Promise<{ publisherIds: number[] }> {
   return { publisherIds: await publishersOf(target).listPublisherIds() };
 }

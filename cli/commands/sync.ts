@@ -1,6 +1,6 @@
 /** `iap-sync sync show`: one stored synchronization, for support. */
 import { DynamoDbSynchronizationRepository } from '../../lambdas/purchases/adapters/dynamodb-synchronization-repository';
-import { toStatusView } from '../../lambdas/purchases/domain/synchronization';
+import { toStatusView, type ClientMetadata } from '../../lambdas/purchases/domain/synchronization';
 import type { Store } from '../../lambdas/events/vocabulary';
 import { UUID_PATTERN } from '../../lambdas/platform/schema-primitives';
 import { optionalString, parsePositiveInt32, type Args } from '../args';
@@ -15,6 +15,8 @@ export type SynchronizationShown = ReturnType<typeof toStatusView> & {
   transactionId?: string;
   packageName?: string;
   attempts: number;
+  /** The client headers of the register or transfer (X-App-Version, X-Device-Id, X-Device-Type, X-User-Action). */
+  client?: ClientMetadata;
   createdAt: string;
   updatedAt: string;
   finalizedAt?: string;
@@ -48,6 +50,7 @@ export async function syncShow(target: StackTarget, synchronizationId: string | 
     ...(sync.transactionId !== undefined ? { transactionId: sync.transactionId } : {}),
     ...(sync.packageName !== undefined ? { packageName: sync.packageName } : {}),
     attempts: sync.attempts,
+    ...(Object.values(sync.client ?? {}).some((value) => value !== undefined) ? { client: sync.client } : {}),
     createdAt: sync.createdAt,
     updatedAt: sync.updatedAt,
     ...(sync.finalizedAt !== undefined ? { finalizedAt: sync.finalizedAt } : {}),

@@ -100,8 +100,11 @@ async function requirePublisher(target: StackTarget, publishers: DynamoDbPublish
   if (!(await publishers.getPublisher(publisherId))) throw new CommandError(`Publisher ${publisherId} not found in ${target.description}`);
 }
 
-/** A new secret's name: unique per secret, so a cached old value is never mistaken for the new one. */
-function secretPurpose(publisherId: number, endpointId: string, now: Date): string {
+/**
+ * A new secret's name: unique per secret, so a cached old value is never mistaken for the new one. Its
+ * prefix is the `webhook` scope of lib/secret-scopes.ts, which only the delivery function may read.
+ */
+export function secretPurpose(publisherId: number, endpointId: string, now: Date): string {
   return `webhook-secret-${publisherId}-${endpointId}-${now.getTime().toString(36)}`;
 }
 

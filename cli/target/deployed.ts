@@ -1,8 +1,8 @@
 /**
  * A deployed stack (`--stack NAME [--region R]`): the stack's CloudFormation outputs `TableName`,
  * `ApiUrl`, `EventBusName` and `StateMachineArn`, with the AWS credentials of the shell. Secrets go
- * to Secrets Manager as `iap-sync/<stack>/<purpose>` (the functions may read only `iap-sync/<stack>/*`)
- * and are referenced by ARN.
+ * to Secrets Manager as `iap-sync/<stack>/<purpose>` and are referenced by ARN; each purpose starts
+ * with the prefix of its scope (lib/secret-scopes.ts), and each function may read only its scopes.
  */
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -12,6 +12,7 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../../lambdas/platform/dynamodb-client';
 import { CommandError, UsageError } from '../errors';
 import { checkPurpose, type StackTarget } from './stack-target';
+import { SECRET_SCOPES, secretScopeOf, stackSecretsPrefix } from '../../lib/secret-scopes';
 
 /** Stack outputs the command line needs (lib/iap-sync-stack.ts declares them). */
 export interface StackOutputs {
@@ -104,7 +105,12 @@ export async function deployedTarget(stackName: string, region?: string, io: Dep
     apiUrl: stack.ApiUrl,
     async storeSecret(purpose, value) {
       checkPurpose(purpose);
-      return io.putSecret(`iap-sync/${stackName}/${purpose}`, value, `iap-sync ${stackName}: ${purpose}`);
+      // The stack grants each function the name prefixes of its scopes only: a secret outside them no function could read.
+      if (secretScopeOf(purpose) === undefined) {
+        const prefixes = Object.values(SECRET_SCOPES).map((scope) => scope.prefix);
+        throw new CommandError(`Secret name ${purpose} starts with none of the prefixes the stack's functions may read (${prefixes.join(', ')})`);
+      }
+      return io.putSecret(`${stackSecretsPrefix(stackName)}${purpose}`, value, `iap-sync ${stackName}: ${purpose}`);
     },
     ...(outputs.WebhookQueueUrl
       ? { enqueueDelivery: (message: object) => io.sendMessage(String(outputs.WebhookQueueUrl), JSON.stringify(message)) }

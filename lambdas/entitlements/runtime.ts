@@ -1,6 +1,6 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbPublisherRepository } from '../tenants';
-import { createDocumentClient } from '../platform/dynamodb-client';
+import { createDocumentClient, createDynamoDbClient } from '../platform/dynamodb-client';
 import { ReferenceSecretStore } from '../platform/reference-secret-store';
 import { systemClock, type Clock } from '../platform/clock';
 import { loadConfig, required, type Config } from '../platform/config';
@@ -37,7 +37,7 @@ export function createEntitlementsRuntime(
   options: EntitlementsRuntimeOptions = {},
 ): EntitlementsRuntime {
   const config = loadConfig(env);
-  const db = createDocumentClient(options.captureClient ? options.captureClient(new DynamoDBClient({})) : undefined);
+  const db = createDocumentClient(options.captureClient ? options.captureClient(createDynamoDbClient(env)) : createDynamoDbClient(env));
   const tableName = required(config, 'TABLE_NAME');
   const logger = createLogger(service, config.LOG_LEVEL);
   return {

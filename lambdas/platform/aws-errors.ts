@@ -9,7 +9,10 @@ const TRANSIENT_NAMES = new Set([
   'InternalServerErrorException',
   'ServiceUnavailable',
   'ServiceUnavailableException',
+  // The SDK's request and connection timeouts (awsClientConfig), and the services' own.
   'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
   'TransactionInProgressException',
   'ECONNREFUSED',
   'ECONNRESET',

@@ -1,6 +1,18 @@
 import * as z from 'zod';
 
 /**
+ * The AWS SDK clients of the functions (DynamoDB, Step Functions, EventBridge, SQS, Secrets
+ * Manager): connection and per-attempt request timeouts, and attempts per call (the SDK's own
+ * AWS_MAX_ATTEMPTS, read here so the worst case can be computed). Defaults: a call to a stalled
+ * dependency gives up after 3 × 2 s plus back-off, inside the API functions' 10 s (aws-client-config.ts).
+ */
+export const AWS_CLIENT_ENV = {
+  AWS_CONNECTION_TIMEOUT_MS: z.coerce.number().int().min(100).max(30000).default(1000),
+  AWS_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(60000).default(2000),
+  AWS_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
+};
+
+/**
  * Configuration read once from the environment. Deployed stacks and `npm start` differ only here:
  * endpoints, base URLs and trusted roots (handlers never branch on "local").
  */
@@ -14,7 +26,16 @@ const EnvSchema = z.object({
   APPLE_ROOT_CERTIFICATES: z.string().optional(),
   /** OCSP revocation checks of Apple's chain; off only where Apple's OCSP responder cannot be reached (local). */
   APPLE_ONLINE_CHECKS: z.enum(['true', 'false']).default('true'),
-  APPLE_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(60000).default(10000),
+  /**
+   * Per App Store Server API request. One verification may make three in a row (production, the
+   * sandbox retry, the subscription statuses): 3 × 8 s + the online checks' 8 s fit VERIFY_TIMEOUT_MS.
+   */
+  APPLE_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(60000).default(8000),
+  /**
+   * All the waiting for Apple's OCSP responder in one verification. Apple's library allows each
+   * check 30 s and takes no setting, so the adapter stops waiting here (StoreUnavailableError).
+   */
+  APPLE_ONLINE_CHECK_TIMEOUT_MS: z.coerce.number().int().min(100).max(30000).default(8000),
   /** Google Play Developer API root and OAuth token endpoint; Google's by default, the simulator's locally. */
   GOOGLE_API_ROOT_URL: z.url().optional(),
   GOOGLE_OAUTH_TOKEN_URL: z.url().optional(),
@@ -23,7 +44,18 @@ const EnvSchema = z.object({
    * local runtime points it elsewhere (the simulator's issuer); the CDK stack never sets it.
    */
   GOOGLE_PUSH_JWKS_URL: z.url().default('https://www.googleapis.com/oauth2/v3/certs'),
-  GOOGLE_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(60000).default(10000),
+  /**
+   * Per Google call. One verification may make seven in a row (token, subscription, five Voided
+   * Purchases pages): 7 × 4 s fit VERIFY_TIMEOUT_MS.
+   */
+  GOOGLE_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(60000).default(4000),
+  /**
+   * The whole of one VerifyPurchase (records, secret, store): past it the function answers
+   * StoreUnavailableError (the workflow's retry path), before the Task state's 45 s and the
+   * function's 50 s run out. test/unit/purchases/verify-timeouts.test.ts checks the sums.
+   */
+  VERIFY_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600000).default(40000),
+  ...AWS_CLIENT_ENV,
   /** Store retry budget: attempts, first wait and longest wait (8 attempts over ~32 min by default). */
   RETRY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
   RETRY_BASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(15),

@@ -123,6 +123,11 @@ export function synchronizationOfPk(pk: string): { publisherId: number; synchron
 
 export const keys = {
   publisher: (publisherId: number) => ({ pk: `PUBLISHER#${publisherId}`, sk: 'PROFILE' }),
+  /**
+   * The directory of publishers: one item whose number set `publisherIds` every publisher write
+   * adds to, in the same transaction, so listing publishers is one GetItem instead of a Scan.
+   */
+  publisherDirectory: () => ({ pk: 'PUBLISHERS', sk: 'DIRECTORY' }),
   customer: (publisherId: number, customerId: number) => ({ pk: `PUBLISHER#${publisherId}`, sk: `CUSTOMER#${customerId}` }),
   offer: (publisherId: number, store: string, productId: string) => ({
     pk: `PUBLISHER#${publisherId}`,

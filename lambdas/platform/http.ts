@@ -2,6 +2,7 @@ import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { ApiError, DependencyUnavailableError, ERROR_CODES, type ErrorCode } from './errors';
+import { isTransientAwsError } from './aws-errors';
 import type { Logger } from './logger';
 import { MAX_BODY_BYTES, RequestHeaders } from './schema-primitives';
 
@@ -200,8 +201,8 @@ export function parseJsonBody<S extends z.ZodType>(event: ApiEvent, schema: S): 
 }
 
 /**
- * Maps every failure to the contract: ApiError → its code; a dependency that is down → 503 S0002;
- * anything else → 500 S0001, logged with the request id that the response also carries.
+ * Maps every failure to the contract: ApiError → its code; a dependency that is down or too slow
+ * → 503 S0002; anything else → 500 S0001, logged with the request id that the response also carries.
  */
 export function apiErrors(logger: Logger): MiddlewareObj<ApiEvent, ApiResult, Error, Context> {
   return {
@@ -217,7 +218,9 @@ export function apiErrors(logger: Logger): MiddlewareObj<ApiEvent, ApiResult, Er
       if (error instanceof ApiError) {
         result = errorResult(error);
         if (error.code === 'S0002') logger.warn('dependency unavailable', { requestId: request.context.awsRequestId });
-      } else if (error instanceof DependencyUnavailableError) {
+      } else if (error instanceof DependencyUnavailableError || isTransientAwsError(error)) {
+        // Also an SDK timeout or 5xx a caller did not wrap, and middy's own TimeoutError a few
+        // milliseconds before the function's: the client may retry, API Gateway must not answer.
         logger.warn('dependency unavailable', { requestId: request.context.awsRequestId, error });
         result = errorResult(new ApiError('S0002'));
       } else {

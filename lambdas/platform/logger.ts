@@ -82,11 +82,40 @@ function redactUrl(value: string): string {
 
 const MAX_DEPTH = 4;
 
+/** Causes followed below a logged error (`TypeError: fetch failed` ← `Error: connect ECONNREFUSED` …). */
+const MAX_CAUSE_DEPTH = 3;
+/** Longest message kept of an error or a cause. */
+const MAX_ERROR_MESSAGE = 1000;
+
+function errorText(value: string): string {
+  const redacted = redactString(value);
+  return redacted.length > MAX_ERROR_MESSAGE ? `${redacted.slice(0, MAX_ERROR_MESSAGE - 1)}…` : redacted;
+}
+
+/**
+ * An error as logged: name, message, `code` (ECONNREFUSED, UND_ERR_CONNECT_TIMEOUT…) and its
+ * `cause`, the same way down to MAX_CAUSE_DEPTH. Nothing else: SDK errors carry their request
+ * (headers with credentials) as properties.
+ */
+function errorFields(error: unknown, depth: number): Record<string, unknown> | undefined {
+  if (typeof error === 'string') return { message: errorText(error) };
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { name, message, code, cause } = error as { name?: unknown; message?: unknown; code?: unknown; cause?: unknown };
+  const out: Record<string, unknown> = {};
+  if (typeof name === 'string') out.name = errorText(name);
+  if (typeof message === 'string') out.message = errorText(message);
+  if (typeof code === 'string' || typeof code === 'number') out.code = typeof code === 'string' ? errorText(code) : code;
+  if (cause !== undefined && depth < MAX_CAUSE_DEPTH) {
+    const fields = errorFields(cause, depth + 1);
+    if (fields !== undefined) out.cause = fields;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
 function redactValue(key: string, value: unknown, depth: number): unknown {
   if (SECRET_KEYS.has(key.toLowerCase())) return value === undefined ? undefined : '[redacted]';
   if (typeof value === 'string') return key.toLowerCase().endsWith('url') ? redactUrl(value) : redactString(value);
-  // Only name and message: SDK errors carry their request (headers with credentials) as properties.
-  if (value instanceof Error) return { name: value.name, message: redactString(value.message) };
+  if (value instanceof Error) return errorFields(value, 0);
   if (depth >= MAX_DEPTH || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((item) => redactValue('', item, depth + 1));
   return redactFields(value as Record<string, unknown>, depth + 1);
@@ -96,7 +125,7 @@ function redactValue(key: string, value: unknown, depth: number): unknown {
  * The fields of a log entry with credentials removed: a `purchaseToken` becomes its
  * `purchaseTokenHash`, credential-named keys become `[redacted]`, JWTs, Bearer values and our own
  * token formats are masked inside any string, URLs lose user info and query values, errors keep
- * only their name and message.
+ * only their name, message, code and cause (see errorFields).
  */
 export function redactFields(fields: Record<string, unknown>, depth = 0): Record<string, unknown> {
   const out: Record<string, unknown> = {};

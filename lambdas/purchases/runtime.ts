@@ -1,7 +1,7 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbPublisherRepository } from '../tenants';
 import { DynamoDbSynchronizationRepository } from './adapters/dynamodb-synchronization-repository';
-import { createDocumentClient } from '../platform/dynamodb-client';
+import { createDocumentClient, createDynamoDbClient } from '../platform/dynamodb-client';
 import { ReferenceSecretStore } from '../platform/reference-secret-store';
 import { systemClock } from '../platform/clock';
 import { loadConfig, required, type Config } from '../platform/config';
@@ -28,7 +28,7 @@ export interface RuntimeOptions {
 
 export function createRuntime(service: string, env: NodeJS.ProcessEnv = process.env, options: RuntimeOptions = {}): Runtime {
   const config = loadConfig(env);
-  const db = createDocumentClient(options.captureClient ? options.captureClient(new DynamoDBClient({})) : undefined);
+  const db = createDocumentClient(options.captureClient ? options.captureClient(createDynamoDbClient(env)) : createDynamoDbClient(env));
   const tableName = required(config, 'TABLE_NAME');
   return {
     config,

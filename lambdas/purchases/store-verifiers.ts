@@ -62,6 +62,7 @@ export function createStoreVerifiers(runtime: Runtime) {
           onlineChecks: config.APPLE_ONLINE_CHECKS === 'true',
           baseUrls: { Production: config.APPLE_API_BASE_URL_PRODUCTION, Sandbox: config.APPLE_API_BASE_URL_SANDBOX },
           timeoutMs: config.APPLE_REQUEST_TIMEOUT_MS,
+          onlineCheckTimeoutMs: config.APPLE_ONLINE_CHECK_TIMEOUT_MS,
         });
         return apple.verify(...args);
       },

@@ -44,6 +44,12 @@ export interface WebhookEndpoint {
   /** The secret before the last rotation, still signing until `previousSecretActiveUntil`. */
   previousSecretRef?: string;
   previousSecretActiveUntil?: string;
+  /**
+   * Secrets a rotation dropped while they were still the previous one (a second rotation within the
+   * window): they sign nothing any more and wait, like an expired previous secret, for the delivery
+   * to delete them (see `retiredSecretRefs` in the delivery use case).
+   */
+  retiredSecretRefs?: string[];
   createdAt: string;
   updatedAt: string;
 }
@@ -132,6 +138,12 @@ export interface WebhookEndpointRepository {
     previousActiveUntil: Date,
     now: Date,
   ): Promise<WebhookEndpoint | undefined>;
+  /**
+   * Drops deleted secrets from the endpoint: each of `refs` leaves `retiredSecretRefs`, and the
+   * previous secret is removed if it is one of them and its window has ended by `now` (a rotation
+   * meanwhile made another secret the previous one: that one stays). Nothing for a missing endpoint.
+   */
+  forgetRetiredSecrets(publisherId: number, endpointId: string, refs: readonly string[], now: Date): Promise<void>;
 }
 
 export interface DeliveryLogQuery {
@@ -157,6 +169,24 @@ export interface DeliveryQueue {
    * 900 s, whole seconds, so an adapter rounds up). Fractions of a second are kept for local runs.
    */
   enqueue(message: DeliveryMessage, delaySeconds: number): Promise<void>;
+}
+
+/** A queue message the delivery can never handle (not JSON, not an event or attempt it knows). */
+export interface PoisonMessage {
+  /** The queue's id of the message. */
+  messageId: string;
+  /** The message as it came. */
+  body: string;
+  /** Why it cannot be handled (the error's message). */
+  reason: string;
+}
+
+/**
+ * Where poison messages go at once, instead of coming back until the queue's redrive policy sets
+ * them aside (5 receives, each a visibility timeout apart).
+ */
+export interface PoisonMessageQueue {
+  put(message: PoisonMessage): Promise<void>;
 }
 
 /** Deliveries whose every attempt failed; kept until replayed. */

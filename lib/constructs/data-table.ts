@@ -1,5 +1,5 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
-import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, type ITable, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import { TABLE_DEFINITION } from '../../lambdas/platform/dynamodb-table';
@@ -10,17 +10,45 @@ const ATTRIBUTE_TYPES: Record<'S' | 'N' | 'B', AttributeType> = {
   B: AttributeType.BINARY,
 };
 
+/** Props of {@link DataTable}. */
+export interface DataTableProps {
+  /**
+   * Use this existing table instead of creating one: a table a destroyed stack left behind (RETAIN), or
+   * one restored from a backup or a point in time. It must have TABLE_DEFINITION's keys, TTL attribute
+   * and both indexes (a table this stack created has them); the stack neither changes nor deletes it.
+   * @default a new table
+   */
+  existingTableName?: string;
+}
+
+/** DynamoDB table names: 3 to 255 of letters, digits, `_`, `-` and `.`. */
+const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
+
 /**
  * The single table of iap-sync, shaped by TABLE_DEFINITION (the same definition the local runtime
  * creates in DynamoDB Local). It holds entitlements and ownership history, so it survives stack
- * deletion: deletion protection plus RETAIN, and point-in-time recovery for bad writes.
+ * deletion: deletion protection plus RETAIN, and point-in-time recovery for bad writes. Or an existing
+ * table of that shape, by name (a kept or restored one).
  */
 export class DataTable extends Construct {
-  readonly table: Table;
+  readonly table: ITable;
+  /** True when the table is an existing one the stack only uses. */
+  readonly imported: boolean;
 
-  constructor(scope: Construct, id: string) {
+  constructor(scope: Construct, id: string, props: DataTableProps = {}) {
     super(scope, id);
-    this.table = new Table(this, 'Table', {
+    const { existingTableName } = props;
+    this.imported = existingTableName !== undefined;
+    if (existingTableName !== undefined) {
+      if (!TABLE_NAME.test(existingTableName)) throw new Error(`existingTableName "${existingTableName}" is not a DynamoDB table name`);
+      // The grants below name the table's and its indexes' ARNs, so an imported table is used exactly like a created one.
+      this.table = Table.fromTableAttributes(this, 'Table', {
+        tableName: existingTableName,
+        globalIndexes: [TABLE_DEFINITION.openIndex.indexName, TABLE_DEFINITION.reconcileIndex.indexName],
+      });
+      return;
+    }
+    const table = new Table(this, 'Table', {
       partitionKey: {
         name: TABLE_DEFINITION.partitionKey.name,
         type: ATTRIBUTE_TYPES[TABLE_DEFINITION.partitionKey.type],
@@ -37,20 +65,21 @@ export class DataTable extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     });
     const { openIndex } = TABLE_DEFINITION;
-    this.table.addGlobalSecondaryIndex({
+    table.addGlobalSecondaryIndex({
       indexName: openIndex.indexName,
       partitionKey: { name: openIndex.partitionKey.name, type: ATTRIBUTE_TYPES[openIndex.partitionKey.type] },
       sortKey: { name: openIndex.sortKey.name, type: ATTRIBUTE_TYPES[openIndex.sortKey.type] },
       projectionType: ProjectionType[openIndex.projection],
     });
     const { reconcileIndex } = TABLE_DEFINITION;
-    this.table.addGlobalSecondaryIndex({
+    table.addGlobalSecondaryIndex({
       indexName: reconcileIndex.indexName,
       partitionKey: { name: reconcileIndex.partitionKey.name, type: ATTRIBUTE_TYPES[reconcileIndex.partitionKey.type] },
       sortKey: { name: reconcileIndex.sortKey.name, type: ATTRIBUTE_TYPES[reconcileIndex.sortKey.type] },
       projectionType: ProjectionType[reconcileIndex.projection],
       nonKeyAttributes: [...reconcileIndex.nonKeyAttributes],
     });
+    this.table = table;
   }
 
   /**

@@ -1,7 +1,9 @@
 import { Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import {
+  ApiMapping,
   type CfnStage,
+  DomainName,
   HttpApi,
   HttpMethod,
   HttpRoute,
@@ -9,12 +11,22 @@ import {
   HttpStage,
   LogGroupLogDestination,
   PayloadFormatVersion,
+  SecurityPolicy,
 } from 'aws-cdk-lib/aws-apigatewayv2';
+import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { API_FUNCTIONS, type ApiFunction } from '../catalog';
+
+/** A custom domain for the API, so apps call `https://<domainName>/` instead of an execute-api address. */
+export interface CustomDomain {
+  /** The host name, lowercase (`api.example.com`). Point its DNS (CNAME or alias) at the `CustomDomainTarget` output. */
+  domainName: string;
+  /** ARN of an ACM certificate for that name, in the stack's region (a regional endpoint). */
+  certificateArn: string;
+}
 
 /** API Gateway throttling: a token bucket of `burstLimit` tokens refilled at `rateLimit` requests per second. */
 export interface ThrottleLimits {
@@ -35,6 +47,8 @@ export interface SyncHttpApiProps {
    * API_FUNCTIONS. Routes not named here get {@link throttle}. @default none
    */
   routeThrottles?: Readonly<Record<string, ThrottleLimits>>;
+  /** Serve the API on this domain too (the execute-api URL keeps working). @default none */
+  customDomain?: CustomDomain;
 }
 
 /** Stage-wide throttling when the stack gives none. */
@@ -76,6 +90,8 @@ export class SyncHttpApi extends Construct {
   readonly api: HttpApi;
   readonly stage: HttpStage;
   readonly accessLogs: LogGroup;
+  /** The custom domain, when one was given: its DNS target is `regionalDomainName`. */
+  readonly domain?: DomainName;
 
   constructor(scope: Construct, id: string, props: SyncHttpApiProps) {
     super(scope, id);
@@ -117,7 +133,7 @@ export class SyncHttpApi extends Construct {
 
     // Without a `$default` route API Gateway answers unknown routes with its own body
     // (`{"message":"Not Found"}`), not the contract's error.
-    if (unknownRoutes === undefined || unknownRoutes.entry.access.table !== 'none' || unknownRoutes.entry.access.readsSecrets) {
+    if (unknownRoutes === undefined || unknownRoutes.entry.access.table !== 'none' || unknownRoutes.entry.access.secrets.length > 0) {
       throw new Error(`SyncHttpApi: the function of ${UNKNOWN_ROUTES_HANDLED_BY} must exist and touch no table or secret to take unknown routes`);
     }
     const defaultRoute = new HttpRoute(this, 'DefaultRoute', {
@@ -141,6 +157,17 @@ export class SyncHttpApi extends Construct {
       if (route) cfnStage.node.addDependency(route);
     }
     if (Object.keys(routeSettings).length > 0) cfnStage.routeSettings = routeSettings;
+
+    if (props.customDomain) {
+      const { domainName, certificateArn } = props.customDomain;
+      // Regional endpoint, TLS 1.2 at least; the stack checks the name and that the certificate is in its region.
+      this.domain = new DomainName(this, 'Domain', {
+        domainName,
+        certificate: Certificate.fromCertificateArn(this, 'Certificate', certificateArn),
+        securityPolicy: SecurityPolicy.TLS_1_2,
+      });
+      new ApiMapping(this, 'DomainMapping', { api: this.api, domainName: this.domain, stage: this.stage });
+    }
   }
 
   /** Base URL of the `$default` stage, ending with `/`. */
@@ -151,7 +178,7 @@ export class SyncHttpApi extends Construct {
 
 /** Why a route has no API Gateway authorizer (AwsSolutions-APIG4), from what the catalog says it touches. */
 function authorizationReason(entry: ApiFunction): string {
-  if (entry.access.table === 'none' && !entry.access.readsSecrets) {
+  if (entry.access.table === 'none' && entry.access.secrets.length === 0) {
     return `${entry.id} serves the public OpenAPI document, built from the code at build time; it reads no data and has no permissions.`;
   }
   return (

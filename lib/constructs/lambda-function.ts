@@ -84,6 +84,12 @@ export interface LambdaFunctionProps {
    * metrics (lambdas/platform/metric-names.ts), which the dashboard and alarms read.
    */
   service: string;
+  /**
+   * Reserved concurrency: 1 for the scheduled jobs, so a run never overlaps the previous one (a
+   * scheduled invocation that finds it still running is throttled and dropped, see the callers).
+   * @default none: the account's unreserved pool
+   */
+  reservedConcurrency?: number;
 }
 
 /**
@@ -121,6 +127,7 @@ export function createLambdaFunction(scope: Construct, id: string, props: Lambda
     role,
     bundling: LAMBDA_BUNDLING,
     environment,
+    ...(props.reservedConcurrency !== undefined ? { reservedConcurrentExecutions: props.reservedConcurrency } : {}),
   });
   Validations.of(fn).acknowledge({ id: 'AwsSolutions-L1', reason: RUNTIME_REASON });
   // Active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords, which have no resource-level

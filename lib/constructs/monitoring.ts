@@ -16,6 +16,7 @@ import {
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
@@ -40,6 +41,20 @@ export interface MonitoringThresholds {
    * a purchase past its expiry that no notification settled. @default 50
    */
   reconcileRefreshesPerHour: number;
+  /**
+   * Errors (an uncaught exception or a timeout) of an API, webhook or scheduled function in a
+   * 5-minute period. Their handlers answer or record failures themselves, so any error is a crash. @default 1
+   */
+  functionErrorsPerPeriod: number;
+  /**
+   * Errors of a workflow Task function per 5-minute period, 3 periods in a row: they throw retryable
+   * errors on purpose (a store or the table unavailable) and the workflow retries them. @default 5
+   */
+  taskErrorsPerPeriod: number;
+  /** Age of the oldest webhook delivery waiting in the queue, in seconds (retries are new messages, so their wait does not count). @default 1800 */
+  webhookOldestMessageSeconds: number;
+  /** DynamoDB read and write throttle events (table and indexes) per 5-minute period, in 2 of 3 periods. @default 5 */
+  tableThrottleEventsPerPeriod: number;
 }
 
 export const DEFAULT_THRESHOLDS: Readonly<MonitoringThresholds> = {
@@ -47,6 +62,10 @@ export const DEFAULT_THRESHOLDS: Readonly<MonitoringThresholds> = {
   apiMinimumRequests: 20,
   storeErrorsPerPeriod: 5,
   reconcileRefreshesPerHour: 50,
+  functionErrorsPerPeriod: 1,
+  taskErrorsPerPeriod: 5,
+  webhookOldestMessageSeconds: 1800,
+  tableThrottleEventsPerPeriod: 5,
 };
 
 /** Props of {@link Monitoring}. */
@@ -55,9 +74,21 @@ export interface MonitoringProps {
   service: string;
   api: IHttpApi;
   stateMachine: IStateMachine;
-  /** Every function of the stack, keyed by catalog id; one line each in the Lambda widgets. */
+  /** Every function of the stack, keyed by catalog id; one line each in the Lambda widgets, and an errors and a throttles alarm each. */
   functions: ReadonlyMap<string, IFunction>;
-  /** The webhook delivery queue (depth and age on the dashboard). */
+  /** Catalog ids of the workflow's Task functions, whose errors the workflow retries by design (taskErrorsPerPeriod). */
+  taskFunctions: ReadonlySet<string>;
+  /**
+   * Catalog ids of functions with reserved concurrency 1 run every few minutes, where a throttle is a
+   * run that found the previous one still going: their throttles alarm only when sustained (3 periods).
+   */
+  singleRunFunctions: ReadonlySet<string>;
+  /** The table, and its global secondary indexes by name: read and write throttle events. */
+  table: ITable;
+  tableIndexNames: readonly string[];
+  /** Minutes between two recovery sweeps: its heartbeat alarm expects a StuckSynchronizations value every run. */
+  sweeperScheduleMinutes: number;
+  /** The webhook delivery queue (depth and age on the dashboard; its oldest message's age alarms). */
   webhookQueue: IQueue;
   /** Dead-letter queues to chart, by label. */
   deadLetterQueues: ReadonlyArray<{ label: string; queue: IQueue }>;
@@ -193,6 +224,22 @@ export class Monitoring extends Construct {
       'The recovery sweeper found open synchronizations whose execution is no longer running (it restarts or fails them).',
       { metric: stuck, threshold: 1, evaluationPeriods: 1 },
     );
+    // The sweeper publishes StuckSynchronizations at the end of every sweep, zero included
+    // (lambdas/lifecycle/handlers/recover-synchronizations.ts): no sample in two windows of at least three
+    // sweeps means it is not running (schedule disabled, a crash before the metrics flush, throttled).
+    const heartbeatPeriod = Duration.minutes(Math.max(15, 3 * props.sweeperScheduleMinutes));
+    alarm(
+      'RecoverySweeperSilent',
+      `The recovery sweeper (every ${props.sweeperScheduleMinutes} min) has not reported a sweep for ${heartbeatPeriod.toMinutes() * 2} minutes: ` +
+        'lost executions are not being finished. A new stack raises it until the first sweep.',
+      {
+        metric: own(METRIC.stuck.name, {}, Stats.SAMPLE_COUNT, heartbeatPeriod),
+        threshold: 1,
+        comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
+        evaluationPeriods: 2,
+        treatMissingData: TreatMissingData.BREACHING,
+      },
+    );
 
     // --- Reconciliation ------------------------------------------------------------------------
     // ReconcileErrors is published by every run, zero included: no data for two hours means the
@@ -208,6 +255,66 @@ export class Monitoring extends Construct {
       'ReconciliationCorrections',
       'The reconciliation started many refreshes in an hour: store notifications are being lost (check the notification URL in App Store Connect and the API 4xx/5xx).',
       { metric: reconcileRefreshes, threshold: thresholds.reconcileRefreshesPerHour, evaluationPeriods: 1 },
+    );
+
+    // --- Functions -----------------------------------------------------------------------------
+    for (const [fnId, fn] of props.functions) {
+      const task = props.taskFunctions.has(fnId);
+      alarm(
+        `${fnId}Errors`,
+        task
+          ? `${fnId} failed at least ${thresholds.taskErrorsPerPeriod} times in each of 3 five-minute periods in a row; the workflow retries ` +
+              'its errors, so this is a store, the table or the function itself failing for 15 minutes.'
+          : `${fnId} failed (an uncaught error or a timeout) in the last 5 minutes.`,
+        task
+          ? { metric: fn.metricErrors({ period: FIVE_MINUTES, statistic: Stats.SUM }), threshold: thresholds.taskErrorsPerPeriod, evaluationPeriods: 3 }
+          : { metric: fn.metricErrors({ period: FIVE_MINUTES, statistic: Stats.SUM }), threshold: thresholds.functionErrorsPerPeriod, evaluationPeriods: 1 },
+      );
+      const singleRun = props.singleRunFunctions.has(fnId);
+      alarm(
+        `${fnId}Throttles`,
+        singleRun
+          ? `${fnId} (reserved concurrency 1) was throttled in 3 five-minute periods in a row: each run outlasts its schedule.`
+          : `Lambda throttled ${fnId} in the last 5 minutes: the account's concurrency (or the function's) is used up.`,
+        { metric: fn.metricThrottles({ period: FIVE_MINUTES, statistic: Stats.SUM }), threshold: 1, evaluationPeriods: singleRun ? 3 : 1 },
+      );
+    }
+
+    // --- Webhook queue and table -----------------------------------------------------------------
+    alarm(
+      'WebhookQueueBacklog',
+      `The oldest webhook delivery has waited more than ${thresholds.webhookOldestMessageSeconds / 60} minutes in the queue: the delivery ` +
+        'function is failing, throttled or at its maximum concurrency behind slow endpoints.',
+      {
+        metric: props.webhookQueue.metricApproximateAgeOfOldestMessage({ period: FIVE_MINUTES, statistic: Stats.MAXIMUM }),
+        threshold: thresholds.webhookOldestMessageSeconds,
+        evaluationPeriods: 1,
+      },
+    );
+    const throttleEvents: Record<string, IMetric> = {};
+    for (const [index, indexName] of [undefined, ...props.tableIndexNames].entries()) {
+      for (const kind of ['Read', 'Write'] as const) {
+        throttleEvents[`${kind.toLowerCase()}${index}`] = new Metric({
+          namespace: 'AWS/DynamoDB',
+          metricName: `${kind}ThrottleEvents`,
+          dimensionsMap: { TableName: props.table.tableName, ...(indexName ? { GlobalSecondaryIndexName: indexName } : {}) },
+          statistic: Stats.SUM,
+          period: FIVE_MINUTES,
+        });
+      }
+    }
+    // DynamoDB publishes throttle events only when there are some: FILL keeps one quiet index from hiding another's.
+    const tableThrottles = new MathExpression({
+      expression: Object.keys(throttleEvents).map((id) => `FILL(${id}, 0)`).join(' + '),
+      usingMetrics: throttleEvents,
+      label: 'throttle events (table and indexes)',
+      period: FIVE_MINUTES,
+    });
+    alarm(
+      'TableThrottled',
+      `DynamoDB throttled at least ${thresholds.tableThrottleEventsPerPeriod} reads or writes of the table or its indexes in 2 of the last 3 ` +
+        'five-minute periods: on-demand capacity is adapting to a traffic jump, or one partition is hot.',
+      { metric: tableThrottles, threshold: thresholds.tableThrottleEventsPerPeriod, evaluationPeriods: 3, datapointsToAlarm: 2 },
     );
 
     // --- Dashboard -----------------------------------------------------------------------------
@@ -230,7 +337,7 @@ export class Monitoring extends Construct {
       }),
     );
     this.dashboard.addWidgets(
-      new AlarmStatusWidget({ title: 'Alarms', alarms: [...this.alarms, ...(props.otherAlarms ?? [])], width: 24, height: 3 }),
+      new AlarmStatusWidget({ title: 'Alarms', alarms: [...this.alarms, ...(props.otherAlarms ?? [])], width: 24, height: 6 }),
     );
     this.dashboard.addWidgets(
       graph('API requests, 4xx, 5xx', [requests, clientErrors, serverErrors], { right: [serverErrorRate] }),

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { Annotations, Validations } from 'aws-cdk-lib';
+import { Annotations, Aws, Fn, Stack, Validations } from 'aws-cdk-lib';
 import type { IEventBus } from 'aws-cdk-lib/aws-events';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -75,7 +75,8 @@ export class SyncWorkflow extends Construct {
     super(scope, id);
     const definition = readFileSync(path.join(PROJECT_ROOT, WORKFLOW_DEFINITION_FILE), 'utf8');
 
-    const values = workflowValueSubstitutions({ tableName: props.data.table.tableName });
+    // The service integrations' ARNs carry the stack's partition (aws-cn, aws-us-gov), never a literal `aws`.
+    const values = workflowValueSubstitutions({ tableName: props.data.table.tableName, partition: Stack.of(this).partition });
     const invoked: IFunction[] = [];
     const substitutions: Record<string, string> = { ...values };
     for (const entry of WORKFLOW_FUNCTIONS) {
@@ -88,7 +89,14 @@ export class SyncWorkflow extends Construct {
 
     const isExpress = props.stateMachineType === StateMachineType.EXPRESS;
     const logging = props.logging ?? defaultWorkflowLogging(isExpress ? 'EXPRESS' : 'STANDARD');
-    this.logGroup = new LogGroup(this, 'Logs', { retention: RetentionDays.ONE_MONTH });
+    this.logGroup = new LogGroup(this, 'Logs', {
+      // Under /aws/vendedlogs/ Step Functions delivers logs without adding the log group to the account's
+      // CloudWatch Logs resource policy, whose 5,120 characters run out after a few dozen log groups
+      // (https://docs.aws.amazon.com/step-functions/latest/dg/bp-cwl.html). The stack id's UUID part keeps
+      // the name free after a `cdk destroy` that retained the old group (prod), so the stack can be created again.
+      logGroupName: `/aws/vendedlogs/states/${Stack.of(this).stackName}-purchase-sync-${Fn.select(2, Fn.split('/', Aws.STACK_ID))}`,
+      retention: RetentionDays.ONE_MONTH,
+    });
     this.stateMachine = new StateMachine(this, 'StateMachine', {
       definitionBody: DefinitionBody.fromString(definition),
       definitionSubstitutions: substitutions,

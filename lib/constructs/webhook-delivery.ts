@@ -4,7 +4,6 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { DataTable } from './data-table';
 import { Rule, type IEventBus } from 'aws-cdk-lib/aws-events';
 import { SqsQueue } from 'aws-cdk-lib/aws-events-targets';
-import type { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
@@ -20,13 +19,32 @@ export interface WebhookDeliveryProps {
   bus: IEventBus;
   /** The table: deliveries and their log. */
   data: DataTable;
-  /** Lets the function read endpoints' signing secrets (iap-sync/*). */
-  readSecrets: PolicyStatement;
+  /**
+   * Most delivery functions the queue runs at once (the event source mapping's maximum concurrency,
+   * 2 to 1000): a backlog to slow endpoints then cannot take the account's Lambda concurrency from the
+   * API. @default DEFAULT_WEBHOOK_MAX_CONCURRENCY
+   */
+  maxConcurrency?: number;
   /** Receives the dead-letter alarms (and their return to OK) when given. */
   alarmTopic?: ITopic;
   logLevel: string;
   /** `iap-sync-<stage>`: the Powertools service name and metric `service` dimension of the delivery function. */
   service: string;
+}
+
+/**
+ * Delivery functions at once by default. Each takes a batch of 10 and sends its deliveries
+ * concurrently, so 5 send on the order of a hundred webhooks a second to endpoints that answer within
+ * a few hundred milliseconds, while a backlog to slow ones (15 s per attempt) holds 5 of the account's
+ * concurrent executions (1,000 by default), not all of them.
+ */
+export const DEFAULT_WEBHOOK_MAX_CONCURRENCY = 5;
+
+/** SQS event source mappings take a maximum concurrency of 2 to 1000. */
+export function checkWebhookMaxConcurrency(value: number | undefined): void {
+  if (value !== undefined && (!Number.isInteger(value) || value < 2 || value > 1000)) {
+    throw new Error(`webhookMaxConcurrency ${value} must be an integer from 2 to 1000 (an SQS event source's maximum concurrency)`);
+  }
 }
 
 /**
@@ -80,13 +98,23 @@ export class WebhookDelivery extends Construct {
         LOG_LEVEL: props.logLevel,
         WEBHOOK_QUEUE_URL: this.queue.queueUrl,
         WEBHOOK_DEAD_LETTER_QUEUE_URL: this.deliveryDeadLetters.queueUrl,
+        // A message the function can never read (poison) goes here at once, not after five receives.
+        WEBHOOK_EVENT_DEAD_LETTER_QUEUE_URL: this.eventDeadLetters.queueUrl,
       },
     });
-    this.fn.addEventSource(new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }));
+    checkWebhookMaxConcurrency(props.maxConcurrency);
+    this.fn.addEventSource(
+      new SqsEventSource(this.queue, {
+        batchSize: 10,
+        reportBatchItemFailures: true,
+        maxConcurrency: props.maxConcurrency ?? DEFAULT_WEBHOOK_MAX_CONCURRENCY,
+      }),
+    );
     props.data.grantItems(this.fn, 'readwrite');
     this.queue.grantSendMessages(this.fn);
     this.deliveryDeadLetters.grantSendMessages(this.fn);
-    this.fn.addToRolePolicy(props.readSecrets);
+    this.eventDeadLetters.grantSendMessages(this.fn);
+    // The stack grants the endpoints' signing secrets (WEBHOOK_FUNCTION.secrets), as for every function.
 
     for (const [name, alarmName, queue, what] of [
       [

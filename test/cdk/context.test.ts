@@ -24,6 +24,10 @@ describe('stack props from the CDK context', () => {
         workflowLogLevel: 'ERROR',
         workflowLogExecutionData: 'true',
         alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:alarms',
+        webhookMaxConcurrency: '3',
+        existingTableName: 'IapSync-prod-DataTable1A2B3C4D-KEPT',
+        apiDomainName: 'api.example.com',
+        apiCertificateArn: 'arn:aws:acm:eu-west-1:123456789012:certificate/abc',
       }),
     );
     expect(props).toEqual({
@@ -35,7 +39,14 @@ describe('stack props from the CDK context', () => {
       routeThrottles: { 'POST /storekit2/purchases': { burstLimit: 50, rateLimit: 20.5 } },
       workflowLogging: { level: 'ERROR', includeExecutionData: true },
       alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:alarms',
+      webhookMaxConcurrency: 3,
+      existingTableName: 'IapSync-prod-DataTable1A2B3C4D-KEPT',
+      customDomain: { domainName: 'api.example.com', certificateArn: 'arn:aws:acm:eu-west-1:123456789012:certificate/abc' },
     });
+  });
+
+  it.each(['dev', 'prod', 'staging', 'prod-eu', 'qa2', 'a', 'abcdefghij-klmnopqrs'])('accept the stage name %s', (stage) => {
+    expect(stackPropsFromContext(read({ stage })).stage).toBe(stage);
   });
 
   it('read values of cdk.json (numbers and objects)', () => {
@@ -60,7 +71,12 @@ describe('stack props from the CDK context', () => {
   });
 
   it.each<[string, Partial<Record<ContextKey, unknown>>, RegExp]>([
-    ['an unknown stage', { stage: 'staging' }, /stage=staging is not one of dev, prod/],
+    ...['Prod', 'prod_eu', '2prod', '-dev', 'dev-', 'prod--eu', 'prod.eu', 'abcdefghij-klmnopqrst'].map(
+      (stage) => [`the stage name ${stage}`, { stage }, new RegExp(`stage=${stage.replace('.', '\\.')} must be lowercase letters, digits and single dashes`)] as [string, Partial<Record<ContextKey, unknown>>, RegExp],
+    ),
+    ['a webhook concurrency that is not a number', { webhookMaxConcurrency: 'many' }, /webhookMaxConcurrency=many is not an integer/],
+    ['a custom domain without its certificate', { apiDomainName: 'api.example.com' }, /apiDomainName and apiCertificateArn go together/],
+    ['a certificate without its domain', { apiCertificateArn: 'arn:aws:acm:eu-west-1:123456789012:certificate/abc' }, /go together/],
     ['an unknown workflow type', { workflowType: 'express' }, /workflowType=express/],
     ['a log level Step Functions does not have', { workflowLogLevel: 'DEBUG' }, /workflowLogLevel=DEBUG/],
     ['a retry count that is not an integer', { retryMaxAttempts: '2.5' }, /retryMaxAttempts=2.5 is not an integer/],

@@ -10,10 +10,14 @@ import { EVENT_DETAIL_TYPES, SYNC_RESULT_EVENT_PATTERN, WEBHOOK_EVENT_PATTERN } 
 import { API_FUNCTIONS, RECONCILE_FUNCTION, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS } from '../../lib/catalog';
 import { METRIC, METRICS_NAMESPACE } from '../../lambdas/platform/metric-names';
 import { createLambdaFunction, LOCAL_ONLY_VARIABLES } from '../../lib/constructs/lambda-function';
+import { DEFAULT_WEBHOOK_MAX_CONCURRENCY } from '../../lib/constructs/webhook-delivery';
 import { IapSyncStack, type IapSyncStackProps } from '../../lib/iap-sync-stack';
+import { SECRET_SCOPE_NAMES, SECRET_SCOPES, type SecretScope } from '../../lib/secret-scopes';
 
 // Two synths in the whole file (each bundles every function with esbuild): STANDARD on prod (what a
 // publisher deploys: alarm topic, per-route throttles) and EXPRESS on dev. cdk-nag checks both apps.
+// A third, small one without bundling ('aws:cdk:bundling-stacks': []) has the options that change the
+// shape of the stack: an existing table, a custom domain, a stage of its own and an explicit region.
 
 const ROOT = path.resolve(__dirname, '..', '..');
 /** The same context `cdk synth` uses (feature flags included), so the template is the deployed one. */
@@ -206,6 +210,41 @@ describe('state machine role', () => {
   });
 });
 
+describe('any partition and region', () => {
+  it('the ASL names no partition: its service integrations take ${Partition}, the stack substitutes its own', () => {
+    expect(ASL).not.toContain('arn:aws:');
+    expect(ASL).toContain('"arn:${Partition}:states:::events:putEvents"');
+    expect(ASL).toContain('"arn:${Partition}:states:::dynamodb:updateItem"');
+    for (const workflowType of ['STANDARD', 'EXPRESS'] as const) {
+      const [, machine] = only('AWS::StepFunctions::StateMachine', workflowType);
+      expect((machine.Properties.DefinitionSubstitutions as Record<string, unknown>).Partition).toEqual({ Ref: 'AWS::Partition' });
+    }
+  });
+
+  it.each(['STANDARD', 'EXPRESS'] as const)('no %s policy or workflow definition holds a literal arn:aws:', (workflowType) => {
+    const policies = template(workflowType).findResources('AWS::IAM::Policy');
+    expect(Object.keys(policies).length).toBeGreaterThan(0);
+    expect(JSON.stringify(policies)).not.toContain('arn:aws:');
+    expect(JSON.stringify(template(workflowType).findResources('AWS::StepFunctions::StateMachine'))).not.toContain('arn:aws:');
+  });
+
+  it('logs the workflow under /aws/vendedlogs/states/, named after the stack and unique to each stack instance', () => {
+    const [, machine] = only('AWS::StepFunctions::StateMachine');
+    const destination = JSON.stringify((machine.Properties.LoggingConfiguration as { Destinations: unknown[] }).Destinations);
+    const logGroupId = /"Fn::GetAtt":\["([A-Za-z0-9]+)","Arn"\]/.exec(destination)?.[1] ?? '';
+    const name = JSON.stringify(template().findResources('AWS::Logs::LogGroup')[logGroupId]?.Properties.LogGroupName);
+    expect(name).toContain('"/aws/vendedlogs/states/IapSync-prod-purchase-sync-"');
+    // The stack id's UUID: a prod stack re-created after `cdk destroy` kept the old group does not collide with it.
+    expect(name).toContain('{"Ref":"AWS::StackId"}');
+  });
+
+  it('a stack of unknown region refuses at deploy an alarm topic of another region (a template rule)', () => {
+    const rules = template().toJSON().Rules as Record<string, { Assertions: { Assert: unknown }[] }>;
+    expect(rules.AlarmTopicInStackRegion?.Assertions[0]?.Assert).toEqual({ 'Fn::Equals': [{ Ref: 'AWS::Region' }, 'eu-west-1'] });
+    expect(Object.keys(template('EXPRESS').toJSON().Rules ?? {})).not.toContain('AlarmTopicInStackRegion');
+  });
+});
+
 describe('Lambda functions', () => {
   const catalog = [
     ...API_FUNCTIONS.map((entry) => ({ id: entry.id, memory: 256, timeout: 10 })),
@@ -224,7 +263,7 @@ describe('Lambda functions', () => {
     ReceiveGoogleNotification: ['STATE_MACHINE_ARN'],
     FinalizeSynchronization: ['EVENT_BUS_NAME'],
     MarkRetrying: ['WORKFLOW_TYPE', 'RETRY_MAX_ATTEMPTS', 'RETRY_BASE_SECONDS', 'RETRY_MAX_WAIT_SECONDS'],
-    DeliverWebhooks: ['WEBHOOK_QUEUE_URL', 'WEBHOOK_DEAD_LETTER_QUEUE_URL'],
+    DeliverWebhooks: ['WEBHOOK_QUEUE_URL', 'WEBHOOK_DEAD_LETTER_QUEUE_URL', 'WEBHOOK_EVENT_DEAD_LETTER_QUEUE_URL'],
     RecoverSynchronizations: ['STATE_MACHINE_ARN', 'EVENT_BUS_NAME', 'WORKFLOW_TYPE'],
     ReconcilePurchases: ['STATE_MACHINE_ARN', 'APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
   };
@@ -312,28 +351,76 @@ describe('least privilege', () => {
     expect(dynamo.includes('dynamodb:GetItem')).toBe(reads);
     expect(dynamo.includes('dynamodb:PutItem')).toBe(writes);
   });
+});
 
-  it.each([
-    ['VerifyPurchase', true],
-    ['AcknowledgePurchase', true],
-    ['RegisterApplePurchase', true],
-    ['TransferApplePurchase', true],
-    ['RegisterGooglePurchase', true],
-    ['TransferGooglePurchase', true],
-    ['GetSynchronization', true],
-    ['GetOpenApi', false],
-    ['DeliverWebhooks', true],
-    ['MarkRetrying', false],
-    ['FinalizeSynchronization', false],
-  ] as const)('%s: may read iap-sync/* secrets %s', (id, allowed) => {
-    const secrets = statementsOf(id).filter((statement) => actions(statement).includes('secretsmanager:GetSecretValue'));
-    if (!allowed) {
-      expect(secrets).toEqual([]);
-      return;
+describe('secrets', () => {
+  /** The Secrets Manager names iap-sync/<stack>/<purpose>-<6 random characters> of one secret of each scope. */
+  const SAMPLE_NAMES = Object.fromEntries(
+    SECRET_SCOPE_NAMES.map((scope) => [scope, `iap-sync/IapSync-prod/${SECRET_SCOPES[scope].prefix}7-AbCdEf`]),
+  ) as Record<SecretScope, string>;
+
+  /** The secret name patterns (IAM wildcards) a function may read (GetSecretValue). */
+  function secretPatterns(id: string, action = 'secretsmanager:GetSecretValue'): string[] {
+    const grants = statementsOf(id).filter((statement) => actions(statement).includes(action));
+    return grants
+      .flatMap((statement) => [statement.Resource].flat())
+      .map((resource) => {
+        const pattern = /:secret:([^"]+)"\]\]\}$/.exec(JSON.stringify(resource))?.[1];
+        if (pattern === undefined) throw new Error(`not a secret ARN: ${JSON.stringify(resource)}`);
+        return pattern;
+      });
+  }
+  /** Whether an IAM resource wildcard (`*` any characters) covers a name. */
+  const covers = (pattern: string, name: string) =>
+    new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(name);
+  const readable = (id: string): SecretScope[] =>
+    SECRET_SCOPE_NAMES.filter((scope) => secretPatterns(id).some((pattern) => covers(pattern, SAMPLE_NAMES[scope])));
+
+  it.each<[string, SecretScope[]]>([
+    ...API_FUNCTIONS.map((entry) => [entry.id, [...entry.access.secrets]] as [string, SecretScope[]]),
+    ...WORKFLOW_FUNCTIONS.map((entry) => [entry.id, [...entry.secrets]] as [string, SecretScope[]]),
+    [WEBHOOK_FUNCTION.id, [...WEBHOOK_FUNCTION.secrets]],
+    [RECONCILE_FUNCTION.id, [...RECONCILE_FUNCTION.secrets]],
+    [SWEEPER_FUNCTION.id, []],
+  ])('%s may read exactly the %j secrets of this stack', (id, scopes) => {
+    expect(readable(id)).toEqual(scopes);
+    // Each pattern is one scope's prefix in this stack, never the whole stack (iap-sync/<stack>/*).
+    for (const pattern of secretPatterns(id)) expect(pattern).toMatch(/^iap-sync\/IapSync-prod\/[a-z0-9-]+-\*$/);
+  });
+
+  it('the catalog gives each store credential and the webhook secrets to the functions that use them', () => {
+    expect(WORKFLOW_FUNCTIONS.find((entry) => entry.id === 'VerifyPurchase')?.secrets).toEqual(['apple', 'google']);
+    expect(WORKFLOW_FUNCTIONS.find((entry) => entry.id === 'AcknowledgePurchase')?.secrets).toEqual(['google']);
+    expect(WEBHOOK_FUNCTION.secrets).toEqual(['webhook']);
+  });
+
+  it('only the delivery function may delete a secret, and only webhook signing secrets (retired by a rotation)', () => {
+    const ids = [...API_FUNCTIONS, ...WORKFLOW_FUNCTIONS, WEBHOOK_FUNCTION, RECONCILE_FUNCTION, SWEEPER_FUNCTION].map((entry) => entry.id);
+    for (const id of ids) {
+      const secretActions = statementsOf(id).flatMap(actions).filter((action) => action.startsWith('secretsmanager:'));
+      expect(secretActions.filter((action) => !['secretsmanager:GetSecretValue', 'secretsmanager:DeleteSecret'].includes(action))).toEqual([]);
+      const deletable = SECRET_SCOPE_NAMES.filter((scope) =>
+        secretPatterns(id, 'secretsmanager:DeleteSecret').some((pattern) => covers(pattern, SAMPLE_NAMES[scope])),
+      );
+      expect(deletable).toEqual(id === WEBHOOK_FUNCTION.id ? ['webhook'] : []);
     }
-    expect(secrets).toHaveLength(1);
-    // Only this stack's secrets (the command line names them iap-sync/<stack name>/<purpose>).
-    expect(JSON.stringify(secrets[0]?.Resource)).toMatch(/:secretsmanager:.*:secret:iap-sync\/IapSync-prod\/\*"/);
+  });
+
+  it('no internet-facing API function may read an App Store key, a Google service account or a webhook signing secret', () => {
+    for (const entry of API_FUNCTIONS) {
+      expect(readable(entry.id).filter((scope) => scope !== 'jwt')).toEqual([]);
+    }
+    expect(API_FUNCTIONS.filter((entry) => readable(entry.id).includes('jwt')).length).toBeGreaterThan(0);
+  });
+
+  it("no function may read another stack's secrets", () => {
+    const ids = [...API_FUNCTIONS, ...WORKFLOW_FUNCTIONS, WEBHOOK_FUNCTION, RECONCILE_FUNCTION].map((entry) => entry.id);
+    for (const id of ids) {
+      for (const name of Object.values(SAMPLE_NAMES)) {
+        const elsewhere = name.replace('IapSync-prod/', 'IapSync-prod-2/');
+        expect(secretPatterns(id).filter((pattern) => covers(pattern, elsewhere))).toEqual([]);
+      }
+    }
   });
 });
 
@@ -385,6 +472,15 @@ describe('webhook delivery', () => {
     const [, mapping] = only('AWS::Lambda::EventSourceMapping');
     expect(mapping.Properties).toMatchObject({ BatchSize: 10, FunctionResponseTypes: ['ReportBatchItemFailures'] });
   });
+
+  it.each(['STANDARD', 'EXPRESS'] as const)(
+    'runs at most %s delivery functions at once, so a backlog cannot take the API\'s Lambda concurrency',
+    (workflowType) => {
+      const [, mapping] = only('AWS::Lambda::EventSourceMapping', workflowType);
+      expect(mapping.Properties.ScalingConfig).toEqual({ MaximumConcurrency: DEFAULT_WEBHOOK_MAX_CONCURRENCY });
+      expect(DEFAULT_WEBHOOK_MAX_CONCURRENCY).toBe(5);
+    },
+  );
 
   it('alarms on both dead-letter queues at one message', () => {
     const alarms = Object.values(template().findResources('AWS::CloudWatch::Alarm')) as Resource[];
@@ -449,9 +545,23 @@ describe('monitoring', () => {
   };
   type MetricStat = { MetricStat: { Metric: { Namespace: string; MetricName: string; Dimensions: { Name: string; Value: unknown }[] }; Stat: string; Period: number } };
 
+  /** Every function of the stack, by catalog id. */
+  const FUNCTION_IDS = [
+    ...API_FUNCTIONS.map((entry) => entry.id),
+    ...WORKFLOW_FUNCTIONS.map((entry) => entry.id),
+    WEBHOOK_FUNCTION.id,
+    SWEEPER_FUNCTION.id,
+    RECONCILE_FUNCTION.id,
+  ];
+  const kebab = (id: string) => id.replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
+
   it('names every alarm after the service', () => {
     expect(alarms().map((alarm) => alarm.Properties.AlarmName).sort()).toEqual(
       [
+        ...FUNCTION_IDS.flatMap((id) => [`${kebab(id)}-errors`, `${kebab(id)}-throttles`]),
+        'webhook-queue-backlog',
+        'table-throttled',
+        'recovery-sweeper-silent',
         'api-5xx-rate',
         'workflow-failed',
         'workflow-timed-out',
@@ -549,6 +659,92 @@ describe('monitoring', () => {
     });
   });
 
+  const lambdaAlarm = (id: string, metricName: 'Errors' | 'Throttles') => {
+    const alarm = alarmNamed(`iap-sync-prod-${kebab(id)}-${metricName.toLowerCase()}`);
+    expect(alarm).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      MetricName: metricName,
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionLogicalId(id) } }],
+      Statistic: 'Sum',
+      Period: 300,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    return alarm;
+  };
+
+  it.each(FUNCTION_IDS.filter((id) => !WORKFLOW_FUNCTIONS.some((entry) => entry.id === id)))(
+    'alarms at the first error of %s in 5 minutes (its handler answers failures itself, so an error is a crash or a timeout)',
+    (id) => {
+      expect(lambdaAlarm(id, 'Errors')).toMatchObject({ Threshold: 1, EvaluationPeriods: 1 });
+    },
+  );
+
+  it.each(WORKFLOW_FUNCTIONS.map((entry) => entry.id))(
+    'alarms on errors of the Task function %s only when sustained (the workflow retries them by design)',
+    (id) => {
+      expect(lambdaAlarm(id, 'Errors')).toMatchObject({ Threshold: 5, EvaluationPeriods: 3 });
+    },
+  );
+
+  it.each(FUNCTION_IDS)('alarms on throttles of %s', (id) => {
+    // The sweeper's reserved concurrency of 1 throttles a sweep that starts while the last one runs: only 15 minutes of it alarm.
+    expect(lambdaAlarm(id, 'Throttles')).toMatchObject({ Threshold: 1, EvaluationPeriods: id === SWEEPER_FUNCTION.id ? 3 : 1 });
+  });
+
+  it('alarms when the oldest webhook delivery has waited 30 minutes in the queue', () => {
+    const [, mapping] = only('AWS::Lambda::EventSourceMapping');
+    const queueId = (mapping.Properties.EventSourceArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    expect(alarmNamed('iap-sync-prod-webhook-queue-backlog')).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateAgeOfOldestMessage',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }],
+      Statistic: 'Maximum',
+      Threshold: 1800,
+      EvaluationPeriods: 1,
+    });
+  });
+
+  it('alarms on read and write throttle events of the table and of each index, a quiet one counting as zero', () => {
+    const [tableId] = only('AWS::DynamoDB::Table');
+    const alarm = alarmNamed('iap-sync-prod-table-throttled');
+    expect(alarm).toMatchObject({ Threshold: 5, EvaluationPeriods: 3, DatapointsToAlarm: 2, TreatMissingData: 'notBreaching' });
+    const queries = alarm.Metrics as ({ Id: string; Expression?: string } & Partial<MetricStat>)[];
+    const stats = queries.filter((query) => query.MetricStat).map((query) => query.MetricStat?.Metric);
+    const seen = stats.map((metric) => ({
+      metricName: metric?.MetricName,
+      index: metric?.Dimensions.find((dimension) => dimension.Name === 'GlobalSecondaryIndexName')?.Value ?? null,
+    }));
+    const indexes = [null, TABLE_DEFINITION.openIndex.indexName, TABLE_DEFINITION.reconcileIndex.indexName];
+    expect(seen).toEqual(
+      expect.arrayContaining(indexes.flatMap((index) => ['ReadThrottleEvents', 'WriteThrottleEvents'].map((metricName) => ({ metricName, index })))),
+    );
+    expect(seen).toHaveLength(6);
+    for (const metric of stats) {
+      expect(metric?.Namespace).toBe('AWS/DynamoDB');
+      expect(metric?.Dimensions).toContainEqual({ Name: 'TableName', Value: { Ref: tableId } });
+    }
+    const expression = queries.find((query) => query.Expression)?.Expression ?? '';
+    expect(expression.match(/FILL\(\w+, 0\)/g)).toHaveLength(6);
+  });
+
+  it.each(['STANDARD', 'EXPRESS'] as const)(
+    'alarms on %s when the recovery sweeper stops reporting: its every-run metric missing for two windows breaches',
+    (workflowType) => {
+      const found = alarms(workflowType).find((alarm) => String(alarm.Properties.AlarmName).endsWith('-recovery-sweeper-silent'));
+      expect(found?.Properties).toMatchObject({
+        Namespace: METRICS_NAMESPACE,
+        MetricName: METRIC.stuck.name,
+        Dimensions: [{ Name: 'service', Value: `iap-sync-${STAGE[workflowType]}` }],
+        Statistic: 'SampleCount',
+        Period: 900,
+        Threshold: 1,
+        ComparisonOperator: 'LessThanThreshold',
+        EvaluationPeriods: 2,
+        TreatMissingData: 'breaching',
+      });
+    },
+  );
+
   it('has a dashboard with the metrics of every function and of iap-sync itself', () => {
     const [, dashboard] = only('AWS::CloudWatch::Dashboard');
     const body = JSON.stringify(dashboard.Properties.DashboardBody);
@@ -574,6 +770,11 @@ describe('outputs', () => {
     'RetainedOnDestroy',
   ])('exports %s', (name) => {
     expect(Object.keys(template().findOutputs(name))).toEqual([name]);
+  });
+
+  it('has no custom domain unless one is asked for', () => {
+    expect(template().findResources('AWS::ApiGatewayV2::DomainName')).toEqual({});
+    expect(template().findOutputs('CustomDomainUrl')).toEqual({});
   });
 });
 
@@ -659,6 +860,32 @@ describe('configuration the stack refuses', () => {
     ['a throttle for a route the API does not have', stackProps('STANDARD', { routeThrottles: { 'POST /purchases': { burstLimit: 1, rateLimit: 1 } } }), /"POST \/purchases" is not a route/],
     ['a negative route rate limit', stackProps('STANDARD', { routeThrottles: { 'GET /openapi.json': { burstLimit: 1, rateLimit: -1 } } }), /rateLimit must be a number >= 0/],
     ['a fractional stage burst limit', stackProps('STANDARD', { throttle: { burstLimit: 1.5, rateLimit: 1 } }), /burstLimit must be an integer/],
+    ['a stage with capitals', stackProps('STANDARD', { stage: 'Prod' }), /stage "Prod" must be lowercase letters, digits and single dashes/],
+    [
+      'a retry budget a store outage would outlast the workflow with (20 attempts)',
+      stackProps('STANDARD', { retry: { ...slowRetry, maxAttempts: 20 } }),
+      /can keep a synchronization open up to \d+ s .* longer than the workflow timeout \(7200 s\) and lock lease \(7800 s\)/,
+    ],
+    [
+      'an alarm topic in another region than the stack',
+      stackProps('STANDARD', { env: { account: '123456789012', region: 'us-east-1' } }),
+      /alarmTopicArn is in eu-west-1, not in the stack's region us-east-1/,
+    ],
+    ['a webhook concurrency SQS does not take', stackProps('STANDARD', { webhookMaxConcurrency: 1 }), /webhookMaxConcurrency 1 must be an integer from 2 to 1000/],
+    ['an existing table name that is not one', stackProps('STANDARD', { existingTableName: 'a b' }), /existingTableName "a b" is not a DynamoDB table name/],
+    [
+      'a custom domain that is not a lowercase host name',
+      stackProps('STANDARD', { customDomain: { domainName: 'API.example.com', certificateArn: 'arn:aws:acm:eu-west-1:123456789012:certificate/abc' } }),
+      /domainName "API.example.com" is not a lowercase host name/,
+    ],
+    [
+      'a custom domain certificate in another region than the stack',
+      stackProps('STANDARD', {
+        env: { account: '123456789012', region: 'eu-west-1' },
+        customDomain: { domainName: 'api.example.com', certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' },
+      }),
+      /customDomain certificateArn is in us-east-1, not in the stack's region eu-west-1/,
+    ],
   ])('%s', (_name, props, message) => {
     expect(() => new IapSyncStack(new App({ context: CDK_CONTEXT }), 'Refused', props)).toThrow(message);
   });
@@ -666,6 +893,29 @@ describe('configuration the stack refuses', () => {
 
 describe('recovery sweeper', () => {
   const resources = (statement: Statement) => [statement.Resource].flat().map((resource) => JSON.stringify(resource));
+
+  it.each([
+    ['STANDARD', SWEEPER_FUNCTION.id, SWEEPER_FUNCTION.scheduleMinutes.STANDARD],
+    ['EXPRESS', SWEEPER_FUNCTION.id, SWEEPER_FUNCTION.scheduleMinutes.EXPRESS],
+    ['STANDARD', RECONCILE_FUNCTION.id, RECONCILE_FUNCTION.scheduleMinutes],
+  ] as const)('%s: %s never runs twice at once, and a run it blocked is dropped after %i minutes, not queued', (workflowType, id, minutes) => {
+    const functions = template(workflowType).findResources('AWS::Lambda::Function') as Record<string, Resource>;
+    const [logicalId] = Object.keys(functions).filter((candidate) => new RegExp(`^${id}[0-9A-F]{8}$`).test(candidate));
+    expect(functions[logicalId ?? '']?.Properties.ReservedConcurrentExecutions).toBe(1);
+    const configs = Object.values(template(workflowType).findResources('AWS::Lambda::EventInvokeConfig') as Record<string, Resource>).filter(
+      (config) => JSON.stringify(config.Properties.FunctionName) === JSON.stringify({ Ref: logicalId }),
+    );
+    expect(configs.map((config) => config.Properties)).toEqual([
+      expect.objectContaining({ MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: minutes * 60, Qualifier: '$LATEST' }),
+    ]);
+  });
+
+  it('only the scheduled jobs reserve concurrency (it comes out of the account\'s pool)', () => {
+    const reserved = Object.entries(template().findResources('AWS::Lambda::Function') as Record<string, Resource>)
+      .filter(([, fn]) => fn.Properties.ReservedConcurrentExecutions !== undefined)
+      .map(([logicalId]) => logicalId);
+    expect(reserved.sort()).toEqual([functionLogicalId(RECONCILE_FUNCTION.id), functionLogicalId(SWEEPER_FUNCTION.id)].sort());
+  });
 
   it.each([
     ['STANDARD', 'rate(5 minutes)'],
@@ -724,5 +974,100 @@ describe('unknown routes', () => {
     const integration = template().findResources('AWS::ApiGatewayV2::Integration')[integrationId] as Resource | undefined;
     expect(integration?.Properties).toMatchObject({ IntegrationType: 'AWS_PROXY', PayloadFormatVersion: '2.0' });
     expect(JSON.stringify(integration?.Properties.IntegrationUri)).toContain(`"${functionLogicalId('GetOpenApi')}"`);
+  });
+});
+
+describe('a stack of its own stage on an existing table and a custom domain, in a known region', () => {
+  // The one extra synth of this file, without bundling: what differs here is the shape of the stack, not the code.
+  const EXISTING_TABLE = 'IapSync-prod-DataTable1A2B3C4D-KEPT';
+  const DOMAIN = { domainName: 'api.example.com', certificateArn: 'arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666' };
+  let app: App;
+  let own: Template;
+
+  beforeAll(() => {
+    app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+    const stack = new IapSyncStack(app, 'IapSync-staging', {
+      ...stackProps('STANDARD'),
+      stage: 'staging',
+      env: { account: '123456789012', region: 'eu-west-1' },
+      existingTableName: EXISTING_TABLE,
+      customDomain: DOMAIN,
+      webhookMaxConcurrency: 3,
+    });
+    own = Template.fromStack(stack);
+  });
+
+  const ownStatements = (id: string): Statement[] => {
+    const [logicalId] = Object.keys(own.findResources('AWS::Lambda::Function')).filter((candidate) => new RegExp(`^${id}[0-9A-F]{8}$`).test(candidate));
+    const fn = own.findResources('AWS::Lambda::Function')[logicalId ?? ''] as Resource;
+    const roleId = (fn.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    return Object.values(own.findResources('AWS::IAM::Policy') as Record<string, Resource>)
+      .filter((policy) => JSON.stringify(policy.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))
+      .flatMap((policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+  };
+
+  it('creates no table and hands the existing one to every function, the workflow and the outputs', () => {
+    expect(own.findResources('AWS::DynamoDB::Table')).toEqual({});
+    for (const fn of Object.values(own.findResources('AWS::Lambda::Function')) as Resource[]) {
+      expect((fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables.TABLE_NAME).toBe(EXISTING_TABLE);
+    }
+    const [, machine] = Object.entries(own.findResources('AWS::StepFunctions::StateMachine'))[0] as [string, Resource];
+    expect((machine.Properties.DefinitionSubstitutions as Record<string, unknown>).TableName).toBe(EXISTING_TABLE);
+    expect(own.findOutputs('TableName').TableName?.Value).toBe(EXISTING_TABLE);
+  });
+
+  it('grants the existing table and each index the code queries by its own ARN, as on a created table', () => {
+    const table = `:table/${EXISTING_TABLE}`;
+    const sweeper = JSON.stringify(ownStatements(SWEEPER_FUNCTION.id));
+    expect(sweeper).toContain(`${table}/index/${TABLE_DEFINITION.openIndex.indexName}`);
+    const reconciler = JSON.stringify(ownStatements(RECONCILE_FUNCTION.id));
+    expect(reconciler).toContain(`${table}/index/${TABLE_DEFINITION.reconcileIndex.indexName}`);
+    const register = ownStatements('RegisterApplePurchase').filter((statement) => actions(statement).includes('dynamodb:PutItem'));
+    expect(JSON.stringify(register)).toContain(`${table}"`);
+    expect(JSON.stringify(own.findResources('AWS::IAM::Policy'))).not.toContain('/index/*');
+  });
+
+  it('serves the API on the custom domain (regional, TLS 1.2), mapped to the $default stage, and outputs its URL and DNS target', () => {
+    const [domainId, domain] = Object.entries(own.findResources('AWS::ApiGatewayV2::DomainName'))[0] as [string, Resource];
+    expect(domain.Properties).toEqual({
+      DomainName: DOMAIN.domainName,
+      DomainNameConfigurations: [{ CertificateArn: DOMAIN.certificateArn, EndpointType: 'REGIONAL', SecurityPolicy: 'TLS_1_2' }],
+    });
+    const [apiId] = Object.keys(own.findResources('AWS::ApiGatewayV2::Api'));
+    const [stageId] = Object.keys(own.findResources('AWS::ApiGatewayV2::Stage'));
+    const mappings = Object.values(own.findResources('AWS::ApiGatewayV2::ApiMapping')) as (Resource & { DependsOn?: string[] })[];
+    expect(mappings.map((mapping) => mapping.Properties)).toEqual([{ ApiId: { Ref: apiId }, DomainName: { Ref: domainId }, Stage: '$default' }]);
+    // Mapped once the stage exists.
+    expect(mappings[0]?.DependsOn).toContain(stageId);
+    expect(own.findOutputs('CustomDomainUrl').CustomDomainUrl?.Value).toBe('https://api.example.com/');
+    expect(own.findOutputs('CustomDomainTarget').CustomDomainTarget?.Value).toEqual({ 'Fn::GetAtt': [domainId, 'RegionalDomainName'] });
+  });
+
+  it('names the bus, the metrics service and the alarms after its stage, and deletes its logs on destroy like any stage but prod', () => {
+    expect(Object.values(own.findResources('AWS::Events::EventBus')).map((bus) => (bus as Resource).Properties.Name)).toEqual(['iap-sync-staging']);
+    const services = Object.values(own.findResources('AWS::Lambda::Function')).map(
+      (fn) => ((fn as Resource).Properties.Environment as { Variables: Record<string, unknown> }).Variables.POWERTOOLS_SERVICE_NAME,
+    );
+    expect(new Set(services)).toEqual(new Set(['iap-sync-staging']));
+    const alarmNames = Object.values(own.findResources('AWS::CloudWatch::Alarm')).map((alarm) => String((alarm as Resource).Properties.AlarmName));
+    expect(alarmNames.filter((name) => !name.startsWith('iap-sync-staging-'))).toEqual([]);
+    const deletion = Object.values(own.findResources('AWS::Logs::LogGroup')).map((group) => (group as Resource).DeletionPolicy);
+    expect(new Set(deletion)).toEqual(new Set(['Delete']));
+  });
+
+  it('takes the webhook concurrency asked for', () => {
+    const mappings = Object.values(own.findResources('AWS::Lambda::EventSourceMapping')) as Resource[];
+    expect(mappings.map((mapping) => mapping.Properties.ScalingConfig)).toEqual([{ MaximumConcurrency: 3 }]);
+  });
+
+  it('checks an alarm topic of its own region at synth, so the template needs no rule, and substitutes its partition', () => {
+    expect(Object.keys(own.toJSON().Rules ?? {}).filter((rule) => rule.endsWith('InStackRegion'))).toEqual([]);
+    const [, machine] = Object.entries(own.findResources('AWS::StepFunctions::StateMachine'))[0] as [string, Resource];
+    expect((machine.Properties.DefinitionSubstitutions as Record<string, unknown>).Partition).toBe('aws');
+  });
+
+  it('passes the AWS Solutions checks', () => {
+    const report = new AwsSolutionsChecks().validateScope(app);
+    expect(report.violations.map((violation) => `${violation.severity} ${violation.ruleName}`)).toEqual([]);
   });
 });

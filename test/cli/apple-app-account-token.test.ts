@@ -1,4 +1,4 @@
-import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { appleConfigure, parseAppleConfigure } from '../../cli/commands/apple';
 import type { Args } from '../../cli/args';
 import { UsageError } from '../../cli/errors';
@@ -42,7 +42,7 @@ describe('apple configure: the appAccountToken requirement', () => {
   });
 });
 
-/** A publisher 7 with an App Store Connect key, in a table kept in memory (the only commands used: Get and Put). */
+/** A publisher 7 with an App Store Connect key, in a table kept in memory (the only commands used: Get, Put, TransactWrite). */
 async function memoryTarget() {
   const items = new Map<string, Record<string, unknown>>();
   const keyOf = (key: Record<string, unknown>) => `${String(key.pk)}|${String(key.sk)}`;
@@ -54,7 +54,12 @@ async function memoryTarget() {
         items.set(keyOf(item), item);
         return {};
       }
-      throw new Error('memoryTarget: only Get and Put');
+      // A publisher write is one transaction: its Put, and the directory's Update (not kept here).
+      if (command instanceof TransactWriteCommand) {
+        for (const entry of command.input.TransactItems ?? []) if (entry.Put?.Item) items.set(keyOf(entry.Put.Item), entry.Put.Item);
+        return {};
+      }
+      throw new Error('memoryTarget: only Get, Put and TransactWrite');
     },
   } as unknown as DynamoDBDocumentClient;
   const target: StackTarget = {

@@ -724,6 +724,6 @@ describe('the command line', () => {
     ]) {
       expect(child.stdout).toContain(`  ${command}`);
     }
-    expect(COMMANDS).toHaveLength(18);
+    expect(COMMANDS).toHaveLength(19);
   });
 });

@@ -316,6 +316,9 @@ export class FakeWebhookEndpointRepository implements WebhookEndpointRepository 
   async rotateSecret(): Promise<WebhookEndpoint | undefined> {
     throw notUsed('FakeWebhookEndpointRepository.rotateSecret');
   }
+  async forgetRetiredSecrets(): Promise<void> {
+    throw notUsed('FakeWebhookEndpointRepository.forgetRetiredSecrets');
+  }
 }
 
 export class FakeDeliveryLog implements DeliveryLog {

@@ -6,6 +6,13 @@ import { StoreUnavailableError } from '../../lambdas/platform/errors';
 import { WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS, substituteDefinition, workflowValueSubstitutions } from '../../lib/catalog';
 import { LocalStepFunctions, type TaskImplementation } from '../../local/step-functions';
 
+interface AslState {
+  TimeoutSeconds?: number;
+  Retry?: { ErrorEquals: string[] }[];
+  Catch?: { ErrorEquals: string[]; Next: string }[];
+}
+const ASL = JSON.parse(readFileSync(join(__dirname, '../..', WORKFLOW_DEFINITION_FILE), 'utf8')) as { States: Record<string, AslState> };
+
 const SM_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:test';
 const arn = (id: string) => `arn:aws:lambda:us-east-1:000000000000:function:${id}`;
 const definition = substituteDefinition(readFileSync(join(__dirname, '../..', WORKFLOW_DEFINITION_FILE), 'utf8'), {
@@ -193,6 +200,55 @@ describe('statemachines/purchase-sync.asl.json', () => {
       expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, failed: true }]);
     },
   );
+
+  it.each(['States.Timeout', 'Lambda.Unknown', 'Sandbox.Timedout'])(
+    'a VerifyPurchase that times out (%s) takes the retry path: marked retrying, verified on the next attempt, not SYNCHRONIZATION_FAILED',
+    async (name) => {
+      const result = await run({
+        verify: (call) => {
+          if (call === 1) failing(name)();
+          return { outcome: 'verified', facts: {} };
+        },
+      });
+      expect(result.status).toBe('SUCCEEDED');
+      expect(result.entered.slice(0, 5)).toEqual(['VerifyPurchase', 'MarkRetrying', 'RetryBudgetLeft', 'WaitBeforeRetry', 'VerifyPurchase']);
+      expect(result.calls.MarkRetrying).toEqual([
+        { synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, store: 'apple', retry: { attempt: 0 } },
+      ]);
+      expect(result.calls.FinalizeSynchronization).toEqual([
+        { synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, verification: { outcome: 'verified', facts: {} } },
+      ]);
+      expect(result.entered).not.toContain('FinalizeFailure');
+    },
+  );
+
+  it('a verification that keeps timing out spends the store retry budget (retrying, then failed), never the Lambda retries', async () => {
+    const result = await run({ verify: failing('Lambda.Unknown') });
+    expect(result.status).toBe('SUCCEEDED');
+    // One invocation per store attempt: the 50 s function is not invoked 4 more times per attempt.
+    expect(result.calls.VerifyPurchase).toHaveLength(3);
+    expect(result.calls.MarkRetrying).toHaveLength(3);
+    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, failed: true }]);
+  });
+
+  it('States.Timeout can fire: VerifyPurchase\'s Task timeout is below its function\'s, so Step Functions gives up first', () => {
+    const verify = ASL.States.VerifyPurchase;
+    const fn = WORKFLOW_FUNCTIONS.find((entry) => entry.id === 'VerifyPurchase');
+    expect(verify?.TimeoutSeconds).toBeLessThan(fn?.timeoutSeconds ?? 0);
+    // Not retried as a Lambda error first: straight to the catch that marks the synchronization retrying.
+    const retried = (verify?.Retry ?? []).flatMap((retry) => retry.ErrorEquals);
+    for (const name of ['States.Timeout', 'Lambda.Unknown', 'Sandbox.Timedout', 'States.ALL']) expect(retried).not.toContain(name);
+    expect(verify?.Catch?.[0]).toMatchObject({ Next: 'MarkRetrying' });
+    expect(verify?.Catch?.[0]?.ErrorEquals).toEqual(expect.arrayContaining(['StoreUnavailableError', 'States.Timeout', 'Lambda.Unknown', 'Sandbox.Timedout']));
+  });
+
+  it('every Task that retries Lambda service errors also retries Lambda.ClientExecutionTimeoutException', () => {
+    const lambdaRetries = Object.entries(ASL.States).flatMap(([name, state]) =>
+      (state.Retry ?? []).filter((retry) => retry.ErrorEquals.includes('Lambda.ServiceException')).map((retry) => [name, retry.ErrorEquals] as const),
+    );
+    expect(lambdaRetries.map(([name]) => name)).toEqual(['VerifyPurchase', 'MarkRetrying', 'FinalizeSynchronization']);
+    for (const [, errors] of lambdaRetries) expect(errors).toContain('Lambda.ClientExecutionTimeoutException');
+  });
 
   it('retries Lambda service errors of a Task before giving up on it', async () => {
     const result = await run({

@@ -2,13 +2,14 @@ import { DescribeExecutionCommand, SFNClient, StartExecutionCommand } from '@aws
 import type { ExecutionState, WorkflowInspector, WorkflowStarter } from '../ports/workflow';
 import type { SyncExecutionInput } from '../workflow-schemas';
 import { callAws } from '../../platform/aws-errors';
+import { awsClientConfig } from '../../platform/aws-client-config';
 import { executionName } from '../domain/synchronization';
 
 /** Starts the purchase-sync state machine; the endpoint comes from AWS_ENDPOINT_URL_SFN when set (local). */
 export class SfnWorkflowStarter implements WorkflowStarter {
   constructor(
     private readonly stateMachineArn: string,
-    private readonly client: SFNClient = new SFNClient({}),
+    private readonly client: SFNClient = new SFNClient(awsClientConfig()),
   ) {}
 
   async start(input: SyncExecutionInput, name: string = executionName(input)): Promise<void> {
@@ -35,7 +36,7 @@ export class SfnWorkflowInspector implements WorkflowInspector {
   constructor(
     private readonly stateMachineArn: string,
     private readonly workflowType: 'STANDARD' | 'EXPRESS',
-    private readonly client: SFNClient = new SFNClient({}),
+    private readonly client: SFNClient = new SFNClient(awsClientConfig()),
   ) {}
 
   async state(executionName: string): Promise<ExecutionState> {

@@ -6,18 +6,26 @@ import { createRuntime } from '../runtime';
 import { createStoreVerifiers } from '../store-verifiers';
 import { createTracing } from '../../platform/tracer';
 import { instrument, lazyHandler } from '../../platform/handler';
+import { withTimeout } from '../../platform/deadline';
+import { StoreUnavailableError } from '../../platform/errors';
 
 /**
  * Task `VerifyPurchase`. Answers the store's verdict; throws StoreUnavailableError (the workflow
  * marks the synchronization `retrying` and waits) or a permanent error (the workflow finalizes).
  * The store ports it is given are measured (StoreLatency, StoreErrors: createStoreVerifiers).
  */
-export function makeVerifyPurchaseHandler(deps: VerifyDeps & { logger: Logger }) {
+export function makeVerifyPurchaseHandler(deps: VerifyDeps & { logger: Logger; timeoutMs: number }) {
   return async (event: unknown): Promise<VerdictOutput> => {
     const ref = VerifyTaskInput.parse(event);
     const logger = withKeys(deps.logger, { synchronizationId: ref.synchronizationId, publisherId: ref.publisherId });
     try {
-      const verdict = await verifyPurchase(deps, ref);
+      // Bounded as a whole (VERIFY_TIMEOUT_MS), below the Task state's and the function's timeouts:
+      // a slow store or table becomes the retry path, not a Lambda timeout. It only reads.
+      const verdict = await withTimeout(
+        verifyPurchase(deps, ref),
+        deps.timeoutMs,
+        () => new StoreUnavailableError(`the verification did not finish within ${deps.timeoutMs} ms`),
+      );
       if (verdict === undefined) throw new Error('no verdict');
       logger.info('verified with store', { outcome: verdict.outcome });
       return VerdictOutput.parse(verdict);
@@ -33,5 +41,6 @@ export function makeVerifyPurchaseHandler(deps: VerifyDeps & { logger: Logger })
 export const handler = lazyHandler(() => {
   const tracing = createTracing();
   const runtime = createRuntime('verify-purchase', process.env, { captureClient: tracing.captureClient });
-  return tracing.wrap(instrument(runtime, makeVerifyPurchaseHandler({ ...runtime, ...createStoreVerifiers(runtime), clock: systemClock })));
+  const deps = { ...runtime, ...createStoreVerifiers(runtime), clock: systemClock, timeoutMs: runtime.config.VERIFY_TIMEOUT_MS };
+  return tracing.wrap(instrument(runtime, makeVerifyPurchaseHandler(deps)));
 });

@@ -100,5 +100,5 @@ function mapped(error: unknown): Error {
     return new StoreRejectedError(`Apple rejected the notification history request (${error.httpStatusCode}, ${apiError ?? 'no code'})`);
   }
   // fetch failures (connection refused, DNS, timeout) and malformed answers: Apple may answer later.
-  return new StoreUnavailableError(`Apple could not be reached: ${(error as Error).name}`);
+  return new StoreUnavailableError(`Apple could not be reached: ${(error as Error).name}`, { cause: error });
 }

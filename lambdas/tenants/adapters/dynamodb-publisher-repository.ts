@@ -1,4 +1,4 @@
-import { GetCommand, PutCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, ScanCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ConfigurationError } from '../../platform/errors';
 import type { JwtSettings, Publisher } from '../domain/publisher';
 import type { Store } from '../../events/vocabulary';
@@ -74,7 +74,12 @@ export class DynamoDbPublisherRepository implements PublisherAdmin {
   async putPublisher(input: Publisher): Promise<void> {
     const publisher = checkedForWrite(input);
     await this.db.send(
-      new PutCommand({ TableName: this.tableName, Item: { ...keys.publisher(publisher.publisherId), type: 'publisher', publisher } }),
+      new TransactWriteCommand({
+        TransactItems: [
+          { Put: { TableName: this.tableName, Item: { ...keys.publisher(publisher.publisherId), type: 'publisher', publisher } } },
+          this.listedInDirectory(publisher.publisherId),
+        ],
+      }),
     );
   }
 
@@ -82,17 +87,37 @@ export class DynamoDbPublisherRepository implements PublisherAdmin {
     const publisher = checkedForWrite(input);
     try {
       await this.db.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: { ...keys.publisher(publisher.publisherId), type: 'publisher', publisher },
-          ConditionExpression: 'attribute_not_exists(pk)',
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.tableName,
+                Item: { ...keys.publisher(publisher.publisherId), type: 'publisher', publisher },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+            this.listedInDirectory(publisher.publisherId),
+          ],
         }),
       );
       return true;
     } catch (error) {
-      if ((error as Error).name === 'ConditionalCheckFailedException') return false;
+      if (isProfileConditionFailure(error)) return false;
       throw error;
     }
+  }
+
+  /** The directory's part of a publisher write: its id added to the set (idempotent). */
+  private listedInDirectory(publisherId: number) {
+    return {
+      Update: {
+        TableName: this.tableName,
+        Key: keys.publisherDirectory(),
+        UpdateExpression: 'ADD publisherIds :id SET #t = :t',
+        ExpressionAttributeNames: { '#t': 'type' },
+        ExpressionAttributeValues: { ':id': new Set([publisherId]), ':t': 'publisherDirectory' },
+      },
+    };
   }
 
   async putCustomer(publisherId: number, customerId: number): Promise<void> {
@@ -116,8 +141,38 @@ export class DynamoDbPublisherRepository implements PublisherAdmin {
     );
   }
 
-  /** Administrative listing (command line); a scan is fine at the scale of a publisher list. */
+  /**
+   * Every publisher's id, ascending: one GetItem of the directory (keys.publisherDirectory), which
+   * every publisher write keeps up to date. Publishers written before the directory existed are
+   * added by the first listing that finds it without `complete`: one Scan (as the listing always
+   * did), then the ids are added to the set and `complete` set, so later listings never scan. Ids
+   * only ever join the set, so publishers created during that scan are kept too. A directory write
+   * that fails (a function that may only read) only means the next listing scans again.
+   */
   async listPublisherIds(): Promise<number[]> {
+    // Unwrapped like the other administrative calls: the command line explains the SDK's own errors.
+    const out = await this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.publisherDirectory(), ConsistentRead: true }));
+    const listed = numberSet(out.Item?.publisherIds);
+    if (out.Item?.complete === true) return [...listed].sort((a, b) => a - b);
+    const scanned = await this.scanPublisherIds();
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.publisherDirectory(),
+          UpdateExpression: `${scanned.length > 0 ? 'ADD publisherIds :ids ' : ''}SET complete = :complete, #t = :t`,
+          ExpressionAttributeNames: { '#t': 'type' },
+          ExpressionAttributeValues: { ':complete': true, ':t': 'publisherDirectory', ...(scanned.length > 0 ? { ':ids': new Set(scanned) } : {}) },
+        }),
+      );
+    } catch {
+      // Listed all the same; the next listing scans and tries again.
+    }
+    return [...new Set([...listed, ...scanned])].sort((a, b) => a - b);
+  }
+
+  /** The listing before the directory: a filtered Scan of the whole table (the directory's one-time migration). */
+  private async scanPublisherIds(): Promise<number[]> {
     const ids: number[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
@@ -135,4 +190,16 @@ export class DynamoDbPublisherRepository implements PublisherAdmin {
     } while (startKey);
     return ids.sort((a, b) => a - b);
   }
+}
+
+/** A stored number set (the DocumentClient reads one as a Set), as numbers; anything else is empty. */
+function numberSet(value: unknown): Set<number> {
+  if (!(value instanceof Set)) return new Set();
+  return new Set([...(value as Set<unknown>)].filter((item): item is number => typeof item === 'number' && Number.isInteger(item)));
+}
+
+/** The profile's `attribute_not_exists` failed (the publisher exists), not some other part of the transaction. */
+function isProfileConditionFailure(error: unknown): boolean {
+  const { name, CancellationReasons } = error as { name?: string; CancellationReasons?: { Code?: string }[] };
+  return name === 'TransactionCanceledException' && CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed';
 }

@@ -57,6 +57,11 @@ const EndpointItem = z.object({
   secretRef: z.string().min(1),
   previousSecretRef: z.string().min(1).optional(),
   previousSecretActiveUntil: isoTime.optional(),
+  // A DynamoDB string set (ADD/DELETE keep concurrent rotations and deletions apart), read as a list.
+  retiredSecretRefs: z
+    .set(z.string().min(1))
+    .transform((refs) => [...refs].sort())
+    .optional(),
   createdAt: isoTime,
   updatedAt: isoTime,
 });
@@ -96,11 +101,18 @@ export class DynamoDbWebhookEndpointRepository implements WebhookEndpointReposit
   async put(endpoint: WebhookEndpoint): Promise<void> {
     // The CLI refuses such a URL first; checked here too so no writer can store one.
     if (hasUrlCredentials(endpoint.url)) throw new RangeError(CREDENTIALS_IN_URL_MESSAGE);
+    const { retiredSecretRefs, ...fields } = endpoint;
     await callAws('put webhook endpoint', () =>
       this.db.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { ...webhookKeys.endpoint(endpoint.publisherId, endpoint.endpointId), type: 'webhookEndpoint', ...endpoint },
+          Item: {
+            ...webhookKeys.endpoint(endpoint.publisherId, endpoint.endpointId),
+            type: 'webhookEndpoint',
+            ...fields,
+            // Stored as a string set, as rotateSecret adds to it.
+            ...(retiredSecretRefs !== undefined && retiredSecretRefs.length > 0 ? { retiredSecretRefs: new Set(retiredSecretRefs) } : {}),
+          },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       ),
@@ -180,19 +192,25 @@ export class DynamoDbWebhookEndpointRepository implements WebhookEndpointReposit
     // "the previous" secret and lose one of the new ones silently.
     const current = await this.get(publisherId, endpointId);
     if (!current) return undefined;
+    // The previous secret this rotation replaces is not referenced any more: kept as retired, so the
+    // delivery deletes it like an expired one instead of leaving it in Secrets Manager for ever.
+    const dropped = current.previousSecretRef;
     try {
       const out = await callAws('rotate webhook secret', () =>
         this.db.send(
           new UpdateCommand({
             TableName: this.tableName,
             Key: webhookKeys.endpoint(publisherId, endpointId),
-            UpdateExpression: 'SET secretRef = :new, previousSecretRef = :old, previousSecretActiveUntil = :until, updatedAt = :now',
+            UpdateExpression:
+              'SET secretRef = :new, previousSecretRef = :old, previousSecretActiveUntil = :until, updatedAt = :now' +
+              (dropped !== undefined ? ' ADD retiredSecretRefs :dropped' : ''),
             ConditionExpression: 'secretRef = :old',
             ExpressionAttributeValues: {
               ':new': secretRef,
               ':old': current.secretRef,
               ':until': previousActiveUntil.toISOString(),
               ':now': now.toISOString(),
+              ...(dropped !== undefined ? { ':dropped': new Set([dropped]) } : {}),
             },
             ReturnValues: 'ALL_NEW',
           }),
@@ -202,6 +220,35 @@ export class DynamoDbWebhookEndpointRepository implements WebhookEndpointReposit
     } catch (error) {
       if (isConditionFailure(error)) throw new ConcurrentUpdateError(`The secret of webhook endpoint ${endpointId} changed meanwhile; rotate again.`);
       throw error;
+    }
+  }
+
+  async forgetRetiredSecrets(publisherId: number, endpointId: string, refs: readonly string[], now: Date): Promise<void> {
+    if (refs.length === 0) return;
+    const Key = webhookKeys.endpoint(publisherId, endpointId);
+    // Two writes, each conditioned on what it removes: a rotation between them is kept intact.
+    const updates = [
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key,
+        UpdateExpression: 'DELETE retiredSecretRefs :refs',
+        ConditionExpression: 'attribute_exists(retiredSecretRefs)',
+        ExpressionAttributeValues: { ':refs': new Set(refs) },
+      }),
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key,
+        UpdateExpression: 'REMOVE previousSecretRef, previousSecretActiveUntil',
+        ConditionExpression: `previousSecretRef IN (${refs.map((_ref, index) => `:r${index}`).join(', ')}) AND previousSecretActiveUntil <= :now`,
+        ExpressionAttributeValues: { ...Object.fromEntries(refs.map((ref, index) => [`:r${index}`, ref])), ':now': now.toISOString() },
+      }),
+    ];
+    for (const update of updates) {
+      try {
+        await callAws('forget deleted webhook secrets', () => this.db.send(update));
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
     }
   }
 }

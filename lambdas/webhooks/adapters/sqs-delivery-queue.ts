@@ -1,7 +1,8 @@
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DeleteCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { DeadLetterQueue, Delivery, DeliveryMessage, DeliveryQueue } from '../ports';
+import type { DeadLetterQueue, Delivery, DeliveryMessage, DeliveryQueue, PoisonMessage, PoisonMessageQueue } from '../ports';
 import { callAws } from '../../platform/aws-errors';
+import { awsClientConfig } from '../../platform/aws-client-config';
 
 /** SQS caps a message delay at 15 minutes; longer waits are hops (the use case re-enqueues). */
 const SQS_MAX_DELAY_SECONDS = 900;
@@ -10,13 +11,44 @@ const SQS_MAX_DELAY_SECONDS = 900;
 export class SqsDeliveryQueue implements DeliveryQueue {
   constructor(
     private readonly queueUrl: string,
-    private readonly client: SQSClient = new SQSClient({}),
+    private readonly client: SQSClient = new SQSClient(awsClientConfig()),
   ) {}
 
   async enqueue(message: DeliveryMessage, delaySeconds: number): Promise<void> {
     const delay = Math.min(SQS_MAX_DELAY_SECONDS, Math.max(0, Math.ceil(delaySeconds)));
     await callAws('enqueue webhook attempt', () =>
       this.client.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: JSON.stringify(message), DelaySeconds: delay })),
+    );
+  }
+}
+
+/** Longest reason carried in a message attribute (the message body is the poison message itself). */
+const MAX_REASON_LENGTH = 256;
+
+/**
+ * Poison messages, sent as they came to a dead-letter queue at once (the delivery queue's redrive
+ * policy would set them aside only after 5 receives). The reason and the original message id travel
+ * as message attributes; the body stays intact, so moving the message back to the delivery queue
+ * (SQS redrive) once its cause is fixed hands the handler exactly what it got.
+ */
+export class SqsPoisonMessageQueue implements PoisonMessageQueue {
+  constructor(
+    private readonly queueUrl: string,
+    private readonly sqs: SQSClient = new SQSClient(awsClientConfig()),
+  ) {}
+
+  async put(message: PoisonMessage): Promise<void> {
+    await callAws('dead-letter a poison webhook message', () =>
+      this.sqs.send(
+        new SendMessageCommand({
+          QueueUrl: this.queueUrl,
+          MessageBody: message.body,
+          MessageAttributes: {
+            reason: { DataType: 'String', StringValue: message.reason.slice(0, MAX_REASON_LENGTH) || 'unknown' },
+            sourceMessageId: { DataType: 'String', StringValue: message.messageId },
+          },
+        }),
+      ),
     );
   }
 }
@@ -32,7 +64,7 @@ export class DynamoDbDeadLetterQueue implements DeadLetterQueue {
     private readonly db: DynamoDBDocumentClient,
     private readonly tableName: string,
     private readonly alarmQueueUrl?: string,
-    private readonly sqs: SQSClient = new SQSClient({}),
+    private readonly sqs: SQSClient = new SQSClient(awsClientConfig()),
   ) {}
 
   async put(delivery: Delivery): Promise<void> {

@@ -11,6 +11,7 @@ import {
   type DeliveryMessage,
   type DeliveryQueue,
   type EventEnvelopeMessage,
+  type PoisonMessageQueue,
   type WebhookEndpoint,
   type WebhookEndpointRepository,
   type WebhookSender,
@@ -59,6 +60,11 @@ export interface DeliverWebhooksDeps {
   maxQueueDelaySeconds?: number;
   /** Bound on one attempt; default the contract's 15 s. */
   timeoutMs?: number;
+  /**
+   * Where the SQS handler sends a message it can never handle, at once. Without it (the local
+   * runtime) such a message fails like any other and the queue sets it aside after its receives.
+   */
+  poisonMessages?: PoisonMessageQueue;
 }
 
 /** The message is not an event or an attempt this handler knows. Permanent: retrying cannot help. */
@@ -263,6 +269,43 @@ export function activeSecretRefs(endpoint: WebhookEndpoint, nowMs: number): stri
   return refs;
 }
 
+/**
+ * The endpoint's secrets that sign nothing any more: the previous one once its rotation window has
+ * ended, and those a second rotation dropped early. Never one that still signs.
+ */
+export function retiredSecretRefs(endpoint: WebhookEndpoint, nowMs: number): string[] {
+  const active = new Set(activeSecretRefs(endpoint, nowMs));
+  const retired = new Set(endpoint.retiredSecretRefs ?? []);
+  if (endpoint.previousSecretRef !== undefined) retired.add(endpoint.previousSecretRef);
+  return [...retired].filter((ref) => !active.has(ref));
+}
+
+/**
+ * Deletes the endpoint's retired signing secrets (Secrets Manager bills each one monthly), then
+ * drops their references. Here, because every delivery reads the endpoint anyway: the secret goes
+ * with the first delivery after its 24-hour window, at no extra read, and nothing else has to find
+ * endpoints to clean (the table has no index of them). Deleted first, forgotten second: a failure
+ * in between leaves a reference to a secret already gone, which the next delivery forgets. Never
+ * fails the attempt.
+ */
+async function deleteRetiredSecrets(deps: DeliverWebhooksDeps, endpoint: WebhookEndpoint, nowMs: number): Promise<void> {
+  const { secrets } = deps;
+  const refs = retiredSecretRefs(endpoint, nowMs);
+  if (refs.length === 0 || secrets.delete === undefined) return;
+  const { publisherId, endpointId } = endpoint;
+  try {
+    for (const ref of refs) await secrets.delete(ref);
+    await deps.endpoints.forgetRetiredSecrets(publisherId, endpointId, refs, new Date(nowMs));
+    deps.logger.info('rotated-out webhook signing secrets deleted', { publisherId, endpointId, count: refs.length });
+  } catch (error) {
+    deps.logger.warn('a rotated-out webhook signing secret could not be deleted; the next delivery to the endpoint tries again', {
+      publisherId,
+      endpointId,
+      error,
+    });
+  }
+}
+
 function queueDelay(deps: DeliverWebhooksDeps, seconds: number): number {
   return Math.max(0, Math.min(seconds, deps.maxQueueDelaySeconds ?? SQS_MAX_DELAY_SECONDS));
 }
@@ -425,6 +468,7 @@ export async function attemptDelivery(
     ...(nextAttemptAt !== undefined ? { nextAttemptAt } : {}),
   };
   await deps.log.append(record);
+  await deleteRetiredSecrets(deps, endpoint, afterMs);
   deps.logger.info('webhook attempt', {
     webhookId,
     endpointId,

@@ -1,6 +1,7 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { createDocumentClient } from '../../../lambdas/platform/dynamodb-client';
-import { DynamoDbDeadLetterQueue, SqsDeliveryQueue } from '../../../lambdas/webhooks/adapters/sqs-delivery-queue';
+import { DynamoDbDeadLetterQueue, SqsDeliveryQueue, SqsPoisonMessageQueue } from '../../../lambdas/webhooks/adapters/sqs-delivery-queue';
+import { createQueueAdapters, poisonMessageQueueUrl } from '../../../lambdas/webhooks/handlers/deliver-webhooks';
 import type { Delivery } from '../../../lambdas/webhooks/ports';
 import { startDynamoDbLocal, type DynamoDbLocal } from '../../../local/dynamodb-local';
 
@@ -37,6 +38,36 @@ describe('SQS delivery queue', () => {
     const { client, sent } = fakeSqs();
     await new SqsDeliveryQueue('https://sqs.example/q', client).enqueue({ kind: 'attempt', delivery: delivery('msg_a') }, delay);
     expect(sent).toEqual([{ QueueUrl: 'https://sqs.example/q', MessageBody: JSON.stringify({ kind: 'attempt', delivery: delivery('msg_a') }), DelaySeconds: expected }]);
+  });
+});
+
+describe('poison messages', () => {
+  it('go to the dead-letter queue as they came, with the reason and the original message id as attributes', async () => {
+    const { client, sent } = fakeSqs();
+    await new SqsPoisonMessageQueue('https://sqs.example/events-dlq', client).put({ messageId: 'm-1', body: '{', reason: 'x'.repeat(300) });
+    expect(sent).toEqual([
+      {
+        QueueUrl: 'https://sqs.example/events-dlq',
+        MessageBody: '{',
+        MessageAttributes: {
+          reason: { DataType: 'String', StringValue: 'x'.repeat(256) },
+          sourceMessageId: { DataType: 'String', StringValue: 'm-1' },
+        },
+      },
+    ]);
+  });
+
+  it.each([
+    ['the delivery queue\'s own dead-letter queue when the stack names it', { WEBHOOK_EVENT_DEAD_LETTER_QUEUE_URL: 'https://sqs.example/events-dlq' }, 'https://sqs.example/events-dlq'],
+    ['else the alarmed delivery dead-letter queue', {}, 'https://sqs.example/dlq'],
+  ])('are sent to %s', (_name, extra, expected) => {
+    const env = { WEBHOOK_QUEUE_URL: 'https://sqs.example/q', WEBHOOK_DEAD_LETTER_QUEUE_URL: 'https://sqs.example/dlq', ...extra };
+    expect(poisonMessageQueueUrl(env)).toBe(expected);
+    expect(createQueueAdapters(env, createDocumentClient(dynamodb.client), TABLE).poisonMessages).toBeInstanceOf(SqsPoisonMessageQueue);
+  });
+
+  it('have nowhere to go without a dead-letter queue (then they fail like any message)', () => {
+    expect(createQueueAdapters({ WEBHOOK_QUEUE_URL: 'https://sqs.example/q' }, createDocumentClient(dynamodb.client), TABLE).poisonMessages).toBeUndefined();
   });
 });
 

@@ -233,6 +233,37 @@ describe('logger', () => {
     expect(lines[0]).not.toContain('ya29');
   });
 
+  it('logs the cause and code of an error, down to three causes: "Apple could not be reached: TypeError" says why', () => {
+    const lines: string[] = [];
+    const refused = Object.assign(new Error('connect ECONNREFUSED 17.0.0.1:443'), { code: 'ECONNREFUSED', config: { headers: { Authorization: 'Bearer ya29.x' } } });
+    const fetchFailed = new TypeError('fetch failed', { cause: refused });
+    const error = new StoreUnavailableError('Apple could not be reached: TypeError', { cause: fetchFailed });
+    createLogger('svc', 'info', (line) => lines.push(line)).warn('store verification failed', { error });
+    expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({
+      error: {
+        name: 'StoreUnavailableError',
+        message: 'Apple could not be reached: TypeError',
+        cause: { name: 'TypeError', message: 'fetch failed', cause: { name: 'Error', message: 'connect ECONNREFUSED 17.0.0.1:443', code: 'ECONNREFUSED' } },
+      },
+    });
+    expect(lines[0]).not.toContain('ya29');
+  });
+
+  it('stops after three causes, keeps a cause that is not an Error, and masks credentials in causes', () => {
+    const lines: string[] = [];
+    let error: Error = new Error(`innermost ${PUBLISHER_TOKEN}`);
+    for (const level of [4, 3, 2, 1]) error = new Error(`level ${level}`, { cause: error });
+    createLogger('svc', 'info', (line) => lines.push(line)).error('deep', { error, other: new Error('outer', { cause: 'plain text cause' }) });
+    const entry = JSON.parse(lines[0] ?? '{}') as { error: Record<string, unknown>; other: Record<string, unknown> };
+    expect(entry.error).toEqual({
+      name: 'Error',
+      message: 'level 1',
+      cause: { name: 'Error', message: 'level 2', cause: { name: 'Error', message: 'level 3', cause: { name: 'Error', message: 'level 4' } } },
+    });
+    expect(entry.other).toEqual({ name: 'Error', message: 'outer', cause: { message: 'plain text cause' } });
+    expect(lines[0]).not.toContain(PUBLISHER_TOKEN);
+  });
+
   it('withKeys adds the invocation keys to every entry; the entry fields win', () => {
     const lines: string[] = [];
     const logger = withKeys(createLogger('svc', 'info', (line) => lines.push(line)), { synchronizationId: ID, publisherId: 7 });
@@ -340,8 +371,8 @@ describe('what each function counts', () => {
     const publishers = new FakePublisherRepository([{ ...publisher, publisherId: sync.publisherId }]);
     const metrics = recordingMetrics();
     const finalize = makeFinalizeHandler({ syncs, publishers, clock: new FixedClock('2026-11-23T10:00:00Z'), eventBusName: 'bus', logger: createLogger('t', 'silent'), metrics });
-    await finalize({ synchronizationId: ID, failed: true });
-    await finalize({ synchronizationId: ID, failed: true });
+    await finalize({ synchronizationId: ID, publisherId: sync.publisherId, failed: true });
+    await finalize({ synchronizationId: ID, publisherId: sync.publisherId, failed: true });
     expect(metrics.added).toEqual([['finalized', 'SYNCHRONIZATION_FAILED', 1]]);
   });
 
@@ -358,7 +389,7 @@ describe('what each function counts', () => {
       logger: createLogger('t', 'silent'),
       metrics,
     });
-    const next = await mark({ synchronizationId: ID, store: 'google', retry: { attempt } });
+    const next = await mark({ synchronizationId: ID, publisherId: 1, store: 'google', retry: { attempt } });
     expect(next.exhausted).toBe(exhausted);
     const marked = syncs.retrying.map(({ attempts, nextAttemptAt }) => [attempts, nextAttemptAt.toISOString()]);
     expect(marked).toEqual(exhausted ? [] : [[1, '2026-11-23T10:00:15.000Z']]);

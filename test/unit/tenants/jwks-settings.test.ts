@@ -85,7 +85,8 @@ describe('jwt settings in the publisher repository', () => {
   it('writes an https JWKS URL and leaves out unset fields', async () => {
     const { repository, send } = repositoryWith();
     await repository.putPublisher(publisher({ jwksUrl: 'https://id.acme.example/jwks.json', issuer: undefined }));
-    const input = (send.mock.calls[0]?.[0] as { input: { Item: { publisher: Publisher } } }).input;
-    expect(input.Item.publisher.jwt).toStrictEqual({ jwksUrl: 'https://id.acme.example/jwks.json' });
+    // The profile is the transaction's first item (the second adds the id to the publisher directory).
+    const input = (send.mock.calls[0]?.[0] as { input: { TransactItems: [{ Put: { Item: { publisher: Publisher } } }] } }).input;
+    expect(input.TransactItems[0].Put.Item.publisher.jwt).toStrictEqual({ jwksUrl: 'https://id.acme.example/jwks.json' });
   });
 });

@@ -28,6 +28,8 @@ import type {
   DeliveryMessage,
   DeliveryQueue,
   DisabledReason,
+  PoisonMessage,
+  PoisonMessageQueue,
   WebhookEndpoint,
   WebhookEndpointRepository,
   WebhookSendRequest,
@@ -76,11 +78,24 @@ class MemoryEndpoints implements WebhookEndpointRepository {
   async rotateSecret(publisherId: number, endpointId: string, secretRef: string, until: Date, now: Date) {
     const endpoint = this.items.get(this.key(publisherId, endpointId));
     if (!endpoint) return undefined;
+    if (endpoint.previousSecretRef !== undefined) endpoint.retiredSecretRefs = [...(endpoint.retiredSecretRefs ?? []), endpoint.previousSecretRef];
     endpoint.previousSecretRef = endpoint.secretRef;
     endpoint.previousSecretActiveUntil = until.toISOString();
     endpoint.secretRef = secretRef;
     endpoint.updatedAt = now.toISOString();
     return { ...endpoint };
+  }
+  async forgetRetiredSecrets(publisherId: number, endpointId: string, refs: readonly string[], now: Date) {
+    const endpoint = this.items.get(this.key(publisherId, endpointId));
+    if (!endpoint) return;
+    const retired = (endpoint.retiredSecretRefs ?? []).filter((ref) => !refs.includes(ref));
+    if (retired.length > 0) endpoint.retiredSecretRefs = retired;
+    else delete endpoint.retiredSecretRefs;
+    const until = endpoint.previousSecretActiveUntil;
+    if (endpoint.previousSecretRef !== undefined && refs.includes(endpoint.previousSecretRef) && until !== undefined && until <= now.toISOString()) {
+      delete endpoint.previousSecretRef;
+      delete endpoint.previousSecretActiveUntil;
+    }
   }
 }
 
@@ -149,10 +164,18 @@ class ScriptedSender implements WebhookSender {
 
 class MemorySecrets implements SecretStore {
   readonly values = new Map<string, string>();
+  readonly deleted: string[] = [];
+  /** Set to make `delete` fail (e.g. the function may not delete secrets yet). */
+  deleteFails: Error | undefined;
   async get(ref: string) {
     const value = this.values.get(ref);
     if (value === undefined) throw new Error(`no secret ${ref}`);
     return value;
+  }
+  async delete(ref: string) {
+    if (this.deleteFails) throw this.deleteFails;
+    this.values.delete(ref);
+    this.deleted.push(ref);
   }
 }
 
@@ -494,6 +517,70 @@ describe('an attempt', () => {
   });
 });
 
+describe('a rotated-out signing secret', () => {
+  const WINDOW_END = START_MS + 24 * 3600_000;
+
+  async function rotated(w: World) {
+    await addEndpoint(w, 'ep_rotating');
+    w.secrets.values.set('file:new', generateWebhookSecret());
+    await w.endpoints.rotateSecret(PUBLISHER, 'ep_rotating', 'file:new', new Date(WINDOW_END), new Date(START_MS));
+  }
+
+  it('is kept while it still signs, and deleted by the first delivery after its window, then forgotten', async () => {
+    const w = world();
+    await rotated(w);
+    w.clock.nowMs = WINDOW_END - 1000;
+    await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_rotating', 1) });
+    expect(w.secrets.deleted).toEqual([]);
+
+    w.clock.nowMs = WINDOW_END;
+    const [report] = await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_rotating', 1) });
+    expect(report).toMatchObject({ outcome: 'done' });
+    expect(w.secrets.deleted).toEqual(['file:ep_rotating']);
+    const endpoint = await w.endpoints.get(PUBLISHER, 'ep_rotating');
+    expect(endpoint).toMatchObject({ secretRef: 'file:new' });
+    expect(endpoint?.previousSecretRef).toBeUndefined();
+    expect(endpoint?.previousSecretActiveUntil).toBeUndefined();
+
+    // Nothing left to delete: the next delivery deletes nothing.
+    await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_rotating', 1) });
+    expect(w.secrets.deleted).toEqual(['file:ep_rotating']);
+  });
+
+  it('dropped by a second rotation within the window, it is deleted at the next delivery; the secrets that sign stay', async () => {
+    const w = world();
+    await rotated(w);
+    w.secrets.values.set('file:newer', generateWebhookSecret());
+    await w.endpoints.rotateSecret(PUBLISHER, 'ep_rotating', 'file:newer', new Date(WINDOW_END + 3600_000), new Date(START_MS + 3600_000));
+    w.clock.nowMs = START_MS + 7200_000;
+    await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_rotating', 1) });
+    expect(w.secrets.deleted).toEqual(['file:ep_rotating']);
+    expect(only(w.sender.requests).headers['webhook-signature']?.split(' ')).toHaveLength(2);
+    const endpoint = await w.endpoints.get(PUBLISHER, 'ep_rotating');
+    expect(endpoint).toMatchObject({ secretRef: 'file:newer', previousSecretRef: 'file:new' });
+    expect(endpoint?.retiredSecretRefs).toBeUndefined();
+  });
+
+  it('that cannot be deleted (no permission yet) does not fail the delivery and stays referenced for the next one', async () => {
+    const w = world();
+    const logger = new RecordingLogger();
+    w.deps.logger = logger;
+    await rotated(w);
+    w.secrets.deleteFails = Object.assign(new Error('not authorized to perform secretsmanager:DeleteSecret'), { name: 'AccessDeniedException' });
+    w.clock.nowMs = WINDOW_END + 1000;
+    const [report] = await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_rotating', 1) });
+    expect(report).toMatchObject({ outcome: 'done' });
+    expect(await w.endpoints.get(PUBLISHER, 'ep_rotating')).toMatchObject({ previousSecretRef: 'file:ep_rotating' });
+    expect(logger.entries).toContainEqual(
+      expect.objectContaining({ level: 'warn', message: expect.stringContaining('could not be deleted') as unknown }),
+    );
+
+    w.secrets.deleteFails = undefined;
+    await processDeliveryMessage(w.deps, { kind: 'attempt', delivery: deliveryTo('ep_rotating', 1) });
+    expect(w.secrets.deleted).toEqual(['file:ep_rotating']);
+  });
+});
+
 describe('replay', () => {
   it('a replay message from the queue (deployed `webhook replay`) re-sends the dead letter', async () => {
     const w = world();
@@ -562,11 +649,59 @@ describe('replay', () => {
 });
 
 describe('the SQS handler', () => {
-  it('reports only the records that failed (partial batch response)', async () => {
+  const record = (messageId: string, body: string) =>
+    ({ messageId, body, receiptHandle: messageId, attributes: {}, messageAttributes: {}, md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: '', awsRegion: '' }) as unknown as SQSEvent['Records'][number];
+
+  class MemoryPoison implements PoisonMessageQueue {
+    readonly messages: PoisonMessage[] = [];
+    failure: Error | undefined;
+    async put(message: PoisonMessage) {
+      if (this.failure) throw this.failure;
+      this.messages.push(message);
+    }
+  }
+
+  it('sends a poison message to the dead letters at once instead of reporting it as a failure (no 5 receives)', async () => {
+    const w = world();
+    const poison = new MemoryPoison();
+    w.deps.poisonMessages = poison;
+    await addEndpoint(w, 'ep_first');
+    const handler = makeDeliverWebhooksHandler(w.deps);
+    const badAttempt = JSON.stringify({ kind: 'attempt', delivery: {} });
+
+    const response = await handler({
+      Records: [
+        record('good-event', JSON.stringify(eventOf())),
+        record('not-json', '{'),
+        record('bad-attempt', badAttempt),
+        record('good-attempt', JSON.stringify({ kind: 'attempt', delivery: deliveryTo('ep_first', 2) })),
+      ],
+    });
+
+    expect(response.batchItemFailures).toEqual([]);
+    expect(poison.messages).toEqual([
+      { messageId: 'not-json', body: '{', reason: 'The message is not JSON' },
+      { messageId: 'bad-attempt', body: badAttempt, reason: expect.stringMatching(/^Invalid attempt message/) as unknown },
+    ]);
+    expect(w.sender.requests).toHaveLength(2);
+  });
+
+  it('still reports a message that may succeed later (a dependency down), and a poison message the dead letters refused', async () => {
+    const w = world();
+    const poison = new MemoryPoison();
+    poison.failure = Object.assign(new Error('SQS down'), { name: 'ServiceUnavailable' });
+    w.deps.poisonMessages = poison;
+    w.deps.endpoints.listByPublisher = () => Promise.reject(Object.assign(new Error('DynamoDB down'), { name: 'DependencyUnavailableError', retryable: true }));
+    const handler = makeDeliverWebhooksHandler(w.deps);
+
+    const response = await handler({ Records: [record('event', JSON.stringify(eventOf())), record('not-json', '{')] });
+
+    expect(response.batchItemFailures.map((failure) => failure.itemIdentifier).sort()).toEqual(['event', 'not-json']);
+  });
+
+  it('without a dead-letter port (the local runtime) reports only the records that failed (partial batch response)', async () => {
     const w = world();
     await addEndpoint(w, 'ep_first');
-    const record = (messageId: string, body: string) =>
-      ({ messageId, body, receiptHandle: messageId, attributes: {}, messageAttributes: {}, md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: '', awsRegion: '' }) as unknown as SQSEvent['Records'][number];
     const handler = makeDeliverWebhooksHandler(w.deps);
 
     const response = await handler({

@@ -12,6 +12,7 @@ import type { AppleConfig, AppleEnvironment } from '../config';
 import type { SecretStore } from '../../../platform/secret-store';
 import type { AppleVerifier } from '../ports';
 import { AppStoreClients, type AppStoreClient } from './app-store-client';
+import { TimeAllowance } from '../../../platform/deadline';
 
 export interface AppleStoreVerifierOptions {
   secrets: SecretStore;
@@ -20,7 +21,13 @@ export interface AppleStoreVerifierOptions {
   /** OCSP revocation checks (deployed stacks); off locally, where Apple's responder is unreachable. */
   onlineChecks: boolean;
   baseUrls: Record<AppleEnvironment, string>;
+  /** Per App Store Server API request (APPLE_REQUEST_TIMEOUT_MS). */
   timeoutMs: number;
+  /**
+   * All the waiting for OCSP in one `verify` (APPLE_ONLINE_CHECK_TIMEOUT_MS): Apple's library
+   * gives each check 30 s and takes no setting, so the verification stops waiting after this.
+   */
+  onlineCheckTimeoutMs: number;
 }
 
 /** Apple answers that mean "not now" rather than "no": retry later. */
@@ -50,6 +57,9 @@ export class AppleStoreVerifier implements AppleVerifier {
     const privateKey = await this.options.secrets.get(config.privateKeyRef);
     // Apple's advice: production first, sandbox when production does not know the transaction.
     const environments = [...config.environments].sort((a) => (a === 'Production' ? -1 : 1));
+    // The decodes below share one allowance for OCSP (the first checks the chain, the next ones
+    // usually find it in the library's cache): the sum of this verification's waits stays bounded.
+    const onlineChecks = new TimeAllowance(this.options.onlineCheckTimeoutMs);
     for (const environment of environments) {
       const client = this.client(config, environment, privateKey);
       const info = await this.call(() => client.getTransactionInfo(transactionId));
@@ -57,7 +67,7 @@ export class AppleStoreVerifier implements AppleVerifier {
       const signed = info.value.signedTransactionInfo;
       if (!signed) return { outcome: 'invalid', reason: 'no signedTransactionInfo in Apple answer' };
       const verifier = this.verifier(config, environment);
-      const decoded = await this.decode(verifier, signed);
+      const decoded = await this.decode(verifier, signed, onlineChecks);
       if ('invalid' in decoded) return { outcome: 'invalid', reason: decoded.invalid };
       let latest = decoded.payload;
       let subscriptionStatus: number | undefined;
@@ -69,11 +79,11 @@ export class AppleStoreVerifier implements AppleVerifier {
             .flatMap((group) => group.lastTransactions ?? [])
             .find((item) => item.originalTransactionId === latest.originalTransactionId);
           if (entry?.signedTransactionInfo) {
-            const renewed = await this.decode(verifier, entry.signedTransactionInfo);
+            const renewed = await this.decode(verifier, entry.signedTransactionInfo, onlineChecks);
             if ('invalid' in renewed) return { outcome: 'invalid', reason: renewed.invalid };
             latest = renewed.payload;
             subscriptionStatus = typeof entry.status === 'number' ? entry.status : undefined;
-            if (entry.signedRenewalInfo) renewal = await this.decodeRenewal(verifier, entry.signedRenewalInfo);
+            if (entry.signedRenewalInfo) renewal = await this.decodeRenewal(verifier, entry.signedRenewalInfo, onlineChecks);
           }
         }
       }
@@ -92,16 +102,26 @@ export class AppleStoreVerifier implements AppleVerifier {
     return verifier;
   }
 
+  /** Runs one verification of signed data within what is left of the verification's OCSP allowance. */
+  private checked<T>(verification: Promise<T>, onlineChecks: TimeAllowance): Promise<T> {
+    if (!this.options.onlineChecks) return verification;
+    return onlineChecks.spend(
+      verification,
+      () => new StoreUnavailableError(`Apple certificate status could not be checked within ${this.options.onlineCheckTimeoutMs} ms`),
+    );
+  }
+
   private async decode(
     verifier: SignedDataVerifier,
     signed: string,
+    onlineChecks: TimeAllowance,
   ): Promise<{ payload: JWSTransactionDecodedPayload } | { invalid: string }> {
     try {
-      return { payload: await verifier.verifyAndDecodeTransaction(signed) };
+      return { payload: await this.checked(verifier.verifyAndDecodeTransaction(signed), onlineChecks) };
     } catch (error) {
       if (error instanceof VerificationException) {
         if (error.status === VerificationStatus.RETRYABLE_VERIFICATION_FAILURE) {
-          throw new StoreUnavailableError('Apple certificate status could not be checked');
+          throw new StoreUnavailableError('Apple certificate status could not be checked', { cause: error });
         }
         return { invalid: VerificationStatus[error.status] ?? 'VERIFICATION_FAILURE' };
       }
@@ -114,9 +134,9 @@ export class AppleStoreVerifier implements AppleVerifier {
    * transaction; one that does not verify is ignored (the status still decides access) rather than
    * failing the purchase.
    */
-  private async decodeRenewal(verifier: SignedDataVerifier, signed: string): Promise<AppleFacts['renewal']> {
+  private async decodeRenewal(verifier: SignedDataVerifier, signed: string, onlineChecks: TimeAllowance): Promise<AppleFacts['renewal']> {
     try {
-      const info = await verifier.verifyAndDecodeRenewalInfo(signed);
+      const info = await this.checked(verifier.verifyAndDecodeRenewalInfo(signed), onlineChecks);
       return {
         ...(typeof info.autoRenewStatus === 'number' ? { autoRenewStatus: info.autoRenewStatus } : {}),
         ...(typeof info.isInBillingRetryPeriod === 'boolean' ? { isInBillingRetryPeriod: info.isInBillingRetryPeriod } : {}),
@@ -126,7 +146,7 @@ export class AppleStoreVerifier implements AppleVerifier {
       };
     } catch (error) {
       if (error instanceof VerificationException && error.status === VerificationStatus.RETRYABLE_VERIFICATION_FAILURE) {
-        throw new StoreUnavailableError('Apple certificate status could not be checked');
+        throw new StoreUnavailableError('Apple certificate status could not be checked', { cause: error });
       }
       if (error instanceof VerificationException) return undefined;
       throw error;
@@ -154,7 +174,7 @@ export class AppleStoreVerifier implements AppleVerifier {
         throw new StoreRejectedError(`Apple rejected the request (${error.httpStatusCode}, ${apiError ?? 'no code'})`);
       }
       // fetch failures (connection refused, DNS, timeout) and malformed answers: Apple may answer later.
-      throw new StoreUnavailableError(`Apple could not be reached: ${(error as Error).name}`);
+      throw new StoreUnavailableError(`Apple could not be reached: ${(error as Error).name}`, { cause: error });
     }
   }
 }

@@ -87,7 +87,7 @@ export class GoogleAccessTokenProvider implements AccessTokenProvider {
       });
     } catch (error) {
       // Connection refused, DNS, timeout: Google may answer later.
-      throw new StoreUnavailableError(`Google token endpoint could not be reached: ${errorName(error)}`);
+      throw new StoreUnavailableError(`Google token endpoint could not be reached: ${errorName(error)}`, { cause: error });
     }
     const status = response.status;
     if (status === 408 || status === 429 || status >= 500) {

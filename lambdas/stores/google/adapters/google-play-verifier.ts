@@ -64,7 +64,8 @@ const VOIDED_TYPE_WITH_SUBSCRIPTIONS = 1;
 
 const httpErrorSchema = z.object({ response: z.object({ status: z.number().int() }) });
 
-type Answer<T> = { ok: true; data: T } | { ok: false; status: number | undefined };
+/** `cause`: what the client threw, kept for the logs when Google gave no answer. */
+type Answer<T> = { ok: true; data: T } | { ok: false; status: number | undefined; cause?: unknown };
 
 /**
  * Verifies Google Play subscriptions with Google's own client (`@googleapis/androidpublisher`),
@@ -81,7 +82,7 @@ export class GooglePlayStoreVerifier implements GooglePlayVerifier {
       this.client.purchases.subscriptionsv2.get({ packageName: profile.packageName, token: purchaseToken }, options),
     );
     if (!answer.ok) {
-      throwUnlessNotFound(answer.status, 'read the subscription');
+      throwUnlessNotFound(answer, 'read the subscription');
       return { outcome: 'not_found' };
     }
     const parsed = purchaseSchema.safeParse(answer.data);
@@ -124,7 +125,7 @@ export class GooglePlayStoreVerifier implements GooglePlayVerifier {
       const current = await this.verify(profile, purchaseToken, productId);
       if (current.outcome === 'verified' && current.facts.acknowledged) return;
     }
-    throwUnlessNotFound(answer.status, 'acknowledge the subscription');
+    throwUnlessNotFound(answer, 'acknowledge the subscription');
     throw new StoreRejectedError(`Google does not know the purchase token it was asked to acknowledge (${answer.status})`);
   }
 
@@ -144,7 +145,7 @@ export class GooglePlayStoreVerifier implements GooglePlayVerifier {
       ),
     );
     if (!answer.ok) {
-      throwUnlessNotFound(answer.status, 'list voided purchases');
+      throwUnlessNotFound(answer, 'list voided purchases');
       throw new StoreRejectedError(`Google does not know the app ${profile.packageName} (${answer.status})`);
     }
     const parsed = voidedListSchema.safeParse(answer.data);
@@ -184,7 +185,7 @@ export class GooglePlayStoreVerifier implements GooglePlayVerifier {
       return { ok: true, data: response.data };
     } catch (error) {
       const http = httpErrorSchema.safeParse(error);
-      return { ok: false, status: http.success ? http.data.response.status : undefined };
+      return http.success ? { ok: false, status: http.data.response.status } : { ok: false, status: undefined, cause: error };
     }
   }
 }
@@ -193,9 +194,9 @@ export class GooglePlayStoreVerifier implements GooglePlayVerifier {
  * Google's failures, grouped as the workflow needs them: 404/410 return (not found), 429/5xx/no
  * answer are retryable, 401/403 mean our service account, any other 4xx a refusal.
  */
-function throwUnlessNotFound(status: number | undefined, what: string): void {
+function throwUnlessNotFound({ status, cause }: { status: number | undefined; cause?: unknown }, what: string): void {
   if (status === 404 || status === 410) return;
-  if (status === undefined) throw new StoreUnavailableError(`Google could not be reached to ${what}`);
+  if (status === undefined) throw new StoreUnavailableError(`Google could not be reached to ${what}`, { cause });
   if (status === 401 || status === 403) throw new StoreCredentialsError(`Google refused our service account (${status}) to ${what}`);
   if (status === 408 || status === 429 || status >= 500) throw new StoreUnavailableError(`Google answered ${status} to ${what}`);
   throw new StoreRejectedError(`Google rejected the request to ${what} (${status})`);
