@@ -455,3 +455,57 @@ export function notificationRequests(ctx: NotificationFuzzContext): fc.Arbitrary
     { weight: 3, arbitrary: wrongPublisher },
   );
 }
+
+/** What the Google push route's cases need: the publisher, and a genuine push token its subscription would carry. */
+export interface GooglePushFuzzContext {
+  publisherId: number;
+  /** A push token the local stack accepts (the simulator's issuer, the publisher's service account and audience). */
+  validToken: string;
+  packageName: string;
+}
+
+/**
+ * `POST /google-play/notifications/{publisherId}` with what Pub/Sub never sends: not JSON, no
+ * `message.data`, data that is not base64 of a DeveloperNotification, other apps' package names,
+ * huge bodies, wrong publisher ids, and tokens that are missing, malformed or forged. Allowed
+ * answers (contract §9): `400 REQ0001`, `400 NOTIF0001`, `401 AUTH0002`, `413 REQ0006`.
+ */
+export function googlePushRequests(ctx: GooglePushFuzzContext): fc.Arbitrary<FuzzRequest> {
+  const own = `/google-play/notifications/${ctx.publisherId}`;
+  const withToken = (token: string | undefined): Record<string, string> => ({ 'content-type': 'application/json', ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}) });
+  const request = (category: string, path: string, body: string | Buffer, headers: Record<string, string>): FuzzRequest => ({ category, method: 'POST', path, headers, body, knownRoute: true });
+  const push = (data: string, messageId = 'fuzz-message') => JSON.stringify({ message: { data, messageId, publishTime: new Date().toISOString() }, subscription: 'projects/p/subscriptions/s' });
+  const b64 = (value: string) => Buffer.from(value).toString('base64');
+  const notJson = fc
+    .oneof(fc.constantFrom('', '{', 'null', '[]', '42', '{"message":', '\uFEFF{}'), fc.string({ unit: 'binary', maxLength: 300 }))
+    .map((body) => request('push: not JSON', own, body, withToken(ctx.validToken)));
+  const noData = fc
+    .oneof(fc.constant({}), fc.constant({ message: {} }), fc.constant({ message: { messageId: '1' } }), wrongTypeValue.map((v) => ({ message: { data: v, messageId: '1' } })))
+    .map((b) => request('push: no message.data', own, JSON.stringify(b), withToken(ctx.validToken)));
+  const badData = fc
+    .oneof(
+      fc.constantFrom('!!!', '====', 'e30', b64('not json'), b64('[]'), b64('{"version":"1.0"}'), b64('{"packageName":42}')),
+      fc.string({ maxLength: 200 }).map(b64),
+      fc.constantFrom('com.other.app', 'com.example.iapsync.evil', '').map((packageName) =>
+        b64(JSON.stringify({ version: '1.0', packageName, eventTimeMillis: '1', subscriptionNotification: { version: '1.0', notificationType: 2, purchaseToken: 't', subscriptionId: 'premium_monthly' } })),
+      ),
+    )
+    .map((data) => request('push: data not a DeveloperNotification of this app', own, push(data), withToken(ctx.validToken)));
+  const badToken = fc
+    .oneof(fc.constant(undefined), fc.constantFrom('', 'x', 'a.b.c', `${ctx.validToken}x`, ctx.validToken.split('.').slice(0, 2).join('.') + '.'), jwsLike)
+    // Only what an HTTP client can put in a header (Node refuses control characters before sending).
+    .filter((token) => token === undefined || /^[\x21-\x7e]*$/.test(token))
+    .map((token) => request('push: token missing or forged', own, push(b64(JSON.stringify({ version: '1.0', packageName: ctx.packageName, eventTimeMillis: '1', testNotification: { version: '1.0' } }))), withToken(token)));
+  const huge = fc.integer({ min: 64 * 1024 + 1, max: 200 * 1024 }).map((size) => request('push: huge body', own, push('a'.repeat(size)), withToken(ctx.validToken)));
+  const wrongPublisher = fc
+    .constantFrom(...WRONG_PUBLISHER_IDS)
+    .map((id) => request('push: wrong publisher id', `/google-play/notifications/${id}`, push(b64('{}')), withToken(ctx.validToken)));
+  return fc.oneof(
+    { weight: 2, arbitrary: notJson },
+    { weight: 2, arbitrary: noData },
+    { weight: 4, arbitrary: badData },
+    { weight: 4, arbitrary: badToken },
+    { weight: 1, arbitrary: huge },
+    { weight: 2, arbitrary: wrongPublisher },
+  );
+}

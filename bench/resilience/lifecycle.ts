@@ -8,7 +8,7 @@ import { runPool } from '../local';
 import { executionInput, refreshCost, refreshFigures } from '../refresh-figures';
 import { median } from '../stats';
 import { countStoreCalls } from '../store-calls';
-import { notificationRequests } from './fuzz-requests';
+import { googlePushRequests, notificationRequests, type FuzzRequest } from './fuzz-requests';
 import { createPurchases, dataDirOf, send, type RegisterOutcome, type Store } from './harness';
 import { appleExpectations, appleSubscriptions, appleTruthReader, pickAppleAction } from './lifecycle-apple';
 import {
@@ -43,6 +43,8 @@ const NOTIFICATION_FUZZ_REQUESTS = 300;
 const NOTIFICATION_FUZZ_SEED = 20261208;
 /** The only answers the notification route may give to garbage (contract §9). */
 const NOTIFICATION_FUZZ_ALLOWED = new Set(['400 NOTIF0001', '400 REQ0001', '413 REQ0006']);
+/** The Google push route also answers a missing or invalid push token: 401 AUTH0002. */
+const PUSH_FUZZ_ALLOWED = new Set([...NOTIFICATION_FUZZ_ALLOWED, '401 AUTH0002']);
 /**
  * The PRNG of one half. Apple's is the seed's own, so an Apple run replays the choices it made
  * before the Google half existed; Google's is derived from it.
@@ -350,9 +352,15 @@ function planOf(store: Store, s: ScenarioStack, sizes: { subscriptions: number; 
 }
 
 /** The App Store notification route under generated garbage (fuzz-requests.ts `notificationRequests`). */
-async function fuzzNotificationRoute(s: ScenarioStack, quick: boolean): Promise<{ checks: Check[]; details: Record<string, unknown>; requests: number }> {
+async function fuzzNotificationRoute(s: ScenarioStack, quick: boolean, store: Store): Promise<{ checks: Check[]; details: Record<string, unknown>; requests: number }> {
   const url = s.bench.stack.url;
-  const fuzzRequests = fc.sample(notificationRequests({ publisherId: s.bench.stack.localJson.publisherId }), { numRuns: quick ? 60 : NOTIFICATION_FUZZ_REQUESTS, seed: NOTIFICATION_FUZZ_SEED });
+  const { publisherId } = s.bench.stack.localJson;
+  const arbitrary: fc.Arbitrary<FuzzRequest> =
+    store === 'apple'
+      ? notificationRequests({ publisherId })
+      : googlePushRequests({ publisherId, validToken: await s.bench.stack.googlePush.signPushToken(), packageName: s.bench.stack.localJson.google.packageName });
+  const allowed = store === 'apple' ? NOTIFICATION_FUZZ_ALLOWED : PUSH_FUZZ_ALLOWED;
+  const fuzzRequests = fc.sample(arbitrary, { numRuns: quick ? 60 : NOTIFICATION_FUZZ_REQUESTS, seed: NOTIFICATION_FUZZ_SEED });
   const outcomes: string[] = [];
   await runPool(fuzzRequests.length, 8, async (i) => {
     const req = fuzzRequests[i];
@@ -365,11 +373,11 @@ async function fuzzNotificationRoute(s: ScenarioStack, quick: boolean): Promise<
       outcomes.push(`no answer (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
     }
   });
-  const bad = outcomes.filter((o) => !NOTIFICATION_FUZZ_ALLOWED.has(o));
+  const bad = outcomes.filter((o) => !allowed.has(o));
   const fiveHundreds = outcomes.filter((o) => /^5\d\d/.test(o)).length;
   return {
     checks: [
-      check('notification route fuzz (App Store): only 400 NOTIF0001 / REQ0001, 413 REQ0006; never 5xx', bad.length === 0, `${outcomes.length} requests, ${fiveHundreds} 5xx, ${bad.length} other: ${JSON.stringify(tally(bad))}`),
+      check(`notification route fuzz (${STORE_NAMES[store]}): only 400 NOTIF0001 / REQ0001, 413 REQ0006${store === 'google' ? ', 401 AUTH0002' : ''}; never 5xx`, bad.length === 0, `${outcomes.length} requests, ${fiveHundreds} 5xx, ${bad.length} other: ${JSON.stringify(tally(bad))}`),
     ],
     details: { notificationFuzz: tally(outcomes) },
     requests: fuzzRequests.length,
@@ -396,7 +404,7 @@ function lifecycleScenario(store: Store): Scenario {
     const seed = Number(process.env.LIFECYCLE_SEED ?? LIFECYCLE_SEED);
     const t0 = Date.now();
     log(`seed ${seed}, ${store}: ${sizes.subscriptions} subscriptions, ${sizes.actions} actions, drop ${DROP_RATE * 100} %, duplicates ${DUPLICATE_RATE * 100} %, out of order ${OUT_OF_ORDER_RATE * 100} %`);
-    const outcome = await runStore(store, sizes, seed, log, store === 'apple' ? (s) => fuzzNotificationRoute(s, quick) : undefined);
+    const outcome = await runStore(store, sizes, seed, log, (s) => fuzzNotificationRoute(s, quick, store));
     const { registers, figures } = outcome;
     const registerReconciliation = reconcile({
       accepted: registers.accepted.map((o) => ({ synchronizationId: o.synchronizationId ?? '', key: o.purchase.key, expectedResults: ['PURCHASE_SYNCHRONIZED'] })),

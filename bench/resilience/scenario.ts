@@ -4,6 +4,7 @@ import type { Reconciliation } from './reconcile';
 import { addWebhookEndpoint, dataDirOf, sleep, tableClient, WebhookReceiver, type Credential, publisherCredential } from './harness';
 import { join } from 'node:path';
 import type { EventEnvelope } from '../../local/event-bus';
+import { SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/events/schemas';
 
 export interface ScenarioOptions {
   quick: boolean;
@@ -104,7 +105,10 @@ export async function settle(stack: ScenarioStack, ms = 30_000): Promise<{ event
 }
 
 export function eventsAsPublished(events: EventEnvelope[]) {
-  return events.map((e) => ({ synchronizationId: String(e.detail.synchronizationId), result: String(e.detail.result) }));
+  // Only the results: an inappEntitlementChanged caused by a register names its synchronization too.
+  return events
+    .filter((e) => e['detail-type'] === SYNC_RESULT_DETAIL_TYPE)
+    .map((e) => ({ synchronizationId: String(e.detail.synchronizationId), result: String(e.detail.result) }));
 }
 
 /** Counts of values, for the JSON report (`{ "202": 200, "409 SK2C0101": 1800 }`). */

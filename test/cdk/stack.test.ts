@@ -50,10 +50,25 @@ function stackProps(workflowType: WorkflowType, overrides: Partial<IapSyncStackP
 const templates = new Map<WorkflowType, Template>();
 const apps = new Map<WorkflowType, App>();
 
+/**
+ * Runs a synth without CDK's "Bundling asset …" progress lines (written straight to stderr, one per
+ * function), so `npm test` keeps one line per test file; anything else on stderr still shows.
+ */
+function withoutBundlingProgress<T>(synth: () => T): T {
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) =>
+    String(chunk).startsWith('Bundling asset ') ? true : write(chunk, ...rest)) as typeof process.stderr.write;
+  try {
+    return synth();
+  } finally {
+    process.stderr.write = write;
+  }
+}
+
 beforeAll(() => {
   for (const workflowType of ['STANDARD', 'EXPRESS'] as const) {
     const app = new App({ context: CDK_CONTEXT });
-    templates.set(workflowType, Template.fromStack(new IapSyncStack(app, `IapSync-${STAGE[workflowType]}`, stackProps(workflowType))));
+    templates.set(workflowType, withoutBundlingProgress(() => Template.fromStack(new IapSyncStack(app, `IapSync-${STAGE[workflowType]}`, stackProps(workflowType)))));
     apps.set(workflowType, app);
   }
 });
