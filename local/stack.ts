@@ -221,7 +221,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     print(`dynamodb     DynamoDB Local ${options.inMemory ? '(in memory)' : `(data in ${join(dataDir, 'dynamodb')})`} at ${dynamodb.endpoint}`);
 
     const faults = new FaultInjector();
-    const outbox = await createNotificationOutbox({ dataDir, inMemory: options.inMemory });
+    const outbox = await createNotificationOutbox({ dataDir, inMemory: options.inMemory, warn });
     const apple = await createAppleSimulator({ dataDir, inMemory: options.inMemory, defaultBundleId: DEMO.bundleId, outbox }, faults);
     print(`simulator    App Store Server API simulator at ${url}/__simulator/apple`);
     // As App Store Connect's notification URL would (Version 2): the demo publisher's notification route.

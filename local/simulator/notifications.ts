@@ -72,6 +72,8 @@ export interface NotificationOutboxOptions {
   inMemory: boolean;
   /** Stands in for the global fetch (tests). */
   fetchImpl?: typeof fetch;
+  /** Where a notification that could not be sent is reported, one line each (default: stderr). */
+  warn?: (line: string) => void;
 }
 
 const PREFIX = '/__simulator/notifications';
@@ -119,7 +121,8 @@ interface Sendable {
 export async function createNotificationOutbox(options: NotificationOutboxOptions): Promise<NotificationOutbox> {
   const file = options.inMemory ? undefined : path.join(options.dataDir, 'simulator', 'notifications.json');
   const stored = file === undefined ? undefined : await readJsonFile(file, storedLogSchema);
-  return new Outbox(stored ?? { version: 1, records: [], bodies: {} }, file, options.fetchImpl ?? fetch);
+  const warn = options.warn ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  return new Outbox(stored ?? { version: 1, records: [], bodies: {} }, file, options.fetchImpl ?? fetch, warn);
 }
 
 class Outbox implements NotificationOutbox {
@@ -133,6 +136,7 @@ class Outbox implements NotificationOutbox {
     private readonly log: StoredLog,
     file: string | undefined,
     private readonly fetchImpl: typeof fetch,
+    private readonly warn: (line: string) => void,
   ) {
     // Records without a body (a hand-edited file) could never be resent or listed with a body.
     log.records = log.records.filter((record) => log.bodies[record.id] !== undefined);
@@ -250,7 +254,7 @@ class Outbox implements NotificationOutbox {
       return response.status;
     } catch (error) {
       const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
-      process.stderr.write(`${notification.store} notification ${notification.id} to ${target} not delivered: ${reason}\n`);
+      this.warn(`${notification.store} notification ${notification.id} to ${target} not delivered: ${reason}`);
       return null;
     }
   }

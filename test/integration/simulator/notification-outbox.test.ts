@@ -120,12 +120,15 @@ describe('notification outbox', () => {
     ['a drop is armed', 'SINK', true],
   ] as const)('records a notification unsent, status null, when %s', async (_name, target, dropped) => {
     const sink = await receiver();
-    const outbox = await createNotificationOutbox({ dataDir: tempDir(), inMemory: true });
+    const warnings: string[] = [];
+    const outbox = await createNotificationOutbox({ dataDir: tempDir(), inMemory: true, warn: (line) => warnings.push(line) });
     outbox.setTarget('apple', target === 'SINK' ? sink.url : target);
     if (dropped) outbox.dropNext('apple', 1);
     const record = await outbox.send(notification());
     expect(record).toMatchObject({ responseStatus: null, dropped, target: target === 'SINK' ? sink.url : (target ?? null) });
     expect(sink.received).toHaveLength(0);
+    // Only a send that was attempted and failed is reported, once.
+    expect(warnings).toHaveLength(target !== undefined && !dropped ? 1 : 0);
   });
 
   it('records a non-2xx answer as it is', async () => {
