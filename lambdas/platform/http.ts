@@ -183,18 +183,25 @@ export function parseHeaders(event: ApiEvent): RequestHeaders {
   return parsed.data;
 }
 
+/**
+ * The body (base64 when API Gateway says so) parsed as JSON, whatever its Content-Type: at most
+ * `maxBytes` (else 413 REQ0006), valid JSON (else 400 REQ0001). Its shape is the caller's to check.
+ */
+export function readJsonBody(event: ApiEvent, maxBytes: number): unknown {
+  const raw = event.isBase64Encoded ? Buffer.from(event.body ?? '', 'base64') : Buffer.from(event.body ?? '', 'utf8');
+  if (raw.byteLength > maxBytes) throw apiError('REQ0006');
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw apiError('REQ0001', 'The body is not valid JSON.');
+  }
+}
+
 /** Contract §1: JSON only (415), at most 16 KiB (413), valid and without unknown properties (400). */
 export function parseJsonBody<S extends z.ZodType>(event: ApiEvent, schema: S): z.infer<S> {
   const contentType = headerMap(event)['content-type'] ?? '';
   if (!/^application\/json\s*(;.*)?$/i.test(contentType.trim())) throw apiError('REQ0005');
-  const raw = event.isBase64Encoded ? Buffer.from(event.body ?? '', 'base64') : Buffer.from(event.body ?? '', 'utf8');
-  if (raw.byteLength > MAX_BODY_BYTES) throw apiError('REQ0006');
-  let value: unknown;
-  try {
-    value = JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw apiError('REQ0001', 'The body is not valid JSON.');
-  }
+  const value = readJsonBody(event, MAX_BODY_BYTES);
   const parsed = schema.safeParse(value, { error: ruleInWords });
   if (!parsed.success) throw apiError('REQ0001', `Invalid body: ${describeIssues(parsed.error)}`);
   return parsed.data;

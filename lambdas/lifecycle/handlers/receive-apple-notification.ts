@@ -6,7 +6,7 @@ import type { PublisherRepository } from '../../tenants';
 import { receiveAppleNotification } from '../domain/receive-apple-notification';
 import type { AppleNotificationVerifier, NoticeIntake } from '../ports';
 import { AppleNotificationBody, PublisherIdPathParam, type NotificationAcknowledged } from '../schemas';
-import { apiError, apiErrors, json, type ApiEvent, type ApiResult } from '../../platform/http';
+import { apiError, apiErrors, json, readJsonBody, type ApiEvent, type ApiResult } from '../../platform/http';
 import { instrument, lazyHandler } from '../../platform/handler';
 import type { Logger } from '../../platform/logger';
 import { AppleNotificationDecoder } from '../../stores/apple/notifications';
@@ -33,14 +33,7 @@ export interface ReceiveAppleNotificationHandlerDeps {
  * ours to correct, and the signed payload, not the headers, decides what is accepted.
  */
 function parseNotificationBody(event: ApiEvent): AppleNotificationBody {
-  const raw = event.isBase64Encoded ? Buffer.from(event.body ?? '', 'base64') : Buffer.from(event.body ?? '', 'utf8');
-  if (raw.byteLength > MAX_NOTIFICATION_BODY_BYTES) throw apiError('REQ0006');
-  let value: unknown;
-  try {
-    value = JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw apiError('REQ0001', 'The body is not valid JSON.');
-  }
+  const value = readJsonBody(event, MAX_NOTIFICATION_BODY_BYTES);
   const parsed = AppleNotificationBody.safeParse(value);
   if (!parsed.success) throw apiError('REQ0001', 'The body must be a JSON object with a signedPayload string.');
   return parsed.data;

@@ -3,7 +3,7 @@ import type { Context } from 'aws-lambda';
 import { createNoticeIntake, createRuntime } from '../../purchases';
 import { receiveGoogleNotification, type PubSubMessage, type ReceiveGoogleNotificationDeps } from '../domain/receive-google-notification';
 import { GooglePushBody, PublisherIdPathParam, type NotificationAcknowledged } from '../schemas';
-import { apiError, apiErrors, json, type ApiEvent, type ApiResult } from '../../platform/http';
+import { apiError, apiErrors, json, readJsonBody, type ApiEvent, type ApiResult } from '../../platform/http';
 import { instrument, lazyHandler } from '../../platform/handler';
 import { JosePushTokenVerifier } from '../../stores/google/adapters/push-token-verifier';
 
@@ -22,14 +22,7 @@ export type ReceiveGoogleNotificationHandlerDeps = ReceiveGoogleNotificationDeps
  * not required: Pub/Sub sends application/json, but the token, not the headers, decides.
  */
 function parsePushBody(event: ApiEvent): PubSubMessage {
-  const raw = event.isBase64Encoded ? Buffer.from(event.body ?? '', 'base64') : Buffer.from(event.body ?? '', 'utf8');
-  if (raw.byteLength > MAX_PUSH_BODY_BYTES) throw apiError('REQ0006');
-  let value: unknown;
-  try {
-    value = JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw apiError('REQ0001', 'The body is not valid JSON.');
-  }
+  const value = readJsonBody(event, MAX_PUSH_BODY_BYTES);
   const parsed = GooglePushBody.safeParse(value);
   if (!parsed.success) throw apiError('REQ0001', 'The body must be a Pub/Sub push: a message with a base64 data string and a messageId.');
   const { data, messageId, message_id: messageIdSnake, publishTime, publish_time: publishTimeSnake } = parsed.data.message;
