@@ -91,3 +91,12 @@ export class DependencyUnavailableError extends Error {
   override readonly name = 'DependencyUnavailableError';
   readonly retryable = true;
 }
+
+/** A short reason for the logs from a library's error (jose's `code`, else its name, and its message), at most 300 characters. */
+export function errorReason(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return `${typeof code === 'string' ? code : error.name}: ${error.message}`.slice(0, 300);
+  }
+  return 'unknown error';
+}

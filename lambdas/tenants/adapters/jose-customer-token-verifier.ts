@@ -8,7 +8,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import * as z from 'zod';
-import { DependencyUnavailableError } from '../../platform/errors';
+import { DependencyUnavailableError, errorReason } from '../../platform/errors';
 import type { Publisher } from '../domain/publisher';
 import { jwksUrlProblem, type CustomerClaims, type CustomerTokenVerifier } from '../ports/credential-verifier';
 import type { SecretStore } from '../../platform/secret-store';
@@ -66,15 +66,6 @@ export interface JoseCustomerTokenVerifierOptions {
   jwksCache?: Map<string, CachedJwks>;
   /** Per-fetch timeout; JWKS_TIMEOUT_MS by default. */
   jwksTimeoutMs?: number;
-}
-
-/** What is safe to log about a JWKS failure: the error's code or name and message, never the token. */
-function reasonOf(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return `${typeof code === 'string' ? code : error.name}: ${error.message}`.slice(0, 300);
-  }
-  return 'unknown error';
 }
 
 /** The token's `alg` header, or undefined when the header is not a JWS header at all. */
@@ -183,7 +174,7 @@ export class JoseCustomerTokenVerifier implements CustomerTokenVerifier {
         if (error instanceof DependencyUnavailableError) throw error;
         // Timeout, refused connection, non-200, not JSON, not a key set, or a key jose cannot import.
         entry.retryAt = Date.now() + (entry.remote.fresh ? JWKS_COOLDOWN_MS : JWKS_FAILED_FETCH_BACKOFF_MS);
-        throw new DependencyUnavailableError(`${url.host}: ${reasonOf(error)}`, { cause: error });
+        throw new DependencyUnavailableError(`${url.host}: ${errorReason(error)}`, { cause: error });
       }
     };
   }

@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { StoreUnavailableError } from '../../../platform/errors';
+import { errorReason, StoreUnavailableError } from '../../../platform/errors';
 import { PushTokenRejectedError, type VerifiedPushToken } from '../notifications';
 
 /**
@@ -32,15 +32,6 @@ export interface JosePushTokenVerifierOptions {
   keys?: JWTVerifyGetKey;
 }
 
-/** Safe to log: the error's code or name and message, never the token. */
-function reasonOf(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return `${typeof code === 'string' ? code : error.name}: ${error.message}`.slice(0, 300);
-  }
-  return 'unknown error';
-}
-
 /**
  * Verifies the OIDC ID token Google signs for an authenticated Pub/Sub push subscription, with
  * `jose`: RS256 with a key of Google's JWKS found by `kid`, `iss` Google's, `exp` required and
@@ -69,7 +60,7 @@ export class JosePushTokenVerifier {
         // No key for this kid (after at most one refetch): the token is not Google's.
         if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) throw error;
         // Timeout, refused connection, non-200, not a key set: the token may well be genuine.
-        throw new StoreUnavailableError(`Google push JWKS unavailable: ${reasonOf(error)}`, { cause: error });
+        throw new StoreUnavailableError(`Google push JWKS unavailable: ${errorReason(error)}`, { cause: error });
       }
     };
   }
@@ -92,7 +83,7 @@ export class JosePushTokenVerifier {
       }));
     } catch (error) {
       if (error instanceof StoreUnavailableError) throw error;
-      throw new PushTokenRejectedError(reasonOf(error));
+      throw new PushTokenRejectedError(errorReason(error));
     }
     // jose checks `iat` only against a maximum age; a token issued in the future is refused here.
     if (typeof payload.iat === 'number' && payload.iat > now.getTime() / 1000 + CLOCK_TOLERANCE_SECONDS) {
