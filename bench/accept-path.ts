@@ -92,11 +92,12 @@ class DirectStorage {
       requestHash: requestHash({ route: 'apple-register', publisherId: this.publisherId, cleengCustomerId: customerId, transactionId, ipAddress: IP_ADDRESS }),
       lockKeys: [appleLocks.transaction(transactionId), ...(original !== undefined ? [appleLocks.subscription(original)] : [])],
       client: {},
+      ipAddress: IP_ADDRESS,
       attempts: 0,
       createdAt: now.toISOString(),
       updatedAt: now.toISOString(),
     };
-    const outcome = await this.syncs.accept({ sync, leaseExpiresAt: now.getTime() + LOCK_LEASE_SECONDS * 1000, ipAddress: IP_ADDRESS });
+    const outcome = await this.syncs.accept({ sync, leaseExpiresAt: now.getTime() + LOCK_LEASE_SECONDS * 1000 });
     if (outcome.outcome !== 'accepted') throw new Error(`accept: ${outcome.outcome}`);
   }
 

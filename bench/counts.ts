@@ -18,6 +18,23 @@ export interface DynamoDbCounts {
   writeUnits: number;
   /** Requests of an operation the proxy cannot size (counted, units 0). */
   unsizedRequests: number;
+  /** Every item written, per synchronization (mean), by what was written: the per-item WRU table. */
+  writes: ItemWrites[];
+}
+
+/** One kind of item write (e.g. `Put SYNC in a transaction`), per synchronization. */
+export interface ItemWrites {
+  /** `Put`, `Update`, `Delete`, `ConditionCheck`. */
+  kind: string;
+  transact: boolean;
+  /** Item kind from its key prefixes (`SYNC`, `LOCK`, `PURCHASE`, `PUBLISHER/CUSTOMER`, …). */
+  item: string;
+  /** Writes of this kind per synchronization. */
+  count: number;
+  /** Mean billed size (the larger of before and after), bytes. */
+  bytes: number;
+  /** Write units per synchronization (count × units of each). */
+  writeUnits: number;
 }
 
 /** What one synchronization costs in requests and transitions, counted (mean over the samples). */
@@ -64,7 +81,24 @@ export function taskTargets(): Map<string, { kind: 'lambda' | 'integration'; nam
 }
 
 function emptyCounts(): DynamoDbCounts {
-  return { requests: {}, totalRequests: 0, readUnits: 0, writeUnits: 0, unsizedRequests: 0 };
+  return { requests: {}, totalRequests: 0, readUnits: 0, writeUnits: 0, unsizedRequests: 0, writes: [] };
+}
+
+const writeKey = (w: Pick<ItemWrites, 'kind' | 'item' | 'transact'>) => `${w.kind} ${w.item}${w.transact ? ' T' : ''}`;
+
+/** Adds `from` (scaled) into `into`, merging by kind of write; bytes stay a count-weighted mean. */
+function mergeWrites(into: ItemWrites[], from: ItemWrites[], factor = 1): void {
+  for (const w of from) {
+    const found = into.find((x) => writeKey(x) === writeKey(w));
+    if (!found) {
+      into.push({ ...w, count: w.count * factor, writeUnits: w.writeUnits * factor });
+      continue;
+    }
+    const count = found.count + w.count * factor;
+    found.bytes = count === 0 ? 0 : (found.bytes * found.count + w.bytes * w.count * factor) / count;
+    found.count = count;
+    found.writeUnits += w.writeUnits * factor;
+  }
 }
 
 function countRecords(records: DynamoDbRequestRecord[]): DynamoDbCounts {
@@ -75,6 +109,10 @@ function countRecords(records: DynamoDbRequestRecord[]): DynamoDbCounts {
     counts.readUnits += record.readUnits;
     counts.writeUnits += record.writeUnits;
     if (record.unsized) counts.unsizedRequests += 1;
+    mergeWrites(
+      counts.writes,
+      record.items.map((i) => ({ kind: i.kind, transact: i.transact, item: i.item, count: 1, bytes: i.bytes, writeUnits: i.writeUnits })),
+    );
   }
   return counts;
 }
@@ -85,6 +123,7 @@ function addCounts(into: DynamoDbCounts, from: DynamoDbCounts): void {
   into.readUnits += from.readUnits;
   into.writeUnits += from.writeUnits;
   into.unsizedRequests += from.unsizedRequests;
+  mergeWrites(into.writes, from.writes);
 }
 
 function scaleCounts(counts: DynamoDbCounts, factor: number): DynamoDbCounts {
@@ -96,6 +135,7 @@ function scaleCounts(counts: DynamoDbCounts, factor: number): DynamoDbCounts {
     readUnits: counts.readUnits * factor,
     writeUnits: counts.writeUnits * factor,
     unsizedRequests: counts.unsizedRequests * factor,
+    writes: counts.writes.map((w) => ({ ...w, count: w.count * factor, writeUnits: w.writeUnits * factor })),
   };
 }
 
@@ -240,7 +280,7 @@ async function runCountsChild(options: { samples: number; retrySamples: number }
     if (options.retrySamples > 0) {
       const retried: Sample[] = [];
       for (let i = 0; i < options.retrySamples; i++) {
-        // The next Apple call answers 503: VerifyPurchase → MarkRetrying → Wait → VerifyPurchase.
+        // The next Apple call answers 503: VerifyApplePurchase → MarkRetrying → Wait → VerifyStore → VerifyApplePurchase.
         bench.stack.faults.set('apple', 503, 1);
         retried.push(await measureOne(bench, storeCalls, proxy.records, take(), bench.client.customerFor(100 + i)));
       }

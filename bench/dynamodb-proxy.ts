@@ -12,6 +12,31 @@ export interface DynamoDbRequestRecord {
   writeUnits: number;
   /** An operation this proxy does not size (the project uses none today): its units are 0. */
   unsized: boolean;
+  /** Each item the request wrote, with its size and the write units it was billed (GetItem: none). */
+  items: DynamoDbItemWrite[];
+}
+
+/** One item of a write request: what kind of item (from its key), how big, and its write units. */
+export interface DynamoDbItemWrite {
+  /** Put, Update, Delete or ConditionCheck; `transact` when it was part of a TransactWriteItems. */
+  kind: string;
+  transact: boolean;
+  /** The item's kind, from its partition key's prefix (`SYNC`, `LOCK`, `PURCHASE`, ...) and sort key prefix. */
+  item: string;
+  /** Bytes by DynamoDB's item-size rules: the larger of the item before and after the write. */
+  bytes: number;
+  writeUnits: number;
+}
+
+/** `SYNC`, `LOCK`, `PUBLISHER/CUSTOMER`, … : the key's fixed prefixes, without ids. */
+export function itemKind(key: Record<string, unknown> | undefined): string {
+  const part = (value: unknown) => {
+    const s = typeof value === 'object' && value !== null && 'S' in value ? String((value as { S: unknown }).S) : '';
+    return s.split('#')[0] ?? '';
+  };
+  const pk = part(key?.pk);
+  const sk = part(key?.sk);
+  return sk === '' || sk === pk ? pk : `${pk}/${sk}`;
 }
 
 export interface DynamoDbCountingProxy {
@@ -40,7 +65,8 @@ export function attributeSize(value: AttributeValue): number {
     case 'N':
       return Math.ceil(String(raw).replace(/^-|\.|e.*$/gi, '').replace(/^0+/, '').length / 2) + 1;
     case 'B':
-      return Buffer.from(String(raw), 'base64').length;
+      // Base64 on the wire; bytes when the item comes from an SDK client.
+      return raw instanceof Uint8Array ? raw.length : Buffer.from(String(raw), 'base64').length;
     case 'BOOL':
     case 'NULL':
       return 1;
@@ -49,7 +75,7 @@ export function attributeSize(value: AttributeValue): number {
     case 'NS':
       return (raw as string[]).reduce((total, n) => total + attributeSize({ N: n }), 0);
     case 'BS':
-      return (raw as string[]).reduce((total, b) => total + Buffer.from(b, 'base64').length, 0);
+      return (raw as (string | Uint8Array)[]).reduce((total, b) => total + (b instanceof Uint8Array ? b.length : Buffer.from(b, 'base64').length), 0);
     case 'L':
       return 3 + (raw as AttributeValue[]).reduce((total, element) => total + 1 + attributeSize(element), 0);
     case 'M':
@@ -64,6 +90,12 @@ export function itemSize(item: Item | undefined): number {
   return Object.entries(item).reduce((total, [name, value]) => total + Buffer.byteLength(name, 'utf8') + attributeSize(value), 0);
 }
 
+/** The primary key (pk, sk) of an item. */
+function keyOf(item: Item | undefined): Item | undefined {
+  if (!item?.pk) return undefined;
+  return { pk: item.pk, ...(item.sk ? { sk: item.sk } : {}) };
+}
+
 function valuesSize(values: unknown): number {
   return Object.values((values ?? {}) as Item).reduce((total, value) => total + attributeSize(value), 0);
 }
@@ -75,10 +107,11 @@ const readUnitsFor = (bytes: number, consistent: boolean) => Math.max(1, Math.ce
  * A node:http proxy in front of DynamoDB Local that records every request's X-Amz-Target operation
  * and its on-demand request units by AWS's published rules, computed from the items it sees:
  * GetItem 1 RRU (strongly consistent) or 0.5 RRU (eventually) per started 4 KB of the returned
- * item, a miss counting as one; PutItem 1 WRU per started KB of the written item; UpdateItem and
- * DeleteItem sized from the stored item (read by the proxy beforehand, consistent, not recorded)
- * plus the update's values; TransactWriteItems 2 WRU per started KB of each item, sized the same
- * way. DynamoDB Local's own ReturnConsumedCapacity is not used: it reports 2 units for a
+ * item, a miss counting as one; PutItem 1 WRU per started KB of the larger of the stored item (read
+ * by the proxy beforehand, consistent, not recorded) and the written one; UpdateItem and DeleteItem
+ * sized from the stored item plus the update's values; TransactWriteItems 2 WRU per started KB of
+ * each item (ConditionCheck included), sized the same way. Each written item is recorded with its
+ * kind, size and units (the bench's per-item table). DynamoDB Local's own ReturnConsumedCapacity is not used: it reports 2 units for a
  * transaction of three small Puts, where DynamoDB bills 6.
  * Requests and responses pass through unchanged.
  */
@@ -109,9 +142,14 @@ export async function startDynamoDbCountingProxy(target: string): Promise<Dynamo
     return itemSize((JSON.parse(reply.body.toString('utf8')) as { Item?: Item }).Item);
   };
 
+  /**
+   * DynamoDB bills a write by the larger of the item before and after it: a Put that replaces a big
+   * item with a small one still costs the big one.
+   */
   const writeSize = async (headers: IncomingHttpHeaders, kind: string, op: Record<string, unknown>): Promise<number> => {
-    if (kind === 'Put') return itemSize(op.Item as Item);
-    const before = await storedSize(headers, op.TableName, op.Key);
+    const key = (op.Key ?? keyOf(op.Item as Item | undefined)) as Item | undefined;
+    const before = key ? await storedSize(headers, op.TableName, key) : 0;
+    if (kind === 'Put') return Math.max(before, itemSize(op.Item as Item));
     return kind === 'Update' ? before + valuesSize(op.ExpressionAttributeValues) : before;
   };
 
@@ -125,18 +163,24 @@ export async function startDynamoDbCountingProxy(target: string): Promise<Dynamo
         const body = Buffer.concat(chunks);
         const input = body.length > 0 ? (JSON.parse(body.toString('utf8')) as Record<string, unknown>) : {};
         const forwardHeaders: IncomingHttpHeaders = { ...req.headers };
-        let writeUnits = 0;
         let unsized = false;
-        // Write sizes need the item as it is before the write.
-        if (operation === 'PutItem') writeUnits = writeUnitsFor(await writeSize(forwardHeaders, 'Put', input));
-        else if (operation === 'UpdateItem') writeUnits = writeUnitsFor(await writeSize(forwardHeaders, 'Update', input));
-        else if (operation === 'DeleteItem') writeUnits = writeUnitsFor(await writeSize(forwardHeaders, 'Delete', input));
+        const items: DynamoDbItemWrite[] = [];
+        const sizeItem = async (kind: string, op: Record<string, unknown>, transact: boolean) => {
+          // Write sizes need the item as it is before the write.
+          const bytes = await writeSize(forwardHeaders, kind, op);
+          const item = itemKind((op.Key ?? keyOf(op.Item as Item | undefined)) as Record<string, unknown> | undefined);
+          items.push({ kind, transact, item, bytes, writeUnits: (transact ? 2 : 1) * writeUnitsFor(bytes) });
+        };
+        const single: Record<string, string> = { PutItem: 'Put', UpdateItem: 'Update', DeleteItem: 'Delete' };
+        const singleKind = single[operation];
+        if (singleKind !== undefined) await sizeItem(singleKind, input, false);
         else if (operation === 'TransactWriteItems') {
           for (const entry of (input.TransactItems ?? []) as Record<string, Record<string, unknown>>[]) {
             const [kind, op] = Object.entries(entry)[0] ?? ['', {}];
-            writeUnits += 2 * writeUnitsFor(await writeSize(forwardHeaders, kind, op));
+            await sizeItem(kind, op, true);
           }
         } else if (operation !== 'GetItem') unsized = true;
+        const writeUnits = items.reduce((sum, i) => sum + i.writeUnits, 0);
 
         const reply = await send(req.url ?? '/', forwardHeaders, req.method ?? 'POST', body);
         let readUnits = 0;
@@ -144,7 +188,7 @@ export async function startDynamoDbCountingProxy(target: string): Promise<Dynamo
           const item = (JSON.parse(reply.body.toString('utf8')) as { Item?: Item }).Item;
           readUnits = readUnitsFor(itemSize(item), input.ConsistentRead === true);
         }
-        records.push({ at, operation, status: reply.status, readUnits, writeUnits, unsized });
+        records.push({ at, operation, status: reply.status, readUnits, writeUnits, unsized, items });
         res.writeHead(reply.status, reply.headers);
         res.end(reply.body);
       })().catch((error: unknown) => {

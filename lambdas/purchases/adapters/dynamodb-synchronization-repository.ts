@@ -7,11 +7,14 @@ import {
   type UpdateCommandInput,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import { brotliCompressSync, brotliDecompressSync, constants as zlib } from 'node:zlib';
 import { ConcurrentUpdateError } from '../../platform/errors';
 import { retainUntil } from '../../entitlements';
 import { entitlementOf, snapshotOf, type EntitlementChange, type PurchaseRecord } from '../domain/ownership';
 import type { Store } from '../../events/vocabulary';
+import type { EntitlementChangedDetail } from '../../events/schemas';
 import type { Synchronization, SyncRef } from '../domain/synchronization';
+import { appleLocks } from '../domain/accept-purchase';
 import type {
   AcceptOutcome,
   AcceptRequest,
@@ -26,16 +29,85 @@ type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[numb
 
 /** Synchronization records stay readable (status route, idempotent replay) for this long. */
 const SYNC_RETENTION_SECONDS = 400 * 24 * 3600;
-/** A lock item outlives its lease by a day, then TTL removes it; an expired lease is free before that. */
-const LOCK_TTL_GRACE_SECONDS = 24 * 3600;
-
 const { openIndex } = TABLE_DEFINITION;
-const ITEM_ATTRIBUTES = new Set(['pk', 'sk', 'type', 'ttl', openIndex.partitionKey.name, openIndex.sortKey.name]);
+const ITEM_ATTRIBUTES = new Set(['pk', 'sk', 'type', 'ttl', 'events', openIndex.partitionKey.name, openIndex.sortKey.name]);
 
-function toSynchronization(item: Record<string, unknown>): Synchronization {
+/**
+ * The finalize's events (the `inappPurchaseSyncResult` detail and the `inappEntitlementChanged`
+ * details), kept on the record until published and for support, stored as one Brotli-compressed
+ * binary attribute (AWS's advice for large attribute values). As JSON they are about 1 KB for a
+ * register and 1.6 KB for a transfer, which put the whole record over 1 KB: every write of it then
+ * cost 2 units (4 in the finalize transaction). Compressed they are 350–400 bytes.
+ */
+/** Splits an event's fields into those equal to the record's same-named field (named only) and the rest. */
+function elide(event: Record<string, unknown>, record: Record<string, unknown>): { d: Record<string, unknown>; s: string[] } {
+  const s: string[] = [];
+  const d: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(event)) {
+    if (value !== undefined && value !== null && typeof value !== 'object' && record[name] === value) s.push(name);
+    else d[name] = value;
+  }
+  return { d, s };
+}
+
+function restore(stored: { d: Record<string, unknown>; s: string[] }, record: Record<string, unknown>): Record<string, unknown> {
+  return { ...Object.fromEntries(stored.s.map((name) => [name, record[name]])), ...stored.d };
+}
+
+/**
+ * The finalize's events (the `inappPurchaseSyncResult` detail and the `inappEntitlementChanged`
+ * details), kept on the record until published and for support, stored as one Brotli-compressed
+ * binary attribute (AWS's advice for large attribute values). As JSON they are about 1 KB for a
+ * register and 1.6 KB for a transfer, which put the whole record over 1 KB: every write of it then
+ * cost 2 units (4 in the finalize transaction). Fields equal to the record's own (id, store, kind,
+ * result, …) are named, not repeated, and taken back from the record when read.
+ */
+function encodeEvents(sync: Synchronization): Uint8Array | undefined {
+  if (sync.eventDetail === undefined && sync.entitlementEvents === undefined) return undefined;
+  const record = sync as unknown as Record<string, unknown>;
+  const json = JSON.stringify({
+    ...(sync.eventDetail !== undefined ? { r: elide(sync.eventDetail, record) } : {}),
+    ...(sync.entitlementEvents !== undefined ? { e: sync.entitlementEvents.map((event) => elide(event as unknown as Record<string, unknown>, record)) } : {}),
+    // What a finalized record keeps for support only goes in too: the client headers and the proof.
+    c: sync.client,
+    ...(sync.proof !== undefined ? { p: sync.proof } : {}),
+  });
+  return brotliCompressSync(json, {
+    params: {
+      [zlib.BROTLI_PARAM_MODE]: zlib.BROTLI_MODE_TEXT,
+      [zlib.BROTLI_PARAM_QUALITY]: zlib.BROTLI_MAX_QUALITY,
+      [zlib.BROTLI_PARAM_SIZE_HINT]: json.length,
+    },
+  });
+}
+
+type StoredEvent = { d: Record<string, unknown>; s: string[] };
+
+function decodeEvents(value: unknown, record: Record<string, unknown>): Partial<Synchronization> {
+  if (!(value instanceof Uint8Array)) return {};
+  const { r, e, c, p } = JSON.parse(brotliDecompressSync(value).toString('utf8')) as {
+    r?: StoredEvent;
+    e?: StoredEvent[];
+    c?: Synchronization['client'];
+    p?: Synchronization['proof'];
+  };
+  return {
+    ...(r !== undefined ? { eventDetail: restore(r, record) } : {}),
+    ...(e !== undefined ? { entitlementEvents: e.map((event) => restore(event, record) as unknown as EntitlementChangedDetail) } : {}),
+    ...(c !== undefined ? { client: c } : {}),
+    ...(p !== undefined ? { proof: p } : {}),
+  };
+}
+
+/** The record as stored → the domain's Synchronization (records written before compression keep plain attributes). */
+export function toSynchronization(item: Record<string, unknown>): Synchronization {
   const sync: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(item)) if (!ITEM_ATTRIBUTES.has(key)) sync[key] = value;
-  return sync as unknown as Synchronization;
+  // Binary on records written since the hash is stored as its 32 bytes; hex before.
+  if (sync.requestHash instanceof Uint8Array) sync.requestHash = Buffer.from(sync.requestHash).toString('hex');
+  // A finalized record holds no locks any more, so it does not keep their names.
+  sync.lockKeys ??= [];
+  return { ...(sync as unknown as Synchronization), ...decodeEvents(item.events, sync) };
 }
 
 /**
@@ -54,13 +126,25 @@ export const MARK_PUBLISHED = {
  * `openSince` is the accept time, so the finalize Put leaves the index entry as it is (no index
  * write); MarkRetrying and a sweeper restart move it to when the sweeper should look again.
  */
-function syncItem(sync: Synchronization): Record<string, unknown> {
+export function syncItem(sync: Synchronization): Record<string, unknown> {
   const ttl = Math.floor(Date.parse(sync.createdAt) / 1000) + SYNC_RETENTION_SECONDS;
   const open =
     sync.status !== 'finalized' || sync.publishState === 'claimed'
       ? { [openIndex.partitionKey.name]: openShardOf(sync.synchronizationId), [openIndex.sortKey.name]: sync.createdAt }
       : {};
-  return { ...keys.synchronization(sync.publisherId, sync.synchronizationId), type: 'sync', ...sync, ...open, ttl };
+  const events = encodeEvents(sync);
+  const { eventDetail: _detail, entitlementEvents: _events, lockKeys, client, proof, requestHash, ...plain } = sync;
+  return {
+    ...keys.synchronization(sync.publisherId, sync.synchronizationId),
+    type: 'sync',
+    ...plain,
+    // Under 1 KB, the record costs 1 write unit a write (2 in a transaction): the hash as its 32 bytes,
+    // and, once finalized, the support-only fields compressed with the events and no lock names.
+    requestHash: /^[0-9a-f]{64}$/.test(requestHash) ? Buffer.from(requestHash, 'hex') : requestHash,
+    ...(events ? { events } : { lockKeys, client, ...(proof !== undefined ? { proof } : {}) }),
+    ...open,
+    ttl,
+  };
 }
 
 interface CancellationReason {
@@ -85,21 +169,39 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     private readonly nowMs: () => number = Date.now,
   ) {}
 
-  async accept({ sync, leaseExpiresAt, ipAddress, claimKey }: AcceptRequest): Promise<AcceptOutcome> {
+  async accept({ sync, leaseExpiresAt, claimKey }: AcceptRequest): Promise<AcceptOutcome> {
+    // Customers are never deleted, so a strongly consistent read is as good a check as a condition in
+    // the transaction, at a fifth of the price (1 read unit instead of 2 write units).
+    if (!(await this.customerExists(sync.publisherId, sync.customerId))) return { outcome: 'customer_missing' };
+    const first = await this.tryAccept(sync, leaseExpiresAt, claimKey, new Map());
+    if (first.outcome !== 'take_over') return first;
+    // Every lock that refused us is held by a finalized (or vanished) synchronization: take them over,
+    // each conditioned on that same holder, so two requests doing this at once cannot both win.
+    const second = await this.tryAccept(sync, leaseExpiresAt, claimKey, first.holders);
+    return second.outcome === 'take_over' ? { outcome: 'locked' } : second;
+  }
+
+  private async customerExists(publisherId: number, customerId: number): Promise<boolean> {
+    const out = await callAws('check customer', () =>
+      this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.customer(publisherId, customerId), ProjectionExpression: 'pk', ConsistentRead: true })),
+    );
+    return out.Item !== undefined;
+  }
+
+  /**
+   * One TransactWriteItems: the record (must not exist) and each lock. A lock is free when it has no
+   * owner, its lease has expired, or it is ours (a replay); `takeOver` names locks whose holder is
+   * known to be done, claimed on that holder instead. A finalize does not release locks (that would
+   * be two more write units per synchronization, four in its transaction): a lock whose holder is
+   * finalized is free, which the second try below finds out by reading the holder.
+   */
+  private async tryAccept(
+    sync: Synchronization,
+    leaseExpiresAt: number,
+    claimKey: string | undefined,
+    takeOver: Map<string, string>,
+  ): Promise<AcceptOutcome | { outcome: 'take_over'; holders: Map<string, string> }> {
     const now = this.nowMs();
-    const customerKey = keys.customer(sync.publisherId, sync.customerId);
-    const customerItem: TransactItem =
-      ipAddress !== undefined
-        ? {
-            Update: {
-              TableName: this.tableName,
-              Key: customerKey,
-              UpdateExpression: 'SET lastActivityIp = :ip, lastActivityAt = :at',
-              ConditionExpression: 'attribute_exists(pk)',
-              ExpressionAttributeValues: { ':ip': ipAddress, ':at': sync.createdAt },
-            },
-          }
-        : { ConditionCheck: { TableName: this.tableName, Key: customerKey, ConditionExpression: 'attribute_exists(pk)' } };
     const items: TransactItem[] = [
       {
         Put: {
@@ -109,25 +211,29 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
       },
-      customerItem,
-      ...sync.lockKeys.map(
-        (lockKey): TransactItem => ({
-          Put: {
+      ...sync.lockKeys.map((lockKey): TransactItem => {
+        const holder = takeOver.get(lockKey);
+        return {
+          Update: {
             TableName: this.tableName,
-            Item: {
-              ...keys.lock(sync.publisherId, lockKey),
-              type: 'lock',
-              owner: sync.synchronizationId,
-              leaseExpiresAt,
-              ttl: Math.floor(leaseExpiresAt / 1000) + LOCK_TTL_GRACE_SECONDS,
+            Key: keys.lock(sync.publisherId, lockKey),
+            // An Update, not a Put: the item may carry what outlives the lease (Apple's link to the subscription).
+            UpdateExpression: 'SET #type = :lock, #owner = :me, leaseExpiresAt = :lease, acquiredAt = :now',
+            ConditionExpression:
+              holder !== undefined ? '#owner = :holder' : 'attribute_not_exists(#owner) OR leaseExpiresAt < :now OR #owner = :me',
+            ExpressionAttributeNames: { '#type': 'type', '#owner': 'owner' },
+            ExpressionAttributeValues: {
+              ':lock': 'lock',
+              ':me': sync.synchronizationId,
+              ':lease': leaseExpiresAt,
+              ':now': now,
+              ...(holder !== undefined ? { ':holder': holder } : {}),
             },
-            ConditionExpression: 'attribute_not_exists(pk) OR leaseExpiresAt < :now',
-            ExpressionAttributeValues: { ':now': now },
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           },
-        }),
-      ),
-      // Last, so the lock reasons keep their positions: [sync, customer, ...locks, claim].
+        };
+      }),
+      // Last, so the lock reasons keep their positions: [sync, ...locks, claim].
       ...(claimKey !== undefined
         ? [
             {
@@ -147,25 +253,34 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (!reasons) throw error;
-      const [syncReason, customerReason, ...rest] = reasons;
+      const [syncReason, ...rest] = reasons;
       const lockReasons = rest.slice(0, sync.lockKeys.length);
       const claimReason = claimKey !== undefined ? rest[sync.lockKeys.length] : undefined;
       if (syncReason?.Code === 'ConditionalCheckFailed') {
         const existing = await this.get(sync);
         if (existing) return { outcome: 'exists', existing };
       }
-      if (customerReason?.Code === 'ConditionalCheckFailed') return { outcome: 'customer_missing' };
       if (claimKey !== undefined && (claimReason?.Code === 'ConditionalCheckFailed' || claimReason?.Code === 'TransactionConflict')) {
         const owner = await this.ownerOf(sync.publisherId, claimKey, claimReason.Item);
         if (owner !== undefined) return { outcome: 'claimed', synchronizationId: owner };
       }
-      // A conflict means another request is claiming the same lock right now: it is, in effect, held.
-      const heldAt = lockReasons.findIndex((r) => r.Code === 'ConditionalCheckFailed' || r.Code === 'TransactionConflict');
-      const held = lockReasons[heldAt];
-      const heldKey = sync.lockKeys[heldAt];
-      if (held && heldKey !== undefined) {
-        const holder = await this.ownerOf(sync.publisherId, heldKey, held.Item);
-        return { outcome: 'locked', lockKey: heldKey, ...(holder !== undefined ? { holder } : {}) };
+      const refused = lockReasons.flatMap((reason, index) => {
+        const lockKey = sync.lockKeys[index];
+        return lockKey !== undefined && (reason.Code === 'ConditionalCheckFailed' || reason.Code === 'TransactionConflict') ? [{ lockKey, reason }] : [];
+      });
+      if (refused.length > 0) {
+        // A conflict means another request is claiming the same lock right now: it is, in effect, held.
+        const stale = new Map<string, string>();
+        let held: { lockKey: string; holder?: string } | undefined;
+        for (const { lockKey, reason } of refused) {
+          const holder = reason.Code === 'ConditionalCheckFailed' ? await this.ownerOf(sync.publisherId, lockKey, reason.Item) : undefined;
+          if (holder !== undefined && takeOver.size === 0 && holder !== sync.synchronizationId && (await this.holderIsDone(sync.publisherId, holder))) {
+            stale.set(lockKey, holder);
+          } else {
+            held ??= { lockKey, ...(holder !== undefined ? { holder } : {}) };
+          }
+        }
+        return held ? { outcome: 'locked', ...held } : { outcome: 'take_over', holders: stale };
       }
       if (syncReason?.Code === 'TransactionConflict') {
         // The same synchronizationId is being accepted concurrently (a replayed Correlation-Id).
@@ -177,7 +292,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
 
   /**
    * Who holds a lock or claim: from the cancellation reason when DynamoDB returned the item
-   * (ReturnValuesOnConditionCheckFailure), else read back; undefined when it is already gone.
+   * (ReturnValuesOnConditionCheckFailure), else read back; undefined when it has none.
    */
   private async ownerOf(publisherId: number, lockKey: string, returned: Record<string, unknown> | undefined): Promise<string | undefined> {
     if (typeof returned?.owner === 'string') return returned.owner;
@@ -185,6 +300,12 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
       this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.lock(publisherId, lockKey), ConsistentRead: true })),
     );
     return typeof out.Item?.owner === 'string' ? out.Item.owner : undefined;
+  }
+
+  /** A lock's holder no longer needs it: its synchronization is finalized, or gone (abandoned, or expired after 400 days). */
+  private async holderIsDone(publisherId: number, holder: string): Promise<boolean> {
+    const record = await this.get({ publisherId, synchronizationId: holder });
+    return record === undefined || record.status === 'finalized';
   }
 
   async acceptNotice(sync: Synchronization, notice: { store: Store; notificationId: string }): Promise<'accepted' | 'duplicate'> {
@@ -232,9 +353,9 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
                 ExpressionAttributeValues: { ':processing': 'processing' },
               },
             },
-            ...sync.lockKeys.map((lockKey) => this.releaseLock(sync, lockKey, '#owner = :owner')),
+            ...sync.lockKeys.map((lockKey) => this.releaseLock(sync, lockKey)),
             // A Google register's claim goes too: the client's retry must not meet a 409 naming this undone id.
-            ...(sync.claimKey !== undefined ? [this.releaseLock(sync, sync.claimKey, '#owner = :owner')] : []),
+            ...(sync.claimKey !== undefined ? [this.releaseClaim(sync, sync.claimKey)] : []),
           ],
         }),
       );
@@ -253,10 +374,16 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
   }
 
   async findOriginalTransactionId(publisherId: number, transactionId: string): Promise<string | undefined> {
-    const out = await callAws('get transaction link', () =>
+    // The link lives on the transaction's lock item since it is written with the lock's release; a
+    // stack upgraded from an earlier version may still have it on its own TXN item.
+    const fromLock = await callAws('get transaction link', () =>
+      this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.lock(publisherId, appleLocks.transaction(transactionId)), ProjectionExpression: 'originalTransactionId' })),
+    );
+    if (typeof fromLock.Item?.originalTransactionId === 'string') return fromLock.Item.originalTransactionId;
+    const legacy = await callAws('get transaction link', () =>
       this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.transaction(publisherId, 'apple', transactionId) })),
     );
-    return typeof out.Item?.originalTransactionId === 'string' ? out.Item.originalTransactionId : undefined;
+    return typeof legacy.Item?.originalTransactionId === 'string' ? legacy.Item.originalTransactionId : undefined;
   }
 
   async markRetrying(ref: SyncRef, attempts: number, now: Date, nextAttemptAt: Date, park?: { graceSeconds: number }): Promise<void> {
@@ -376,26 +503,59 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
 
   async finalize(request: FinalizeRequest): Promise<boolean> {
     try {
-      await this.writeFinal(request, true);
-      return true;
+      await this.writeFinal(request);
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (!reasons) throw error;
       if (reasons[0]?.Code === 'ConditionalCheckFailed') return false;
-      const lockFailed = reasons.slice(1, 1 + request.sync.lockKeys.length).some((r) => r.Code === 'ConditionalCheckFailed');
-      if (lockFailed) {
-        // Our lease ended and someone else holds a lock now: finalize without touching the locks.
-        try {
-          await this.writeFinal(request, false);
-          return true;
-        } catch (retryError) {
-          const retryReasons = cancellationReasons(retryError);
-          if (retryReasons?.[0]?.Code === 'ConditionalCheckFailed') return false;
-          if (retryReasons) throw new ConcurrentUpdateError('finalize lost a race', { cause: retryError });
-          throw retryError;
-        }
-      }
       throw new ConcurrentUpdateError('finalize lost a race', { cause: error });
+    }
+    await this.writeLinks(request);
+    return true;
+  }
+
+  /**
+   * After the finalize: Apple transactions learn their subscription (later requests lock it too),
+   * on the transaction's lock item, which this write also releases when it is still ours (otherwise
+   * it is free anyway: its holder is finalized). Not in the finalize transaction, where each item
+   * costs twice: a link lost to a crash here only means a later request does not lock the
+   * subscription, and the next finalize of that transaction writes it again.
+   */
+  private async writeLinks({ sync, transactionLinks }: FinalizeRequest): Promise<void> {
+    for (const link of transactionLinks ?? []) {
+      const lockKey = appleLocks.transaction(link.transactionId);
+      const key = keys.lock(sync.publisherId, lockKey);
+      const ours = sync.lockKeys.includes(lockKey);
+      const names = { '#ttl': 'ttl', ...(ours ? { '#owner': 'owner' } : {}) };
+      try {
+        await callAws('link transaction', () =>
+          this.db.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: key,
+              // The link is kept for good (a lock item of an earlier version carried a TTL).
+              UpdateExpression: `SET originalTransactionId = :original REMOVE #ttl${ours ? ', #owner, leaseExpiresAt, acquiredAt' : ''}`,
+              ...(ours ? { ConditionExpression: 'attribute_not_exists(#owner) OR #owner = :me' } : {}),
+              ExpressionAttributeNames: names,
+              ExpressionAttributeValues: { ':original': link.originalTransactionId, ...(ours ? { ':me': sync.synchronizationId } : {}) },
+            }),
+          ),
+        );
+      } catch (error) {
+        if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+        // Another synchronization holds it now: only the link.
+        await callAws('link transaction', () =>
+          this.db.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: key,
+              UpdateExpression: 'SET originalTransactionId = :original REMOVE #ttl',
+              ExpressionAttributeNames: { '#ttl': 'ttl' },
+              ExpressionAttributeValues: { ':original': link.originalTransactionId },
+            }),
+          ),
+        );
+      }
     }
   }
 
@@ -424,20 +584,34 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     ];
   }
 
-  /** Deletes one of the synchronization's locks, conditioned on it still being the owner. */
-  private releaseLock(sync: Synchronization, lockKey: string, condition: string): TransactItem {
+  /** Frees one of the synchronization's locks, conditioned on it still being the owner; what else the item holds stays. */
+  private releaseLock(sync: Synchronization, lockKey: string): TransactItem {
     return {
-      Delete: {
+      Update: {
         TableName: this.tableName,
         Key: keys.lock(sync.publisherId, lockKey),
-        ConditionExpression: condition,
+        UpdateExpression: 'REMOVE #owner, leaseExpiresAt, acquiredAt',
+        ConditionExpression: '#owner = :owner',
         ExpressionAttributeNames: { '#owner': 'owner' },
         ExpressionAttributeValues: { ':owner': sync.synchronizationId },
       },
     };
   }
 
-  private async writeFinal({ sync, purchaseWrite, entitlementChanges, transactionLinks, releaseClaim, supersededWrite }: FinalizeRequest, releaseLock: boolean) {
+  /** Deletes the Google claim this synchronization made. */
+  private releaseClaim(sync: Synchronization, claimKey: string): TransactItem {
+    return {
+      Delete: {
+        TableName: this.tableName,
+        Key: keys.lock(sync.publisherId, claimKey),
+        ConditionExpression: '#owner = :owner',
+        ExpressionAttributeNames: { '#owner': 'owner' },
+        ExpressionAttributeValues: { ':owner': sync.synchronizationId },
+      },
+    };
+  }
+
+  private async writeFinal({ sync, purchaseWrite, entitlementChanges, releaseClaim, supersededWrite }: FinalizeRequest) {
     const items: TransactItem[] = [
       {
         Put: {
@@ -449,20 +623,8 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
         },
       },
     ];
-    // A lock already gone (TTL) is fine; one taken by someone else is not ours to delete.
-    if (releaseLock) {
-      for (const lockKey of sync.lockKeys) items.push(this.releaseLock(sync, lockKey, 'attribute_not_exists(pk) OR #owner = :owner'));
-    }
     if (releaseClaim && sync.claimKey !== undefined) {
       items.push({ Delete: { TableName: this.tableName, Key: keys.lock(sync.publisherId, sync.claimKey) } });
-    }
-    for (const link of transactionLinks ?? []) {
-      items.push({
-        Put: {
-          TableName: this.tableName,
-          Item: { ...keys.transaction(sync.publisherId, sync.store, link.transactionId), type: 'transaction', ...link },
-        },
-      });
     }
     if (purchaseWrite) items.push(...this.purchaseItems(sync, purchaseWrite, entitlementChanges));
     if (supersededWrite) items.push(...this.purchaseItems(sync, supersededWrite, supersededWrite.entitlementChanges));

@@ -79,12 +79,14 @@ function checkCaller(caller: Caller, body: { cleengCustomerId: number; ipAddress
 }
 
 /** The parts of a new synchronization record that do not depend on the store. */
-function newRecordBase(command: { correlationId?: string; client: ClientMetadata }, requestHash: string, now: Date) {
+function newRecordBase(command: { correlationId?: string; client: ClientMetadata; body: { ipAddress?: string } }, requestHash: string, now: Date) {
   return {
     status: 'processing' as const,
     ...(command.correlationId !== undefined ? { correlationId: command.correlationId } : {}),
     requestHash,
     client: command.client,
+    // The customer's address as the publisher's server passed it (contract §3), kept with the request.
+    ...(command.body.ipAddress !== undefined ? { ipAddress: command.body.ipAddress } : {}),
     attempts: 0,
     createdAt: now.toISOString(),
     updatedAt: now.toISOString(),
@@ -203,11 +205,7 @@ export async function acceptApplePurchase(deps: AcceptDeps, command: ApplePurcha
       ...(originalTransactionId !== undefined ? [appleLocks.subscription(originalTransactionId)] : []),
     ],
   };
-  const accepted = await deps.syncs.accept({
-    sync,
-    leaseExpiresAt: now.getTime() + deps.leaseSeconds * 1000,
-    ...(body.ipAddress !== undefined ? { ipAddress: body.ipAddress } : {}),
-  });
+  const accepted = await deps.syncs.accept({ sync, leaseExpiresAt: now.getTime() + deps.leaseSeconds * 1000 });
   switch (accepted.outcome) {
     case 'exists':
       if (accepted.existing.requestHash !== hash) throw new ApiError('REQ0007');
@@ -295,7 +293,6 @@ export async function acceptGooglePurchase(deps: AcceptDeps, command: GooglePurc
     sync,
     leaseExpiresAt: now.getTime() + deps.leaseSeconds * 1000,
     ...(claimKey !== undefined ? { claimKey } : {}),
-    ...(body.ipAddress !== undefined ? { ipAddress: body.ipAddress } : {}),
   });
   switch (accepted.outcome) {
     case 'exists':

@@ -62,6 +62,8 @@ export interface Synchronization {
    */
   proof?: PossessionProof;
   client: ClientMetadata;
+  /** The customer's IPv4 address the request carried (required with a publisher token). */
+  ipAddress?: string;
   attempts: number;
   createdAt: string;
   updatedAt: string;

@@ -21,8 +21,6 @@ export interface AcceptRequest {
    */
   claimKey?: string;
   leaseExpiresAt: number;
-  /** Recorded on the customer as last-activity address when given. */
-  ipAddress?: string;
 }
 
 /** Which subscription (Apple originalTransactionId) a transaction belongs to, learnt when it was verified. */
@@ -55,7 +53,10 @@ export interface OpenSynchronization {
  * `accept` and `finalize` are each one atomic write.
  */
 export interface SynchronizationRepository {
-  /** Claims the locks (absent or lease expired), creates the record and checks the customer, atomically. */
+  /**
+   * Checks the customer exists, then claims the locks (free: no owner, lease expired, or held by a
+   * finalized synchronization) and creates the record, atomically.
+   */
   accept(request: AcceptRequest): Promise<AcceptOutcome>;
   /**
    * Records a store notification and its refresh synchronization atomically, idempotent on the
@@ -81,9 +82,11 @@ export interface SynchronizationRepository {
   resumeParked(sync: Synchronization, now: Date): Promise<boolean>;
   getPurchase(publisherId: number, store: Store, purchaseKey: string): Promise<PurchaseRecord | undefined>;
   /**
-   * Writes the final record, the ownership record (fenced on its version), the entitlement changes
-   * and releases the lock, in one transaction. Throws ConcurrentUpdateError when the fence fails.
-   * Answers false when the synchronization was already finalized (nothing written).
+   * Writes the final record, the ownership record (fenced on its version) and the entitlement
+   * changes in one transaction, then (outside it) Apple's transaction links, releasing the
+   * transaction's lock with the same write. Locks are otherwise not released: a lock whose holder is
+   * finalized is free. Throws ConcurrentUpdateError when the fence fails. Answers false when the
+   * synchronization was already finalized (nothing written).
    */
   finalize(request: FinalizeRequest): Promise<boolean>;
   /** Open synchronizations (open index) whose `openSince` is before `olderThan`, at most `limit`. */

@@ -59,6 +59,4 @@ export interface Publisher {
 export interface Customer {
   publisherId: number;
   customerId: number;
-  lastActivityIp?: string;
-  lastActivityAt?: string;
 }
