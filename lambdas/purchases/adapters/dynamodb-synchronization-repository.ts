@@ -1,5 +1,6 @@
 import {
   GetCommand,
+  PutCommand,
   QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
@@ -147,6 +148,17 @@ export function syncItem(sync: Synchronization): Record<string, unknown> {
   };
 }
 
+/**
+ * Longer than any accept can take (the API functions time out after 10 s): a lock this old whose
+ * holder has no record was left by an accept that died between its two writes.
+ */
+const ORPHAN_LOCK_AFTER_MS = 60_000;
+
+interface LockState {
+  owner?: string;
+  acquiredAt?: number;
+}
+
 interface CancellationReason {
   Code?: string;
   Item?: Record<string, unknown>;
@@ -172,7 +184,17 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
   async accept({ sync, leaseExpiresAt, claimKey }: AcceptRequest): Promise<AcceptOutcome> {
     // Customers are never deleted, so a strongly consistent read is as good a check as a condition in
     // the transaction, at a fifth of the price (1 read unit instead of 2 write units).
-    if (!(await this.customerExists(sync.publisherId, sync.customerId))) return { outcome: 'customer_missing' };
+    const customer = await this.readCustomer(sync.publisherId, sync.customerId);
+    if (!customer) return { outcome: 'customer_missing' };
+    const outcome = await this.acceptLocked(sync, leaseExpiresAt, claimKey);
+    if (outcome.outcome === 'accepted' && sync.ipAddress !== undefined && sync.ipAddress !== customer.lastActivityIp) {
+      await this.recordActivity(sync, sync.ipAddress);
+    }
+    return outcome;
+  }
+
+  private async acceptLocked(sync: Synchronization, leaseExpiresAt: number, claimKey: string | undefined): Promise<AcceptOutcome> {
+    if (claimKey === undefined) return this.acceptInSteps(sync, leaseExpiresAt);
     const first = await this.tryAccept(sync, leaseExpiresAt, claimKey, new Map());
     if (first.outcome !== 'take_over') return first;
     // Every lock that refused us is held by a finalized (or vanished) synchronization: take them over,
@@ -181,11 +203,34 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     return second.outcome === 'take_over' ? { outcome: 'locked' } : second;
   }
 
-  private async customerExists(publisherId: number, customerId: number): Promise<boolean> {
+  private async readCustomer(publisherId: number, customerId: number): Promise<{ lastActivityIp?: string } | undefined> {
     const out = await callAws('check customer', () =>
-      this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.customer(publisherId, customerId), ProjectionExpression: 'pk', ConsistentRead: true })),
+      this.db.send(
+        new GetCommand({ TableName: this.tableName, Key: keys.customer(publisherId, customerId), ProjectionExpression: 'pk, lastActivityIp', ConsistentRead: true }),
+      ),
     );
-    return out.Item !== undefined;
+    if (!out.Item) return undefined;
+    return typeof out.Item.lastActivityIp === 'string' ? { lastActivityIp: out.Item.lastActivityIp } : {};
+  }
+
+  /**
+   * The request's `ipAddress` becomes the customer's last-activity address (contract §3), written only
+   * when it changed (1 write unit, outside the accept, which stands whatever happens here).
+   */
+  private async recordActivity(sync: Synchronization, ipAddress: string): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.customer(sync.publisherId, sync.customerId),
+          UpdateExpression: 'SET lastActivityIp = :ip, lastActivityAt = :at',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':ip': ipAddress, ':at': sync.createdAt },
+        }),
+      );
+    } catch {
+      // Best effort: the synchronization is accepted; the next request from a new address writes it.
+    }
   }
 
   /**
@@ -273,8 +318,9 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
         const stale = new Map<string, string>();
         let held: { lockKey: string; holder?: string } | undefined;
         for (const { lockKey, reason } of refused) {
-          const holder = reason.Code === 'ConditionalCheckFailed' ? await this.ownerOf(sync.publisherId, lockKey, reason.Item) : undefined;
-          if (holder !== undefined && takeOver.size === 0 && holder !== sync.synchronizationId && (await this.holderIsDone(sync.publisherId, holder))) {
+          const lock = reason.Code === 'ConditionalCheckFailed' ? await this.lockOf(sync.publisherId, lockKey, reason.Item) : undefined;
+          const holder = lock?.owner;
+          if (lock && holder !== undefined && takeOver.size === 0 && holder !== sync.synchronizationId && (await this.holderIsDone(sync.publisherId, lock))) {
             stale.set(lockKey, holder);
           } else {
             held ??= { lockKey, ...(holder !== undefined ? { holder } : {}) };
@@ -302,10 +348,124 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     return typeof out.Item?.owner === 'string' ? out.Item.owner : undefined;
   }
 
-  /** A lock's holder no longer needs it: its synchronization is finalized, or gone (abandoned, or expired after 400 days). */
-  private async holderIsDone(publisherId: number, holder: string): Promise<boolean> {
-    const record = await this.get({ publisherId, synchronizationId: holder });
-    return record === undefined || record.status === 'finalized';
+  /** A lock item's holder and when it took the lock: from the cancellation reason when DynamoDB returned the item, else read back. */
+  private async lockOf(publisherId: number, lockKey: string, returned: Record<string, unknown> | undefined): Promise<LockState> {
+    const item =
+      typeof returned?.owner === 'string'
+        ? returned
+        : (await callAws('read lock', () => this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.lock(publisherId, lockKey), ConsistentRead: true })))).Item;
+    return {
+      ...(typeof item?.owner === 'string' ? { owner: item.owner } : {}),
+      ...(typeof item?.acquiredAt === 'number' ? { acquiredAt: item.acquiredAt } : {}),
+    };
+  }
+
+  /**
+   * A lock's holder no longer needs it: its synchronization is finalized, or it has none. A lock
+   * taken without its record (the accept in steps writes the lock first) counts as abandoned only
+   * once it is older than any accept can take ({@link ORPHAN_LOCK_AFTER_MS}): before that, its record
+   * may be on its way.
+   */
+  private async holderIsDone(publisherId: number, lock: LockState): Promise<boolean> {
+    if (lock.owner === undefined) return true;
+    const record = await this.get({ publisherId, synchronizationId: lock.owner });
+    if (record) return record.status === 'finalized';
+    return lock.acquiredAt === undefined || lock.acquiredAt < this.nowMs() - ORPHAN_LOCK_AFTER_MS;
+  }
+
+  /**
+   * The accept of a request that makes no permanent claim (every Apple request, Google transfers),
+   * in two plain conditional writes instead of one transaction (2 write units instead of 4): each
+   * lock, then the record. A lock is free as in {@link tryAccept}. If a lock is held, the locks this
+   * call took are given back; if the record exists (a replay, or a reused Correlation-Id), so are the
+   * locks it took that were not already this synchronization's. A crash between the two writes
+   * leaves a lock without a record, which {@link holderIsDone} frees once it is old enough.
+   */
+  private async acceptInSteps(sync: Synchronization, leaseExpiresAt: number): Promise<AcceptOutcome> {
+    const taken: string[] = [];
+    const giveBack = async () => {
+      for (const lockKey of taken) await this.releaseTaken(sync, lockKey);
+    };
+    for (const lockKey of sync.lockKeys) {
+      const outcome = await this.takeLock(sync, lockKey, leaseExpiresAt);
+      if (outcome === 'taken') taken.push(lockKey);
+      else if (outcome !== 'ours') {
+        await giveBack();
+        return { outcome: 'locked', lockKey, ...(outcome.owner !== undefined ? { holder: outcome.owner } : {}) };
+      }
+    }
+    try {
+      await callAws('accept synchronization', () =>
+        this.db.send(new PutCommand({ TableName: this.tableName, Item: syncItem(sync), ConditionExpression: 'attribute_not_exists(pk)' })),
+      );
+      return { outcome: 'accepted' };
+    } catch (error) {
+      if ((error as Error).name !== 'ConditionalCheckFailedException') {
+        await giveBack().catch(() => undefined);
+        throw error;
+      }
+      const existing = await this.get(sync);
+      // The same request racing itself (a replay while the first is still accepting): the locks the
+      // running record names stay with it.
+      const kept = existing && existing.status !== 'finalized' ? new Set(existing.lockKeys) : new Set<string>();
+      taken.splice(0, taken.length, ...taken.filter((lockKey) => !kept.has(lockKey)));
+      await giveBack();
+      return existing ? { outcome: 'exists', existing } : { outcome: 'locked' };
+    }
+  }
+
+  /**
+   * Takes one lock: `taken` (it was free), `ours` (this synchronization held it already: a replay),
+   * or the holder that keeps it. A holder that is done is taken over once, conditioned on that holder.
+   */
+  private async takeLock(sync: Synchronization, lockKey: string, leaseExpiresAt: number): Promise<'taken' | 'ours' | LockState> {
+    const attempt = async (holder?: string): Promise<'taken' | 'ours' | { refused: Record<string, unknown> | undefined }> => {
+      const now = this.nowMs();
+      try {
+        const out = await callAws('take lock', () =>
+          this.db.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: keys.lock(sync.publisherId, lockKey),
+              UpdateExpression: 'SET #type = :lock, #owner = :me, leaseExpiresAt = :lease, acquiredAt = :now',
+              ConditionExpression:
+                holder !== undefined ? '#owner = :holder' : 'attribute_not_exists(#owner) OR leaseExpiresAt < :now OR #owner = :me',
+              ExpressionAttributeNames: { '#type': 'type', '#owner': 'owner' },
+              ExpressionAttributeValues: {
+                ':lock': 'lock',
+                ':me': sync.synchronizationId,
+                ':lease': leaseExpiresAt,
+                ':now': now,
+                ...(holder !== undefined ? { ':holder': holder } : {}),
+              },
+              ReturnValues: 'UPDATED_OLD',
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+            }),
+          ),
+        );
+        return out.Attributes?.owner === sync.synchronizationId ? 'ours' : 'taken';
+      } catch (error) {
+        if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+        return { refused: (error as { Item?: Record<string, unknown> }).Item };
+      }
+    };
+    const first = await attempt();
+    if (typeof first === 'string') return first;
+    const lock = await this.lockOf(sync.publisherId, lockKey, first.refused);
+    if (lock.owner === undefined || !(await this.holderIsDone(sync.publisherId, lock))) return lock;
+    const second = await attempt(lock.owner);
+    return typeof second === 'string' ? second : this.lockOf(sync.publisherId, lockKey, second.refused);
+  }
+
+  /** Gives back a lock this accept took (only while it is still this synchronization's). */
+  private async releaseTaken(sync: Synchronization, lockKey: string): Promise<void> {
+    const release = this.releaseLock(sync, lockKey).Update;
+    if (!release) return;
+    try {
+      await callAws('release lock', () => this.db.send(new UpdateCommand(release)));
+    } catch (error) {
+      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+    }
   }
 
   async acceptNotice(sync: Synchronization, notice: { store: Store; notificationId: string }): Promise<'accepted' | 'duplicate'> {

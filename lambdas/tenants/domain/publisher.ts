@@ -59,4 +59,6 @@ export interface Publisher {
 export interface Customer {
   publisherId: number;
   customerId: number;
+  lastActivityIp?: string;
+  lastActivityAt?: string;
 }

@@ -214,6 +214,54 @@ describe('DynamoDB synchronization repository: fewer write units with the same g
     expect(raw.Item?.requestHash?.B).toHaveLength(32);
   });
 
+  it('accepts an Apple request in two plain writes: a lock left without its record is free only once it is old', async () => {
+    const lockKey = appleLocks.transaction('3000000020');
+    // An accept that died between its lock and its record, a moment ago…
+    await db.send(new PutCommand({ TableName: TABLE, Item: { ...keys.lock(1, lockKey), type: 'lock', owner: '22222222-2222-4333-8444-0000000000ff', leaseExpiresAt: Date.now() + 60_000, acquiredAt: Date.now() } }));
+    const sync = appleRegister('22222222-2222-4333-8444-000000000020', '3000000020');
+    expect(await syncs.accept({ sync, leaseExpiresAt: leaseExpiresAt() })).toEqual({ outcome: 'locked', lockKey, holder: '22222222-2222-4333-8444-0000000000ff' });
+    // …and two minutes ago: its record is not coming.
+    await db.send(new PutCommand({ TableName: TABLE, Item: { ...keys.lock(1, lockKey), type: 'lock', owner: '22222222-2222-4333-8444-0000000000ff', leaseExpiresAt: Date.now() + 60_000, acquiredAt: Date.now() - 120_000 } }));
+    expect(await syncs.accept({ sync, leaseExpiresAt: leaseExpiresAt() })).toEqual({ outcome: 'accepted' });
+  });
+
+  it('gives back the locks it took when another is held, or when the id exists for another request', async () => {
+    const holder = appleRegister('22222222-2222-4333-8444-000000000021', '3000000021', { lockKeys: [appleLocks.subscription('3000000000')] });
+    expect(await syncs.accept({ sync: holder, leaseExpiresAt: leaseExpiresAt() })).toEqual({ outcome: 'accepted' });
+    // A transfer locks the transaction, then the subscription, which is held: the transaction's lock goes back.
+    const transfer = appleRegister('22222222-2222-4333-8444-000000000022', '3000000022', {
+      kind: 'transfer',
+      lockKeys: [appleLocks.transaction('3000000022'), appleLocks.subscription('3000000000')],
+    });
+    expect(await syncs.accept({ sync: transfer, leaseExpiresAt: leaseExpiresAt() })).toMatchObject({ outcome: 'locked', holder: holder.synchronizationId });
+    const other = appleRegister('22222222-2222-4333-8444-000000000023', '3000000022');
+    expect(await syncs.accept({ sync: other, leaseExpiresAt: leaseExpiresAt() })).toEqual({ outcome: 'accepted' });
+
+    // The same Correlation-Id for another transaction: the record exists, and the new transaction's lock goes back.
+    const reused = appleRegister(other.synchronizationId, '3000000024');
+    expect(await syncs.accept({ sync: reused, leaseExpiresAt: leaseExpiresAt() })).toMatchObject({ outcome: 'exists', existing: { transactionId: '3000000022' } });
+    const next = appleRegister('22222222-2222-4333-8444-000000000025', '3000000024');
+    expect(await syncs.accept({ sync: next, leaseExpiresAt: leaseExpiresAt() })).toEqual({ outcome: 'accepted' });
+    // A true replay keeps the running record's lock.
+    expect(await syncs.accept({ sync: next, leaseExpiresAt: leaseExpiresAt() })).toMatchObject({ outcome: 'exists' });
+    const late = appleRegister('22222222-2222-4333-8444-000000000026', '3000000024');
+    expect(await syncs.accept({ sync: late, leaseExpiresAt: leaseExpiresAt() })).toMatchObject({ outcome: 'locked', holder: next.synchronizationId });
+  });
+
+  it('the request\'s address becomes the customer\'s last-activity address, written only when it changed', async () => {
+    await new DynamoDbPublisherRepository(db, TABLE).putCustomer(1, 202);
+    const customer = async () => (await db.send(new GetCommand({ TableName: TABLE, Key: keys.customer(1, 202), ConsistentRead: true }))).Item;
+    const first = appleRegister('22222222-2222-4333-8444-000000000031', '3000000031', { customerId: 202, createdAt: '2026-12-07T11:00:00.000Z' });
+    await syncs.accept({ sync: first, leaseExpiresAt: leaseExpiresAt() });
+    expect(await customer()).toMatchObject({ lastActivityIp: '203.0.113.7', lastActivityAt: '2026-12-07T11:00:00.000Z' });
+    const same = appleRegister('22222222-2222-4333-8444-000000000032', '3000000032', { customerId: 202, createdAt: '2026-12-07T12:00:00.000Z' });
+    await syncs.accept({ sync: same, leaseExpiresAt: leaseExpiresAt() });
+    expect(await customer()).toMatchObject({ lastActivityAt: '2026-12-07T11:00:00.000Z' });
+    const moved = appleRegister('22222222-2222-4333-8444-000000000033', '3000000033', { customerId: 202, ipAddress: '198.51.100.9', createdAt: '2026-12-07T13:00:00.000Z' });
+    await syncs.accept({ sync: moved, leaseExpiresAt: leaseExpiresAt() });
+    expect(await customer()).toMatchObject({ lastActivityIp: '198.51.100.9', lastActivityAt: '2026-12-07T13:00:00.000Z' });
+  });
+
   it('reads a record an earlier version wrote (plain events, hex hash)', async () => {
     const legacy = finalizedOf(appleRegister('22222222-2222-4333-8444-000000000015', '3000000015'));
     await db.send(new PutCommand({ TableName: TABLE, Item: { ...keys.synchronization(1, legacy.synchronizationId), type: 'sync', ...legacy } }));
