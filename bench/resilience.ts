@@ -10,7 +10,7 @@ import { fuzz } from './resilience/fuzz';
 import { lifecycle, lifecycleGoogle } from './resilience/lifecycle';
 import { storeOutageExhausted, storeOutageRecovers } from './resilience/outage';
 import { buildReport, formatReport, saveReport } from './resilience/report';
-import { cleanups, type Scenario, type ScenarioResult } from './resilience/scenario';
+import { cleanups, scenarioWorkflowType, type Scenario, type ScenarioResult } from './resilience/scenario';
 import { duplicateStorm } from './resilience/storm';
 import { webhookReceiverDownThenUp, webhookReceiverGone } from './resilience/webhooks';
 
@@ -23,6 +23,7 @@ what was finalized, published and delivered (lost / duplicated / stuck must all 
   --only a,b           run only these scenarios (prints, saves nothing unless --save)
   --save               save bench/results/resilience-*.json even with --quick or --only
   --seed N             the lifecycle scenarios' PRNG seed (default printed in their report; env LIFECYCLE_SEED)
+  --workflow-type T    EXPRESS (default, as cdk.json deploys) or STANDARD: the same scenarios on either
   --help
 
 Scenarios: ${'%SCENARIOS%'}
@@ -97,6 +98,7 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       save: { type: 'boolean', default: false },
       seed: { type: 'string' },
+      'workflow-type': { type: 'string' },
       child: { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -108,6 +110,11 @@ async function main(): Promise<void> {
     // The children inherit the environment: the lifecycle scenario reads its seed from there.
     process.env.LIFECYCLE_SEED = values.seed;
   }
+  if (values['workflow-type'] !== undefined) {
+    // The children inherit the environment: startScenarioStack and the crash scenario's `npm start` read it.
+    process.env.RESILIENCE_WORKFLOW_TYPE = values['workflow-type'].toUpperCase();
+  }
+  const workflowType = scenarioWorkflowType();
   if (values.child !== undefined) return runChild(values.child, String(values.out), quick);
   if (values.help) {
     process.stdout.write(USAGE.replace('%SCENARIOS%', Object.keys(SCENARIOS).join(', ')));
@@ -124,7 +131,7 @@ async function main(): Promise<void> {
   for (const name of names) {
     const scenario = SCENARIOS[name];
     if (!scenario) continue;
-    process.stderr.write(`[resilience ${String(elapsed(t0)).padStart(3)} s] ${name}${quick ? ' (quick)' : ''}\n`);
+    process.stderr.write(`[resilience ${String(elapsed(t0)).padStart(3)} s] ${name}${quick ? ' (quick)' : ''} on ${workflowType}\n`);
     results.push(await runInChild(name, quick, scenario.timeoutMs));
   }
   const report = buildReport(
@@ -132,6 +139,7 @@ async function main(): Promise<void> {
       startedAt: startedAt.toISOString(),
       durationSeconds: elapsed(t0),
       quick,
+      workflowType,
       machine: describeMachine(loadAverageAtStart),
     },
     results,

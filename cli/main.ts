@@ -15,7 +15,7 @@ import { googleConfigure, parseGoogleConfigure } from './commands/google';
 import { jwtConfigure, jwtIssue, parseJwtConfigure, parseJwtIssue } from './commands/jwt';
 import { offerMap, parseOfferMap } from './commands/offer';
 import { parsePublisherCreate, parsePublisherSet, publisherCreate, publisherList, publisherSet } from './commands/publisher';
-import { parseSyncShow, syncShow } from './commands/sync';
+import { parseSyncRetry, parseSyncShow, syncRetry, syncShow } from './commands/sync';
 import {
   parseWebhookAdd,
   parseWebhookDeliveries,
@@ -152,7 +152,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'reconcile',
     summary:
-      "reconcile one publisher now: catch up lost Apple notifications and Google's voided purchases, re-check expired purchases; prints what was corrected",
+      "reconcile one publisher now: catch up lost Apple notifications and Google's voided purchases, re-check expired purchases, retry pending Google acknowledgements; prints what was corrected",
     localOnly: true,
     options: {
       publisher: { type: 'string', value: 'N', description: 'publisher id', required: true },
@@ -222,12 +222,24 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'sync show',
     positional: '<synchronizationId>',
-    summary: 'show a stored synchronization',
+    summary: 'show a stored synchronization: status, result, attempts, restarts, the executions it ran under, its retry, a pending Google acknowledgement',
     options: {
       publisher: { type: 'string', value: 'N', description: 'the publisher it belongs to (required: ids are unique per publisher)' },
     },
     validate: (args, positionals) => parseSyncShow(positionals[0], args),
     run: (target, args, positionals) => syncShow(target, positionals[0], args),
+  },
+  {
+    name: 'sync retry',
+    positional: '<synchronizationId>',
+    summary:
+      'start a synchronization that did not succeed again: a SYNCHRONIZATION_FAILED one as a new synchronization of the same request, ' +
+      'a stuck open one (execution ended) by restarting it; never a successful one; running it twice changes nothing',
+    options: {
+      publisher: { type: 'string', value: 'N', description: 'the publisher it belongs to (required: ids are unique per publisher)' },
+    },
+    validate: (args, positionals) => parseSyncRetry(positionals[0], args),
+    run: (target, args, positionals) => syncRetry(target, positionals[0], args),
   },
   {
     name: 'webhook add',

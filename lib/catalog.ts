@@ -29,7 +29,7 @@ export interface WorkflowFunction {
   /** The `${…}` placeholder of the ASL that receives this function's ARN. */
   substitution: string;
   /**
-   * Lambda timeout. VerifyPurchase's Task state times out first (45 s, so `States.Timeout` takes the
+   * Lambda timeout. A verify function's Task state times out first (45 s, so `States.Timeout` takes the
    * retry path) and the function's own 40 s deadline before that; the others are below their Task's.
    */
   timeoutSeconds: number;
@@ -105,7 +105,22 @@ export const API_FUNCTIONS: ApiFunction[] = [
 ];
 
 export const WORKFLOW_FUNCTIONS: WorkflowFunction[] = [
-  { id: 'VerifyPurchase', entry: 'lambdas/purchases/handlers/verify-purchase.ts', substitution: 'VerifyPurchaseFunctionArn', timeoutSeconds: 50, secrets: ['apple', 'google'] },
+  // One verify function per store (the ASL's VerifyStore Choice picks by the execution's `store`): each
+  // bundle carries one store's library and each role reads one store's credentials.
+  {
+    id: 'VerifyApplePurchase',
+    entry: 'lambdas/purchases/handlers/verify-apple-purchase.ts',
+    substitution: 'VerifyApplePurchaseFunctionArn',
+    timeoutSeconds: 50,
+    secrets: ['apple'],
+  },
+  {
+    id: 'VerifyGooglePurchase',
+    entry: 'lambdas/purchases/handlers/verify-google-purchase.ts',
+    substitution: 'VerifyGooglePurchaseFunctionArn',
+    timeoutSeconds: 50,
+    secrets: ['google'],
+  },
   { id: 'MarkRetrying', entry: 'lambdas/purchases/handlers/mark-synchronization-retrying.ts', substitution: 'MarkRetryingFunctionArn', timeoutSeconds: 15, secrets: [] },
   {
     id: 'AcknowledgePurchase',
@@ -159,6 +174,20 @@ export const RECONCILE_FUNCTION = {
   secrets: ['apple', 'google'],
   localIntervalMinutes: 5,
 } as const;
+
+/**
+ * Memory of each function, MB (Lambda gives CPU in proportion). 256 MB by default: the API functions
+ * and the workflow's Tasks mostly wait on a store, DynamoDB or EventBridge, and cold-start CPU keeps
+ * anything below 256 from paying off. The reconciliation keeps 512: an hourly batch that decodes many
+ * signed notifications. The cost model (bench/cost-model.ts) bills each function at this size.
+ */
+export const DEFAULT_MEMORY_MB = 256;
+const MEMORY_MB: Readonly<Record<string, number>> = { [RECONCILE_FUNCTION.id]: 512 };
+
+/** The memory size of a catalog function, by id. */
+export function memoryMbOf(functionId: string): number {
+  return MEMORY_MB[functionId] ?? DEFAULT_MEMORY_MB;
+}
 
 /** Placeholders of the ASL that are not function ARNs. */
 export const WORKFLOW_VALUE_SUBSTITUTIONS = [

@@ -17,7 +17,12 @@ export const CONTEXT_KEYS = {
       'lowercase letters, digits and dashes (`dev`, `staging`, `prod-eu`; at most 20); names the stack `IapSync-<stage>`, the bus, the API, the dashboard ' +
       'and the metrics `service`; only `prod` keeps the log groups on destroy, refuses unknown Apple roots and warns without an alarm topic',
   },
-  workflowType: { default: 'STANDARD', meaning: '`STANDARD` or `EXPRESS` (about 7× cheaper; 5-minute, at-least-once executions: during a store outage they park the synchronization and the recovery sweeper, every minute, starts each next attempt)' },
+  workflowType: {
+    default: 'EXPRESS',
+    meaning:
+      '`EXPRESS` or `STANDARD`. EXPRESS is about 7× cheaper: 5-minute, at-least-once executions; during a store outage they park the synchronization ' +
+      'and the recovery sweeper, every minute, starts each next attempt. STANDARD keeps each execution\'s history for 90 days (console, redrive)',
+  },
   appleRootsDir: { default: 'config/apple-roots', meaning: 'folder of Apple root certificates (DER `*.cer`), fingerprint-checked; unknown files refused on prod' },
   appleOnlineChecks: { default: 'true', meaning: 'OCSP revocation checks of Apple certificate chains' },
   retryMaxAttempts: { default: '8', meaning: 'store verifications before a synchronization fails for good' },
@@ -95,7 +100,7 @@ export function stackPropsFromContext(read: ContextReader): ContextProps {
   }
   const props: ContextProps = {
     stage,
-    workflowType: oneOf('workflowType', ['STANDARD', 'EXPRESS'] as const) ?? 'STANDARD',
+    workflowType: oneOf('workflowType', ['STANDARD', 'EXPRESS'] as const) ?? 'EXPRESS',
   };
   const onlineChecks = oneOf('appleOnlineChecks', ['true', 'false'] as const);
   if (onlineChecks !== undefined) props.appleOnlineChecks = onlineChecks === 'true';

@@ -45,8 +45,9 @@ export interface IapSyncStackProps extends StackProps {
    * once, 5 billed transitions per synchronization). EXPRESS is about 7× cheaper; its executions end
    * at 5 minutes, so while a store is down they park the synchronization and the recovery sweeper
    * (every minute on EXPRESS) starts each next attempt: the same retry budget, at-least-once executions
-   * (a duplicate does not publish twice).
-   * @default 'STANDARD'
+   * (a duplicate does not publish twice), and a Google acknowledgement it cannot get through within
+   * about a minute is left to the hourly reconciliation (as on STANDARD).
+   * @default 'EXPRESS'
    */
   workflowType?: 'STANDARD' | 'EXPRESS';
   /**
@@ -134,7 +135,7 @@ export class IapSyncStack extends Stack {
     // Everything that can be wrong with the props is checked before any construct exists, so a bad
     // configuration fails in milliseconds instead of after bundling six functions.
     checkStage(props.stage);
-    const workflowType = props.workflowType ?? 'STANDARD';
+    const workflowType = props.workflowType ?? 'EXPRESS';
     const retry = resolveRetry(props.retry);
     checkRetryBudget(retry, workflowType);
     const appleRoots = checkAppleRoots(props.appleRootCertificates);
@@ -189,7 +190,7 @@ export class IapSyncStack extends Stack {
     // Workflow functions first: the state machine needs their ARNs, and the register function
     // needs the state machine's ARN, so this order keeps the template free of cycles.
     const workflowExtras: Record<string, Record<string, string>> = {
-      VerifyPurchase: {
+      VerifyApplePurchase: {
         APPLE_ROOT_CERTIFICATES: appleRoots.join(','),
         APPLE_ONLINE_CHECKS: String(appleOnlineChecks),
       },
@@ -206,7 +207,6 @@ export class IapSyncStack extends Stack {
     for (const entry of WORKFLOW_FUNCTIONS) {
       const fn = createLambdaFunction(this, entry.id, {
         entry: entry.entry,
-        kind: 'workflow',
         service,
         timeout: Duration.seconds(entry.timeoutSeconds),
         environment: { ...common, ...workflowExtras[entry.id] },
@@ -230,7 +230,6 @@ export class IapSyncStack extends Stack {
       const { access } = entry;
       const fn = createLambdaFunction(this, entry.id, {
         entry: entry.entry,
-        kind: 'api',
         service,
         timeout: API_TIMEOUT,
         environment: {
@@ -355,7 +354,6 @@ export class IapSyncStack extends Stack {
     const scheduleMinutes = SWEEPER_FUNCTION.scheduleMinutes[workflowType];
     const fn = createLambdaFunction(this, SWEEPER_FUNCTION.id, {
       entry: SWEEPER_FUNCTION.entry,
-      kind: 'workflow',
       service,
       timeout: Duration.seconds(SWEEPER_FUNCTION.timeoutSeconds),
       // One sweep at a time: two would restart the same synchronization twice (on EXPRESS a sweep can
@@ -415,7 +413,6 @@ export class IapSyncStack extends Stack {
   ): IFunction {
     const fn = createLambdaFunction(this, RECONCILE_FUNCTION.id, {
       entry: RECONCILE_FUNCTION.entry,
-      kind: 'workflow',
       service,
       timeout: Duration.seconds(RECONCILE_FUNCTION.timeoutSeconds),
       // One run at a time: two would read the same history pages and advance the same cursor.

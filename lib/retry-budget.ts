@@ -3,8 +3,12 @@ import * as path from 'node:path';
 import { totalWaitSeconds, type RetryPolicy } from '../lambdas/purchases/domain/retry-policy';
 import { LOCK_LEASE_SECONDS, SWEEPER_FUNCTION, WORKFLOW_DEFINITION_FILE, WORKFLOW_TIMEOUT_SECONDS } from './catalog';
 
-/** The states a store outage goes through: each attempt verifies and marks retrying; the last one finalizes failed and publishes. */
-const ATTEMPT_STATES = ['VerifyPurchase', 'MarkRetrying'] as const;
+/**
+ * The states a store outage goes through: each attempt runs its store's verify state (the slower of
+ * the two counts) and marks retrying; the last one finalizes failed and publishes.
+ */
+const VERIFY_STATES = ['VerifyApplePurchase', 'VerifyGooglePurchase'] as const;
+const ATTEMPT_STATES = ['MarkRetrying'] as const;
 const FAILURE_TAIL_STATES = ['FinalizeFailure', 'PublishResult', 'MarkPublished'] as const;
 
 interface Retrier {
@@ -65,7 +69,7 @@ function readStates(): Record<string, TaskState> {
  */
 export function worstCaseRetrySeconds(policy: RetryPolicy, workflowType: 'STANDARD' | 'EXPRESS', states: Record<string, TaskState> = readStates()): RetryBudgetEstimate {
   const sum = (names: readonly string[]) => names.reduce((total, name) => total + worstCaseTaskSeconds(name, states[name]), 0);
-  const perAttemptSeconds = sum(ATTEMPT_STATES);
+  const perAttemptSeconds = Math.max(...VERIFY_STATES.map((name) => worstCaseTaskSeconds(name, states[name]))) + sum(ATTEMPT_STATES);
   const waitSeconds = totalWaitSeconds(policy);
   const resumeDelaySeconds = workflowType === 'EXPRESS' ? (policy.maxAttempts - 1) * SWEEPER_FUNCTION.scheduleMinutes.EXPRESS * 60 : 0;
   const tailSeconds = sum(FAILURE_TAIL_STATES);

@@ -13,7 +13,8 @@ async function main(): Promise<void> {
       'data-dir': { type: 'string', default: '.iap-sync' },
       'in-memory': { type: 'boolean', default: false },
       'log-level': { type: 'string', default: 'warn' },
-      'workflow-type': { type: 'string', default: 'STANDARD' },
+      // As a deployed stack's default (cdk.json): EXPRESS; STANDARD rehearses a stack deployed with -c workflowType=STANDARD.
+      'workflow-type': { type: 'string', default: 'EXPRESS' },
     },
   });
   const workflowType = values['workflow-type'];

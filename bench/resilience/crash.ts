@@ -8,6 +8,7 @@ import { createDocumentClient } from '../../lambdas/platform/dynamodb-client';
 import { DynamoDbPublisherRepository } from '../../lambdas/tenants/adapters/dynamodb-publisher-repository';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/dynamodb-local';
 import { readEventLog } from '../../local/event-bus';
+import { SYNC_RESULT_DETAIL_TYPE } from '../../lambdas/events/schemas';
 import { PROJECT_ROOT, LOCAL_TABLE_NAME, type LocalJson } from '../../local/stack';
 import { childPids, runPool } from '../local';
 import {
@@ -26,7 +27,7 @@ import {
   type Store,
 } from './harness';
 import { reconcile, type PublishedEvent } from './reconcile';
-import { check, cleanups, tally, type Scenario } from './scenario';
+import { check, cleanups, scenarioWorkflowType, tally, type Scenario } from './scenario';
 
 const FIRST_CUSTOMER = 700_001;
 const CUSTOMERS = 64;
@@ -42,7 +43,7 @@ interface Host {
 async function startHost(dataDir: string): Promise<Host> {
   const child = spawn(
     process.execPath,
-    [...process.execArgv, join(PROJECT_ROOT, 'local/main.ts'), '--port', '0', '--data-dir', dataDir, '--log-level', 'error'],
+    [...process.execArgv, join(PROJECT_ROOT, 'local/main.ts'), '--port', '0', '--data-dir', dataDir, '--log-level', 'error', '--workflow-type', scenarioWorkflowType()],
     { stdio: ['ignore', 'pipe', 'pipe'], env: process.env },
   );
   const output: string[] = [];
@@ -114,11 +115,14 @@ async function stopHost(host: Host): Promise<void> {
   await until(() => tree.every((p) => !alive(p)), Date.now() + 10_000);
 }
 
+/** The results the bus logged (events.jsonl spans both runs); a register's inappEntitlementChanged names its synchronization too, and is not a result. */
 function readEvents(dataDir: string): PublishedEvent[] {
-  return readEventLog(join(dataDir, 'events.jsonl')).map((event) => ({
-    synchronizationId: String(event.detail?.synchronizationId),
-    result: String(event.detail?.result),
-  }));
+  return readEventLog(join(dataDir, 'events.jsonl'))
+    .filter((event) => event['detail-type'] === SYNC_RESULT_DETAIL_TYPE)
+    .map((event) => ({
+      synchronizationId: String(event.detail?.synchronizationId),
+      result: String(event.detail?.result),
+    }));
 }
 
 /**

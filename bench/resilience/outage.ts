@@ -1,4 +1,5 @@
 import { runPool } from '../local';
+import { executionName } from '../../lambdas/purchases/domain/synchronization';
 import { createPurchases, postJson, readStatus, register, send, until, waitFinalized, type RegisterOutcome, type Store } from './harness';
 import { reconcile } from './reconcile';
 import { check, eventsAsPublished, settle, startScenarioStack, tally, type Scenario, type ScenarioStack } from './scenario';
@@ -32,8 +33,18 @@ async function registerAll(s: ScenarioStack, stores: Store[], customerOffset = 0
   return out;
 }
 
+/**
+ * Entries of a Task state over every execution of a synchronization: its first one and, on EXPRESS,
+ * each parked attempt the sweeper started (`<name>.a<n>`).
+ */
 function stateEntries(s: ScenarioStack, id: string, state: string): number {
-  return s.bench.client.execution(id)?.history.filter((e) => e.type === 'TaskStateEntered' && e.details?.name === state).length ?? 0;
+  const name = executionName({ publisherId: s.bench.stack.localJson.publisherId, synchronizationId: id });
+  let count = 0;
+  for (const execution of s.bench.stack.stepFunctions.executions.values()) {
+    if (execution.name !== name && !execution.name.startsWith(`${name}.`)) continue;
+    count += execution.history.filter((e) => e.type === 'TaskStateEntered' && e.details?.name === state).length;
+  }
+  return count;
 }
 
 /**
@@ -74,7 +85,8 @@ export const storeOutageRecovers: Scenario = async ({ quick, log }) => {
     });
     const marked = ids.filter((x) => stateEntries(s, x.id, 'MarkRetrying') > 0).length;
     const sawRetrying = Object.values(visible).filter((v) => v === 'retrying').length;
-    const attempts = ids.map((x) => stateEntries(s, x.id, 'VerifyPurchase'));
+    // Each store's synchronizations are verified by their own state (the VerifyStore Choice picks it).
+    const attempts = ids.map((x) => stateEntries(s, x.id, 'VerifyApplePurchase') + stateEntries(s, x.id, 'VerifyGooglePurchase'));
     return {
       title: `store outage (Apple and Google 503 on every call for ${(outageMs / 1000).toFixed(1)} s), then recovery: ${n} synchronizations`,
       requests: outcomes.length + Object.keys(visible).length,

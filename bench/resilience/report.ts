@@ -6,6 +6,8 @@ export interface ResilienceReport {
   startedAt: string;
   durationSeconds: number;
   quick: boolean;
+  /** The Step Functions workflow type every scenario ran (`--workflow-type`). */
+  workflowType: 'STANDARD' | 'EXPRESS';
   machine: Record<string, unknown>;
   scenarios: (ScenarioResult & { verdict: 'PASS' | 'FAIL' })[];
   verdict: 'PASS' | 'FAIL';
@@ -83,7 +85,7 @@ export function formatReport(report: ResilienceReport): string {
       ]),
     ),
   );
-  parts.push(`overall: ${report.verdict} (${report.durationSeconds} s)`);
+  parts.push(`overall: ${report.verdict} (${report.durationSeconds} s, workflow type ${report.workflowType})`);
   return parts.join('\n\n');
 }
 
@@ -96,7 +98,9 @@ export function buildReport(base: Omit<ResilienceReport, 'scenarios' | 'verdict'
 export function saveReport(report: ResilienceReport, dir: string): string[] {
   mkdirSync(dir, { recursive: true });
   const json = `${JSON.stringify(report, null, 2)}\n`;
-  const files = [join(dir, 'resilience-latest.json'), join(dir, `resilience-${report.startedAt.slice(0, 10)}.json`)];
+  // EXPRESS (the default) keeps the files' historical names; STANDARD's results are saved beside them.
+  const suffix = report.workflowType === 'EXPRESS' ? '' : `-${report.workflowType.toLowerCase()}`;
+  const files = [join(dir, `resilience${suffix}-latest.json`), join(dir, `resilience${suffix}-${report.startedAt.slice(0, 10)}.json`)];
   for (const file of files) {
     writeFileSync(`${file}.tmp`, json);
     renameSync(`${file}.tmp`, file);

@@ -11,6 +11,24 @@ export interface ScenarioOptions {
   log: (line: string) => void;
 }
 
+export type WorkflowType = 'STANDARD' | 'EXPRESS';
+
+/** The workflow type the scenarios run (`--workflow-type`, passed to each child as RESILIENCE_WORKFLOW_TYPE); EXPRESS by default, as deployed. */
+export function scenarioWorkflowType(env: NodeJS.ProcessEnv = process.env): WorkflowType {
+  const value = env.RESILIENCE_WORKFLOW_TYPE ?? 'EXPRESS';
+  if (value !== 'STANDARD' && value !== 'EXPRESS') throw new Error(`RESILIENCE_WORKFLOW_TYPE must be STANDARD or EXPRESS, got ${value}`);
+  return value;
+}
+
+/**
+ * The local stack options of the workflow type: EXPRESS parks a synchronization at each store retry
+ * and the recovery sweeper starts the next attempt, so its sweeps come every 250 ms here (deployed:
+ * every minute) to keep the scenarios' short retry waits short.
+ */
+export function workflowTypeOptions(workflowType: WorkflowType = scenarioWorkflowType()): Partial<LocalStackOptions> {
+  return workflowType === 'EXPRESS' ? { workflowType, recovery: { intervalMs: 250 } } : { workflowType };
+}
+
 export interface Check {
   name: string;
   pass: boolean;
@@ -59,7 +77,7 @@ export interface ScenarioStack {
 export const cleanups = new Set<() => Promise<void>>();
 
 export async function startScenarioStack(options: Partial<LocalStackOptions> = {}): Promise<ScenarioStack> {
-  const bench = await startBenchStack(options);
+  const bench = await startBenchStack({ ...workflowTypeOptions(), ...options });
   const receiver = new WebhookReceiver();
   try {
     const url = await receiver.start();

@@ -20,6 +20,8 @@ import type { Logger } from '../../lambdas/platform/logger';
 import { ReferenceSecretStore } from '../../lambdas/platform/reference-secret-store';
 import { SfnWorkflowStarter } from '../../lambdas/purchases/adapters/sfn-workflow-starter';
 import { DynamoDbSynchronizationRepository } from '../../lambdas/purchases/adapters/dynamodb-synchronization-repository';
+import { DynamoDbPendingAcknowledgements } from '../../lambdas/purchases/adapters/dynamodb-pending-acknowledgements';
+import type { AcknowledgementReport } from '../../lambdas/lifecycle/domain/acknowledge-pending';
 import { acceptNotice } from '../../lambdas/purchases/domain/accept-notice';
 import type { Synchronization } from '../../lambdas/purchases/domain/synchronization';
 import { AppleNotificationHistoryClient } from '../../lambdas/stores/apple/notification-history';
@@ -74,6 +76,8 @@ export interface ReconcileResult {
   refreshes: ReconcileRefresh[];
   /** Refreshes not finalized within --wait (still running, or retrying a store outage). */
   notFinalized: number;
+  /** The publisher's pending Google acknowledgements (the workflow could not get them through): what this run did. */
+  acknowledgements?: AcknowledgementReport;
 }
 
 /** What tests replace: the clock and waits, and where warnings go (stderr by default, stdout is the JSON). */
@@ -172,7 +176,13 @@ export async function reconcile(target: StackTarget, args: Args, io: ReconcileIo
     const intake: NoticeIntake = { accept: (notice) => acceptNotice({ syncs, workflow, clock, logger }, notice) };
     const simulator = `${apiUrl.replace(/\/+$/, '')}/__simulator`;
     const secrets = new ReferenceSecretStore({ localDir: target.secretsDir, cacheSeconds: 300 });
-    const { report, started } = await reconcilePurchases(
+    const google = new GooglePlayStoreVerifier({
+      secrets,
+      tokens: new GoogleAccessTokenProvider({ tokenUrl: `${simulator}/google/oauth2/token`, timeoutMs: STORE_TIMEOUT_MS }),
+      rootUrl: `${simulator}/google/`,
+      timeoutMs: STORE_TIMEOUT_MS,
+    });
+    const { report, started, acknowledgements } = await reconcilePurchases(
       {
         publishers,
         history: new AppleNotificationHistoryClient({
@@ -181,12 +191,8 @@ export async function reconcile(target: StackTarget, args: Args, io: ReconcileIo
           timeoutMs: STORE_TIMEOUT_MS,
         }),
         decoder: new AppleNotificationDecoder({ rootCertificates: localAppleRoots(dirname(target.secretsDir)), onlineChecks: false }),
-        google: new GooglePlayStoreVerifier({
-          secrets,
-          tokens: new GoogleAccessTokenProvider({ tokenUrl: `${simulator}/google/oauth2/token`, timeoutMs: STORE_TIMEOUT_MS }),
-          rootUrl: `${simulator}/google/`,
-          timeoutMs: STORE_TIMEOUT_MS,
-        }),
+        google,
+        acknowledgements: { pending: new DynamoDbPendingAcknowledgements(target.db, target.tableName), google },
         intake,
         reconcile: new DynamoDbReconcileRepository(target.db, target.tableName),
         clock,
@@ -208,6 +214,7 @@ export async function reconcile(target: StackTarget, args: Args, io: ReconcileIo
       corrected: { count: purchaseKeys.length, purchaseKeys },
       refreshes,
       notFinalized: refreshes.filter((r) => r.status !== 'finalized').length,
+      ...(acknowledgements ? { acknowledgements } : {}),
     };
   } finally {
     sfn.destroy();

@@ -6,6 +6,7 @@
  */
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DescribeStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -31,6 +32,8 @@ export interface DeployedIo {
   putSecret(name: string, value: string, description: string): Promise<string>;
   sendMessage(queueUrl: string, body: string): Promise<void>;
   db: DynamoDBDocumentClient;
+  /** Step Functions (`sync retry`): StartExecution, DescribeExecution, DescribeStateMachine. */
+  sfn?: SFNClient;
   close(): void;
 }
 
@@ -40,6 +43,7 @@ function awsIo(region: string | undefined): DeployedIo {
   const secrets = new SecretsManagerClient(config);
   const dynamodb = new DynamoDBClient(config);
   const sqs = new SQSClient(config);
+  const sfn = new SFNClient(config);
   return {
     async sendMessage(queueUrl, body) {
       await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
@@ -66,7 +70,9 @@ function awsIo(region: string | undefined): DeployedIo {
       }
     },
     db: createDocumentClient(dynamodb),
+    sfn,
     close() {
+      sfn.destroy();
       cloudFormation.destroy();
       secrets.destroy();
       dynamodb.destroy();
@@ -97,12 +103,24 @@ export async function deployedTarget(stackName: string, region?: string, io: Dep
     throw new CommandError(`Stack ${stackName} has no output ${missing.join(', ')}: is it an iap-sync stack?`);
   }
   const stack = outputs as unknown as StackOutputs;
+  const { sfn } = io;
+  let workflowType: Promise<'STANDARD' | 'EXPRESS'> | undefined;
   return {
     kind: 'deployed',
     description: `stack ${stackName}${region ? ` (${region})` : ''}`,
     db: io.db,
     tableName: stack.TableName,
     apiUrl: stack.ApiUrl,
+    ...(sfn
+      ? {
+          workflow: {
+            stateMachineArn: stack.StateMachineArn,
+            client: sfn,
+            workflowType: () =>
+              (workflowType ??= sfn.send(new DescribeStateMachineCommand({ stateMachineArn: stack.StateMachineArn })).then((out) => (out.type === 'STANDARD' ? 'STANDARD' : 'EXPRESS'))),
+          },
+        }
+      : {}),
     async storeSecret(purpose, value) {
       checkPurpose(purpose);
       // The stack grants each function the name prefixes of its scopes only: a secret outside them no function could read.

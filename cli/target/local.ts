@@ -15,10 +15,11 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
 import { createDocumentClient } from '../../lambdas/platform/dynamodb-client';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/dynamodb-local';
-import type { LocalJson } from '../../local/stack';
+import { LOCAL_STATE_MACHINE_ARN, type LocalJson } from '../../local/stack';
 import { CommandError } from '../errors';
 import { checkPurpose, type StackTarget } from './stack-target';
 
@@ -31,6 +32,8 @@ const RuntimeJson = z.object({
   tableName: z.string().min(3).max(255),
   // Optional: a stack started before the stand-ins had their own listener does not write it.
   awsEndpointUrl: z.string().regex(/^https?:\/\/[^\s/]+$/, 'an http(s)://host:port URL').optional(),
+  // Optional too; without it executions are judged as EXPRESS ones (by age), which is never wrong, only slower.
+  workflowType: z.enum(['STANDARD', 'EXPRESS']).optional(),
 });
 
 function readJsonFile(path: string, what: string): unknown {
@@ -75,6 +78,8 @@ export function localTarget(dataDir: string = DEFAULT_DATA_DIR): StackTarget {
     // A stopped local stack should fail fast rather than after the SDK's retries.
     maxAttempts: 2,
   });
+  const { awsEndpointUrl, workflowType } = runtime.data;
+  const sfn = awsEndpointUrl !== undefined ? new SFNClient({ endpoint: awsEndpointUrl, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, maxAttempts: 2 }) : undefined;
   return {
     kind: 'local',
     description: `local stack in ${dir}`,
@@ -83,6 +88,7 @@ export function localTarget(dataDir: string = DEFAULT_DATA_DIR): StackTarget {
     ...(apiUrl ? { apiUrl } : {}),
     ...(runtime.data.awsEndpointUrl ? { awsEndpointUrl: runtime.data.awsEndpointUrl } : {}),
     secretsDir,
+    ...(sfn ? { workflow: { stateMachineArn: LOCAL_STATE_MACHINE_ARN, client: sfn, workflowType: async () => workflowType ?? 'EXPRESS' } } : {}),
     async storeSecret(purpose, value) {
       checkPurpose(purpose);
       mkdirSync(secretsDir, { recursive: true, mode: 0o700 });
@@ -92,6 +98,9 @@ export function localTarget(dataDir: string = DEFAULT_DATA_DIR): StackTarget {
       chmodSync(path, 0o600);
       return `file:${purpose}`;
     },
-    close: () => client.destroy(),
+    close: () => {
+      client.destroy();
+      sfn?.destroy();
+    },
   };
 }

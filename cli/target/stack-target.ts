@@ -3,8 +3,17 @@
  * cli/target/: local.ts and deployed.ts implement this type and index.ts picks one of them, so the
  * type cannot live in index.ts without an import cycle.
  */
+import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CommandError } from '../errors';
+
+/** The stack's purchase-sync state machine, for commands that start or look at executions (`sync retry`). */
+export interface StackWorkflow {
+  readonly stateMachineArn: string;
+  readonly client: SFNClient;
+  /** How executions end: STANDARD ones can be described, EXPRESS ones end within 5 minutes. */
+  workflowType(): Promise<'STANDARD' | 'EXPRESS'>;
+}
 
 /** The stack a command acts on. */
 export interface StackTarget {
@@ -23,6 +32,8 @@ export interface StackTarget {
    * of `iap-sync/<stack>/<purpose>` when deployed. `purpose` is a file-name-safe word.
    */
   storeSecret(purpose: string, value: string): Promise<string>;
+  /** The state machine; absent when the target cannot reach it (a local stack started before it said where). */
+  readonly workflow?: StackWorkflow;
   /** Deployed only: sends a message to the webhook delivery queue (replays run in the delivery Lambda). */
   enqueueDelivery?(message: object): Promise<void>;
   /** Releases the SDK clients (lets the process exit). */

@@ -114,3 +114,43 @@ export interface ReconcileRepository {
 export interface PublisherDirectory {
   listPublisherIds(): Promise<number[]>;
 }
+
+// The recovery sweeper's and the operator's (`iap-sync sync retry`) ports.
+
+/** An execution of a synchronization's workflow started after its first one, kept on its record for operators (`sync show`). */
+export interface ExecutionStarted {
+  /** The execution's name: `<publisherId>-<id>.r<n>` (a restart) or `.a<n>` (EXPRESS: a parked attempt resumed). */
+  name: string;
+  /** ISO 8601. */
+  startedAt: string;
+  by: 'sweeper-restart' | 'sweeper-resume' | 'operator-restart' | 'operator-resume';
+}
+
+/**
+ * Writes on synchronization records that only recovery makes (never on the happy path): the
+ * executions started after the first one, and an operator's retry of a failed synchronization.
+ */
+export interface RecoveryRecords {
+  /** Appends to the record's `executions`; a record gone meanwhile is left alone. */
+  executionStarted(ref: { publisherId: number; synchronizationId: string }, started: ExecutionStarted): Promise<void>;
+  /**
+   * Names `retryId` as the retry of a finalized SYNCHRONIZATION_FAILED synchronization (`retriedAs`),
+   * conditioned on it having none yet: false when it is not such a synchronization, or another retry
+   * was named first.
+   */
+  claimRetry(ref: { publisherId: number; synchronizationId: string }, retryId: string, now: Date): Promise<boolean>;
+  /** Undoes claimRetry when the retry could not be accepted (conditioned on `retriedAs` still being `retryId`). */
+  releaseRetry(ref: { publisherId: number; synchronizationId: string }, retryId: string): Promise<void>;
+  /** The record's `openSince` (in the open index since: accept, last restart or resume), undefined when not open. */
+  openSince(ref: { publisherId: number; synchronizationId: string }): Promise<string | undefined>;
+  /**
+   * Takes the synchronization's locks again for a fresh lease, each conditioned on being free for it:
+   * no owner, its own, an expired lease, or a holder that is finalized or gone. Answers the first lock
+   * another synchronization still holds (nothing is renewed then), or undefined when all are renewed.
+   */
+  renewLocks(
+    sync: { publisherId: number; synchronizationId: string; lockKeys: string[] },
+    leaseExpiresAt: number,
+    now: Date,
+  ): Promise<{ lockKey: string; holder: string; leaseExpiresAt?: number } | undefined>;
+}

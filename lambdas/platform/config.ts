@@ -50,7 +50,7 @@ const EnvSchema = z.object({
    */
   GOOGLE_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(60000).default(4000),
   /**
-   * The whole of one VerifyPurchase (records, secret, store): past it the function answers
+   * The whole of one verification (VerifyApplePurchase, VerifyGooglePurchase: records, secret, store): past it the function answers
    * StoreUnavailableError (the workflow's retry path), before the Task state's 45 s and the
    * function's 50 s run out. test/unit/purchases/verify-timeouts.test.ts checks the sums.
    */

@@ -33,7 +33,11 @@ export const TABLE_DEFINITION = {
     indexName: 'reconcile-due',
     partitionKey: { name: 'reconcileShard', type: 'S' },
     sortKey: { name: 'reconcileAt', type: 'S' },
-    /** The keys name the purchase; the attempt count sets the job's back-off without reading the item. */
+    /**
+     * The keys name the purchase; the attempt count sets the job's back-off without reading the item.
+     * Google acknowledgements the workflow could not get through wait in the same index under a
+     * partition of their own ({@link PENDING_ACKNOWLEDGEMENT_SHARD}), due at their next attempt.
+     */
     projection: 'INCLUDE',
     nonKeyAttributes: ['reconcileAttempts'],
   },
@@ -58,6 +62,13 @@ export const RECONCILE_SHARDS = [...'0123456789abcdef'].map((digit) => `DUE#${di
 export function reconcileShardOf(purchasePk: string): string {
   return `DUE#${createHash('sha256').update(purchasePk).digest('hex').charAt(0)}`;
 }
+
+/**
+ * The reconcile-index partition of the pending Google acknowledgements (see `keys.pendingAcknowledgement`):
+ * written only when the workflow's acknowledgement attempts failed, so it stays small, and one
+ * partition lists them in the order they are due. Apart from the purchases' `DUE#` shards.
+ */
+export const PENDING_ACKNOWLEDGEMENT_SHARD = 'ACK#google';
 
 /**
  * How long after the end of its period (or grace period) a purchase is due: Apple renews before the
@@ -165,6 +176,15 @@ export const keys = {
   reconcileCursor: (publisherId: number, scope: { store: 'apple'; environment: string } | { store: 'google'; packageName: string }) => ({
     pk: `RECONCILE#${publisherId}#${scope.store}#${scope.store === 'apple' ? scope.environment : scope.packageName}`,
     sk: 'CURSOR',
+  }),
+  /**
+   * A Google purchase whose acknowledgement the workflow could not get through, kept until Google
+   * confirms it or its three days are over. One per purchase token (by its SHA-256: tokens may be
+   * 4096 characters), whichever synchronizations failed to acknowledge it.
+   */
+  pendingAcknowledgement: (publisherId: number, purchaseToken: string) => ({
+    pk: `ACKNOWLEDGE#${publisherId}#google#${createHash('sha256').update(purchaseToken).digest('hex')}`,
+    sk: 'ACKNOWLEDGE',
   }),
   entitlement: (publisherId: number, customerId: number, store: string, purchaseKey: string) => ({
     pk: `PUBLISHER#${publisherId}#CUSTOMER#${customerId}`,

@@ -28,8 +28,15 @@ export const METRIC = {
   reconcileRefreshes: { name: 'ReconcileRefreshesStarted', dimension: undefined },
   /** Count, no extra dimension. Due purchases (expiry plus grace passed) handed to the workflow. */
   reconcileDuePurchases: { name: 'ReconcileDuePurchases', dimension: undefined },
-  /** Count, no extra dimension. A failed Google acknowledgement attempt (the workflow retries for about an hour). */
+  /**
+   * Count, no extra dimension. A failed Google acknowledgement attempt: the workflow's (a few within
+   * about a minute) and, after those, the reconciliation's attempts at the pending acknowledgement.
+   */
   acknowledgeFailures: { name: 'AcknowledgeFailures', dimension: undefined },
+  /** Count, no extra dimension, every reconciliation run (zero included): Google acknowledgements still pending after the run. */
+  acknowledgementsPending: { name: 'AcknowledgementsPending', dimension: undefined },
+  /** Count, no extra dimension. Pending acknowledgements given up: Google's three days ended, or Google refused for good. */
+  acknowledgementsGivenUp: { name: 'AcknowledgementsGivenUp', dimension: undefined },
   /** Count, no extra dimension, every run (zero included). What the run could not reconcile. */
   reconcileErrors: { name: 'ReconcileErrors', dimension: undefined },
 } as const;

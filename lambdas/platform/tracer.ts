@@ -1,8 +1,8 @@
 import type { Tracer as PowertoolsTracer } from '@aws-lambda-powertools/tracer';
 
 /**
- * X-Ray through Powertools Tracer, for the two functions that call the stores (VerifyPurchase and
- * AcknowledgePurchase): a `## <function>` subsegment per invocation, annotated with its
+ * X-Ray through Powertools Tracer, for the workflow functions that call the stores (VerifyApplePurchase,
+ * VerifyGooglePurchase and AcknowledgePurchase): a `## <function>` subsegment per invocation, annotated with its
  * synchronizationId; their DynamoDB calls and the fetch calls to Apple and Google as subsegments.
  * Lambda active tracing already records every function's invocation; what it cannot show is which
  * of Apple's three calls (transaction, statuses, OCSP) or Google's two (token, API) was slow.

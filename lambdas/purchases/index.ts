@@ -1,5 +1,5 @@
 export { SfnWorkflowInspector, SfnWorkflowStarter } from './adapters/sfn-workflow-starter';
-export { executionInput } from './domain/accept-purchase';
+export { appleLocks, executionInput, purchaseLocks } from './domain/accept-purchase';
 export { eventEntries, finalizeSynchronization } from './domain/finalize-synchronization';
 export { executionName } from './domain/synchronization';
 export type { Synchronization } from './domain/synchronization';
@@ -10,3 +10,6 @@ export { AcceptedResponse, AppleRegisterBody, AppleTransferBody, GoogleRegisterB
 export { LOCK_LEASE_SECONDS, WORKFLOW_TIMEOUT_SECONDS } from './workflow-definition';
 export { createNoticeIntake } from './notice-intake';
 export type { NoticeInput } from './domain/accept-notice';
+export { DynamoDbPendingAcknowledgements } from './adapters/dynamodb-pending-acknowledgements';
+export { GOOGLE_ACKNOWLEDGEMENT_WINDOW_SECONDS, pendingAcknowledgementOf } from './domain/pending-acknowledgement';
+export type { PendingAcknowledgement, PendingAcknowledgementInput, PendingAcknowledgementRepository } from './ports/pending-acknowledgements';

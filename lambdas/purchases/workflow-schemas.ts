@@ -47,7 +47,7 @@ const PurchaseFactsSchema = z.object({
     .optional(),
 });
 
-/** The store's verdict (lambdas/purchases/domain/ownership.ts StoreVerdict), as VerifyPurchase answers it. */
+/** The store's verdict (lambdas/purchases/domain/ownership.ts StoreVerdict), as VerifyApplePurchase and VerifyGooglePurchase answer it. */
 export const VerdictOutput = z.discriminatedUnion('outcome', [
   z.object({ outcome: z.literal('verified'), facts: PurchaseFactsSchema }),
   z.object({ outcome: z.literal('not_found'), result: z.enum(['TRANSACTION_ID_NOT_FOUND', 'PURCHASE_TOKEN_NOT_FOUND']) }),
@@ -56,7 +56,7 @@ export const VerdictOutput = z.discriminatedUnion('outcome', [
 ]);
 export type VerdictOutput = z.infer<typeof VerdictOutput>;
 
-/** VerifyPurchase reads what it needs (transaction id, purchase token) from the record itself. */
+/** The verify functions read what they need (transaction id, purchase token) from the record itself. */
 export const VerifyTaskInput = z.object({ synchronizationId: uuid(), publisherId: positiveInt32 });
 
 export const MarkRetryingInput = z.object({

@@ -7,35 +7,65 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { loadConfig } from '../../lambdas/platform/config';
 import { METRICS_NAMESPACE } from '../../lambdas/platform/metric-names';
+import { memoryMbOf } from '../catalog';
 
 /** The repository root: catalog entries and the ASL path are relative to it. */
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 
-/** See lambdas/platform/lambda-credentials.ts: the default credential chain, cut to what Lambda uses. */
-const CREDENTIALS_STAND_IN = path.join(PROJECT_ROOT, 'lambdas', 'platform', 'lambda-credentials.ts');
+/**
+ * Packages replaced in every bundle, package name → stand-in module (esbuild's `--alias`):
+ * - `@aws-sdk/credential-provider-node`: the default credential chain, cut to what Lambda uses (the
+ *   role's credentials in the environment); see lambdas/platform/lambda-credentials.ts.
+ * - `whatwg-url`: node-fetch 2's fallback URL parser, never used on Node (which has the same WHATWG
+ *   URL built in) and 290 kB of every Apple bundle with tr46; see lambdas/platform/whatwg-url.ts.
+ * Tests and `npm start` run the real packages; the stand-ins only exist in the deployed bundles.
+ */
+export const BUNDLE_ALIASES: Record<string, string> = {
+  '@aws-sdk/credential-provider-node': path.join(PROJECT_ROOT, 'lambdas', 'platform', 'lambda-credentials.ts'),
+  'whatwg-url': path.join(PROJECT_ROOT, 'lambdas', 'platform', 'whatwg-url.ts'),
+};
 
 /**
  * esbuild options of every function, shared with lib/build-lambdas.ts so the measured bundles
- * are the deployed ones. The AWS SDK is bundled (empty externalModules, house style): a pinned client
- * that does not change under us. Two settings keep it small (`npm run bench` prints the sizes):
- * `module` first, so esbuild reads the SDK's ES modules and tree-shakes them (the CommonJS
- * builds are single files it must take whole); and the credential stand-in instead of the default
- * chain (SSO, INI, STS, process, IMDS providers), which Lambda never needs.
+ * are the deployed ones (test/cdk/stack.test.ts compares the bytes). The AWS SDK is bundled (empty
+ * externalModules, house style): a pinned client that does not change under us. What keeps the
+ * bundles small (`npm run bench` prints each one's size and largest packages): `module` first, so
+ * esbuild reads the SDK's ES modules and tree-shakes them (the CommonJS builds are single files it
+ * must take whole); the BUNDLE_ALIASES stand-ins; and lambdas/package.json's `"sideEffects": false`,
+ * which lets esbuild leave out what a handler imports through a slice's index.ts but never uses
+ * (GetOpenApi went from 337 to 117 kB: it no longer carries the AWS SDK).
+ *
+ * Source maps: a linked .map without `sourcesContent` (it names each source file and position; the
+ * sources are this repository at the deployed commit), and no `--enable-source-maps` at run time
+ * (LAMBDA_NODE_OPTIONS). Under that flag Node reads and parses the whole .map when it loads the
+ * bundle, so every cold start paid for stack traces that only matter once something failed.
+ * Measured on Node 20 (CPU time of require() in a fresh process, median of 10, one run): with the
+ * sources inlined (maps 4 times the bundle) the flag cost 23 ms (GetSynchronization) to 107 ms (the
+ * single VerifyPurchase of the time); without them still 10 to 27 ms, a tenth to a quarter of an API
+ * function's cold start. Also measured and left: keepNames (5 to 7 % more bytes, for named frames)
+ * and minifying whitespace and syntax but not identifiers (40 to 53 % more bytes); neither loaded
+ * faster beyond the noise of a shared machine. A logged stack names index.js positions: `npx tsx lib/map-stack.ts <FunctionId> < stack.txt` maps
+ * them to source files and lines with the function's .map, rebuilt at the same commit (the same
+ * bytes); or set NODE_OPTIONS=--enable-source-maps on one function while debugging it.
  */
 export const LAMBDA_BUNDLING = {
   minify: true,
   sourceMap: true,
+  sourcesContent: false,
   target: 'node20',
   format: OutputFormat.CJS,
   externalModules: [] as string[],
   mainFields: ['module', 'main'],
-  esbuildArgs: { '--alias:@aws-sdk/credential-provider-node': CREDENTIALS_STAND_IN },
+  esbuildArgs: Object.fromEntries(Object.entries(BUNDLE_ALIASES).map(([name, standIn]) => [`--alias:${name}`, standIn])),
   // esbuild's per-bundle size summary is noise in `cdk synth` and the test output; warnings still show.
   logLevel: LogLevel.WARNING,
 } satisfies BundlingOptions;
 
-/** The same alias as an esbuild API option (lib/build-lambdas.ts). */
-export const BUNDLE_ALIASES: Record<string, string> = { '@aws-sdk/credential-provider-node': CREDENTIALS_STAND_IN };
+/**
+ * NODE_OPTIONS of every function: none (no `--enable-source-maps`; LAMBDA_BUNDLING says why and
+ * how a logged stack is read instead). bench/bundles.ts measures cold starts with this setting.
+ */
+export const LAMBDA_NODE_OPTIONS: string | undefined = undefined;
 
 /** Lambda allows 4 KB of environment variables in all (names and values). */
 const LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096;
@@ -66,15 +96,11 @@ const RUNTIME_REASON =
   'so the deployed runtime stays one major version from what is tested; moving to the newest runtime cdk-nag knows is a ' +
   'deliberate upgrade with a test run on that version, not a side effect of upgrading aws-cdk-lib.';
 
-/** `api` functions answer HTTP requests; `workflow` functions are Task states of the state machine. */
-export type LambdaKind = 'api' | 'workflow';
 
 /** Inputs of {@link createLambdaFunction}. */
 export interface LambdaFunctionProps {
   /** Handler module relative to the project root (a catalog `entry`); it exports `handler`. */
   entry: string;
-  /** Chooses the memory size: 512 MB for workflow functions, 256 MB for API ones. */
-  kind: LambdaKind;
   /** Lambda timeout. */
   timeout: Duration;
   /** Variables read by lambdas/platform/config.ts; validated against that schema at synth. */
@@ -93,14 +119,14 @@ export interface LambdaFunctionProps {
 }
 
 /**
- * A NodejsFunction with the house defaults: Node.js 22 on arm64, esbuild bundle with source maps,
+ * A NodejsFunction with the house defaults: Node.js 22 on arm64, esbuild bundle with a linked source map,
  * X-Ray tracing, Powertools service name and metrics namespace, and its own log group kept 30 days.
  * Its role may write to that log group only (instead of AWSLambdaBasicExecutionRole, which lets a
  * function create and write any log group of the account); callers grant the rest.
  */
 export function createLambdaFunction(scope: Construct, id: string, props: LambdaFunctionProps): NodejsFunction {
   const environment = {
-    NODE_OPTIONS: '--enable-source-maps',
+    ...(LAMBDA_NODE_OPTIONS ? { NODE_OPTIONS: LAMBDA_NODE_OPTIONS } : {}),
     POWERTOOLS_SERVICE_NAME: props.service,
     POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
     ...props.environment,
@@ -120,7 +146,7 @@ export function createLambdaFunction(scope: Construct, id: string, props: Lambda
     depsLockFilePath: path.join(PROJECT_ROOT, 'package-lock.json'),
     runtime: Runtime.NODEJS_22_X,
     architecture: Architecture.ARM_64,
-    memorySize: props.kind === 'workflow' ? 512 : 256,
+    memorySize: memoryMbOf(id),
     timeout: props.timeout,
     tracing: Tracing.ACTIVE,
     logGroup,

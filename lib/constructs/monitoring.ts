@@ -55,6 +55,11 @@ export interface MonitoringThresholds {
   webhookOldestMessageSeconds: number;
   /** DynamoDB read and write throttle events (table and indexes) per 5-minute period, in 2 of 3 periods. @default 5 */
   tableThrottleEventsPerPeriod: number;
+  /**
+   * Hours in a row (hourly reconciliation runs) that ended with at least one Google acknowledgement
+   * still pending before it alarms: Google refunds what stays unacknowledged for three days. @default 3
+   */
+  acknowledgementPendingHours: number;
 }
 
 export const DEFAULT_THRESHOLDS: Readonly<MonitoringThresholds> = {
@@ -66,6 +71,7 @@ export const DEFAULT_THRESHOLDS: Readonly<MonitoringThresholds> = {
   taskErrorsPerPeriod: 5,
   webhookOldestMessageSeconds: 1800,
   tableThrottleEventsPerPeriod: 5,
+  acknowledgementPendingHours: 3,
 };
 
 /** Props of {@link Monitoring}. */
@@ -208,13 +214,32 @@ export class Monitoring extends Construct {
       );
     }
 
-    // Every failed attempt counts; the workflow retries for about an hour, so failures in three
-    // ten-minute periods in a row are an acknowledgement that is not getting through, not a blip.
+    // Every failed attempt counts (the workflow's, a few within a minute per purchase, and the
+    // reconciliation's): failures in three ten-minute periods in a row are Google refusing or not
+    // answering for half an hour while purchases keep coming, not a blip.
     alarm(
       'GoogleAcknowledgementFailing',
       'Google refused or did not answer purchase acknowledgements for 30 minutes: Google refunds a subscription left unacknowledged for three days. ' +
-        'Check the service account (Play Console permissions) and StoreErrorsGoogle; the next notification or reconciliation that reads a purchase unacknowledged asks again.',
+        'Check the service account (Play Console permissions) and StoreErrorsGoogle; the acknowledgements the workflow could not get through are pending, and the hourly reconciliation asks again.',
       { metric: own(METRIC.acknowledgeFailures.name, {}, Stats.SUM, Duration.minutes(10)), threshold: 1, evaluationPeriods: 3 },
+    );
+    // Published by every reconciliation run (zero included) after its attempts: a minimum of at least
+    // one, hour after hour, is an acknowledgement Google has kept refusing, whatever else came and went.
+    alarm(
+      'GoogleAcknowledgementPending',
+      `At least one Google acknowledgement has stayed pending through ${thresholds.acknowledgementPendingHours} hourly reconciliation runs in a row: ` +
+        'Google refunds a purchase left unacknowledged for three days. `iap-sync sync show` of its synchronization shows the last error; fix the cause (service account, Play Console permissions).',
+      {
+        metric: own(METRIC.acknowledgementsPending.name, {}, Stats.MINIMUM, Duration.hours(1)),
+        threshold: 1,
+        evaluationPeriods: thresholds.acknowledgementPendingHours,
+      },
+    );
+    alarm(
+      'GoogleAcknowledgementGivenUp',
+      'A Google purchase could not be acknowledged within its three days, or Google refused the acknowledgement for good: Google refunds (or has refunded) it. ' +
+        'The reconciliation log line "acknowledgement given up" names the synchronization; the customer keeps access until the refund arrives as a notification.',
+      { metric: own(METRIC.acknowledgementsGivenUp.name, {}, Stats.SUM, Duration.hours(1)), threshold: 1, evaluationPeriods: 1 },
     );
 
     // --- Recovery ------------------------------------------------------------------------------
@@ -364,10 +389,12 @@ export class Monitoring extends Construct {
     );
     this.dashboard.addWidgets(
       graph(
-        'Store errors (by store), failed Google acknowledgements',
+        'Store errors (by store), Google acknowledgements failed, pending, given up',
         [
           ...STORES.map((store) => own(METRIC.storeErrors.name, { [METRIC.storeErrors.dimension]: store }).with({ label: `errors ${store}` })),
           own(METRIC.acknowledgeFailures.name).with({ label: 'acknowledgements failed' }),
+          own(METRIC.acknowledgementsPending.name, {}, Stats.MAXIMUM).with({ label: 'acknowledgements pending' }),
+          own(METRIC.acknowledgementsGivenUp.name).with({ label: 'acknowledgements given up' }),
         ],
       ),
       graph(

@@ -90,7 +90,6 @@ export class WebhookDelivery extends Construct {
     });
     this.fn = createLambdaFunction(scope, WEBHOOK_FUNCTION.id, {
       entry: WEBHOOK_FUNCTION.entry,
-      kind: 'workflow',
       service: props.service,
       timeout: Duration.seconds(WEBHOOK_FUNCTION.timeoutSeconds),
       environment: {

@@ -7,8 +7,20 @@ import { CONTEXT_KEYS, ContextError, stackPropsFromContext, type ContextKey } fr
 const read = (context: Partial<Record<ContextKey, unknown>>) => (key: ContextKey) => context[key];
 
 describe('stack props from the CDK context', () => {
-  it('default to a dev STANDARD stack with the stack defaults for everything else', () => {
-    expect(stackPropsFromContext(read({}))).toEqual({ stage: 'dev', workflowType: 'STANDARD' });
+  it('default to a dev EXPRESS stack with the stack defaults for everything else', () => {
+    expect(stackPropsFromContext(read({}))).toEqual({ stage: 'dev', workflowType: 'EXPRESS' });
+  });
+
+  it('keep STANDARD selectable (-c workflowType=STANDARD)', () => {
+    expect(stackPropsFromContext(read({ workflowType: 'STANDARD' }))).toEqual({ stage: 'dev', workflowType: 'STANDARD' });
+  });
+
+  it("ship cdk.json with EXPRESS, the context's own default, so a plain `cdk deploy` and `npm start` run the same type", () => {
+    const cdkJson = JSON.parse(readFileSync(path.resolve(__dirname, '..', '..', 'cdk.json'), 'utf8')) as { context: Record<string, unknown> };
+    expect(cdkJson.context.workflowType).toBe('EXPRESS');
+    expect(CONTEXT_KEYS.workflowType.default).toBe('EXPRESS');
+    const localMain = readFileSync(path.resolve(__dirname, '..', '..', 'local', 'main.ts'), 'utf8');
+    expect(localMain).toMatch(/'workflow-type': \{ type: 'string', default: 'EXPRESS' \}/);
   });
 
   it('read every key given on the command line (strings)', () => {

@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -10,6 +12,7 @@ import { EVENT_DETAIL_TYPES, SYNC_RESULT_EVENT_PATTERN, WEBHOOK_EVENT_PATTERN } 
 import { API_FUNCTIONS, RECONCILE_FUNCTION, SWEEPER_FUNCTION, WEBHOOK_FUNCTION, WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS } from '../../lib/catalog';
 import { METRIC, METRICS_NAMESPACE } from '../../lambdas/platform/metric-names';
 import { createLambdaFunction, LOCAL_ONLY_VARIABLES } from '../../lib/constructs/lambda-function';
+import { buildLambdas } from '../../lib/build-lambdas';
 import { DEFAULT_WEBHOOK_MAX_CONCURRENCY } from '../../lib/constructs/webhook-delivery';
 import { IapSyncStack, type IapSyncStackProps } from '../../lib/iap-sync-stack';
 import { SECRET_SCOPE_NAMES, SECRET_SCOPES, type SecretScope } from '../../lib/secret-scopes';
@@ -263,9 +266,10 @@ describe('any partition and region', () => {
 describe('Lambda functions', () => {
   const catalog = [
     ...API_FUNCTIONS.map((entry) => ({ id: entry.id, memory: 256, timeout: 10 })),
-    ...WORKFLOW_FUNCTIONS.map((entry) => ({ id: entry.id, memory: 512, timeout: entry.timeoutSeconds })),
-    { id: WEBHOOK_FUNCTION.id, memory: 512, timeout: WEBHOOK_FUNCTION.timeoutSeconds },
-    { id: SWEEPER_FUNCTION.id, memory: 512, timeout: SWEEPER_FUNCTION.timeoutSeconds },
+    // Waiting on a store, DynamoDB or EventBridge needs no more than the API's 256 MB; the hourly reconciliation keeps 512.
+    ...WORKFLOW_FUNCTIONS.map((entry) => ({ id: entry.id, memory: 256, timeout: entry.timeoutSeconds })),
+    { id: WEBHOOK_FUNCTION.id, memory: 256, timeout: WEBHOOK_FUNCTION.timeoutSeconds },
+    { id: SWEEPER_FUNCTION.id, memory: 256, timeout: SWEEPER_FUNCTION.timeoutSeconds },
     { id: RECONCILE_FUNCTION.id, memory: 512, timeout: RECONCILE_FUNCTION.timeoutSeconds },
   ];
   const extraEnvironment: Record<string, string[]> = {
@@ -273,7 +277,7 @@ describe('Lambda functions', () => {
     TransferApplePurchase: ['STATE_MACHINE_ARN', 'APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
     RegisterGooglePurchase: ['STATE_MACHINE_ARN'],
     TransferGooglePurchase: ['STATE_MACHINE_ARN'],
-    VerifyPurchase: ['APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
+    VerifyApplePurchase: ['APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
     ReceiveAppleNotification: ['STATE_MACHINE_ARN', 'APPLE_ROOT_CERTIFICATES', 'APPLE_ONLINE_CHECKS'],
     ReceiveGoogleNotification: ['STATE_MACHINE_ARN'],
     FinalizeSynchronization: ['EVENT_BUS_NAME'],
@@ -303,9 +307,9 @@ describe('Lambda functions', () => {
   it.each(catalog)('$id gets exactly its configuration variables, Powertools names included', ({ id }) => {
     const fn = template().findResources('AWS::Lambda::Function')[functionLogicalId(id)] as Resource;
     const variables = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    // No NODE_OPTIONS: --enable-source-maps would parse the bundle's .map at every cold start (lib/constructs/lambda-function.ts).
     expect(Object.keys(variables).sort()).toEqual(
       [
-        'NODE_OPTIONS',
         'POWERTOOLS_SERVICE_NAME',
         'POWERTOOLS_METRICS_NAMESPACE',
         'TABLE_NAME',
@@ -314,11 +318,31 @@ describe('Lambda functions', () => {
       ].sort(),
     );
     expect(variables).toMatchObject({
-      NODE_OPTIONS: '--enable-source-maps',
       POWERTOOLS_SERVICE_NAME: 'iap-sync-prod',
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
     });
   });
+
+  it.each(['GetOpenApi', 'VerifyApplePurchase'])(
+    '%s: the bundle NodejsFunction made is byte for byte the one lib/build-lambdas.ts builds (and npm run bench measures), its .map without sources',
+    async (id) => {
+      const fn = template().findResources('AWS::Lambda::Function')[functionLogicalId(id)] as Resource;
+      const key = (fn.Properties.Code as { S3Key?: unknown }).S3Key;
+      if (typeof key !== 'string') throw new Error(`${id}: no asset S3Key in the template`);
+      const asset = path.join(appOf('STANDARD').outdir, `asset.${key.replace(/\.zip$/, '')}`);
+      const outDir = mkdtempSync(path.join(tmpdir(), 'iap-sync-stack-bundle-'));
+      try {
+        const [built] = await buildLambdas({ outDir, ids: [id] });
+        const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+        expect(sha256(path.join(asset, 'index.js'))).toBe(sha256(built?.outfile ?? ''));
+        const map = JSON.parse(readFileSync(path.join(asset, 'index.js.map'), 'utf8')) as { sources?: string[]; sourcesContent?: unknown };
+        expect(map.sources?.length).toBeGreaterThan(0);
+        expect(map.sourcesContent).toBeUndefined();
+      } finally {
+        rmSync(outDir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('name the service after the stage', () => {
     const services = Object.values(template('EXPRESS').findResources('AWS::Lambda::Function')).map(
@@ -327,11 +351,11 @@ describe('Lambda functions', () => {
     expect(new Set(services)).toEqual(new Set(['iap-sync-dev']));
   });
 
-  it('hand VerifyPurchase the roots and MarkRetrying the retry budget', () => {
+  it('hand VerifyApplePurchase the roots and MarkRetrying the retry budget', () => {
     const variables = (id: string) =>
       ((template('EXPRESS').findResources('AWS::Lambda::Function')[functionLogicalId(id)] as Resource).Properties
         .Environment as { Variables: Record<string, unknown> }).Variables;
-    expect(variables('VerifyPurchase')).toMatchObject({ APPLE_ROOT_CERTIFICATES: MADE_UP_ROOT, APPLE_ONLINE_CHECKS: 'true' });
+    expect(variables('VerifyApplePurchase')).toMatchObject({ APPLE_ROOT_CERTIFICATES: MADE_UP_ROOT, APPLE_ONLINE_CHECKS: 'true' });
     expect(variables('MarkRetrying')).toMatchObject({
       WORKFLOW_TYPE: 'EXPRESS',
       RETRY_MAX_ATTEMPTS: String(SHORT_RETRY.maxAttempts),
@@ -404,7 +428,8 @@ describe('secrets', () => {
   });
 
   it('the catalog gives each store credential and the webhook secrets to the functions that use them', () => {
-    expect(WORKFLOW_FUNCTIONS.find((entry) => entry.id === 'VerifyPurchase')?.secrets).toEqual(['apple', 'google']);
+    expect(WORKFLOW_FUNCTIONS.find((entry) => entry.id === 'VerifyApplePurchase')?.secrets).toEqual(['apple']);
+    expect(WORKFLOW_FUNCTIONS.find((entry) => entry.id === 'VerifyGooglePurchase')?.secrets).toEqual(['google']);
     expect(WORKFLOW_FUNCTIONS.find((entry) => entry.id === 'AcknowledgePurchase')?.secrets).toEqual(['google']);
     expect(WEBHOOK_FUNCTION.secrets).toEqual(['webhook']);
   });
@@ -584,6 +609,8 @@ describe('monitoring', () => {
         'store-errors-apple',
         'store-errors-google',
         'google-acknowledgement-failing',
+        'google-acknowledgement-pending',
+        'google-acknowledgement-given-up',
         'stuck-synchronizations',
         'reconciliation-failing',
         'reconciliation-corrections',
@@ -671,6 +698,26 @@ describe('monitoring', () => {
       Period: 600,
       EvaluationPeriods: 3,
       TreatMissingData: 'notBreaching',
+    });
+  });
+
+  it('alarms when a Google acknowledgement stays pending through 3 hourly reconciliations, and at once when one is given up', () => {
+    expect(alarmNamed('iap-sync-prod-google-acknowledgement-pending')).toMatchObject({
+      MetricName: METRIC.acknowledgementsPending.name,
+      Dimensions: [{ Name: 'service', Value: 'iap-sync-prod' }],
+      Statistic: 'Minimum',
+      Threshold: 1,
+      Period: 3600,
+      EvaluationPeriods: 3,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    expect(alarmNamed('iap-sync-prod-google-acknowledgement-given-up')).toMatchObject({
+      MetricName: METRIC.acknowledgementsGivenUp.name,
+      Statistic: 'Sum',
+      Threshold: 1,
+      Period: 3600,
+      EvaluationPeriods: 1,
     });
   });
 
@@ -824,7 +871,6 @@ describe('a deployed stack never talks to the local stand-ins', () => {
     expect(() =>
       createLambdaFunction(stack, 'Probe', {
         entry: 'lambdas/openapi/get-openapi.ts',
-        kind: 'api',
         service: 'iap-sync-prod',
         timeout: Duration.seconds(3),
         environment: { [name]: 'http://127.0.0.1:3000' },

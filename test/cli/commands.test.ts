@@ -22,7 +22,7 @@ import { googleConfigure } from '../../cli/commands/google';
 import { jwtIssue } from '../../cli/commands/jwt';
 import { offerMap } from '../../cli/commands/offer';
 import { publisherCreate, publisherList } from '../../cli/commands/publisher';
-import { syncShow } from '../../cli/commands/sync';
+import { syncRetry, syncShow } from '../../cli/commands/sync';
 import { COMMANDS, runCli } from '../../cli/main';
 import { deployedTarget, localTarget, type DeployedIo, type StackTarget } from '../../cli/target';
 import { startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb-local';
@@ -569,6 +569,9 @@ describe('sync show', () => {
       customerId: 101,
       transactionId: '2000000123',
       attempts: 1,
+      recoveries: 0,
+      // The execution the register started, named after the publisher and the id.
+      executions: [{ name: `7-${id}`, startedAt: '2025-05-01T10:00:00.000Z', by: 'accept' }],
       createdAt: '2025-05-01T10:00:00.000Z',
       updatedAt: '2025-05-01T10:00:00.000Z',
     });
@@ -630,6 +633,7 @@ describe('ids', () => {
     ['apple configure --publisher', (id) => appleConfigure(target, { publisher: id, 'bundle-id': 'a.b', 'issuer-id': ISSUER_ID, 'key-id': KEY_ID, environments: 'Sandbox' })],
     ['jwt issue --customer', (id) => jwtIssue(target, { publisher: '7', customer: id })],
     ['sync show --publisher', (id) => syncShow(target, randomUUID(), { publisher: id })],
+    ['sync retry --publisher', (id) => syncRetry(target, randomUUID(), { publisher: id })],
   ];
   const cases = commands.flatMap(([name, run]) => ['0', '-1', 'x', '2147483648'].map((id) => [name, id, run] as const));
 
@@ -719,11 +723,12 @@ describe('the command line', () => {
       'google configure',
       'jwt issue',
       'sync show',
+      'sync retry',
       'webhook add',
       'webhook replay',
     ]) {
       expect(child.stdout).toContain(`  ${command}`);
     }
-    expect(COMMANDS).toHaveLength(19);
+    expect(COMMANDS).toHaveLength(20);
   });
 });

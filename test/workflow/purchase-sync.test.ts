@@ -7,6 +7,8 @@ import { WORKFLOW_DEFINITION_FILE, WORKFLOW_FUNCTIONS, substituteDefinition, wor
 import { LocalStepFunctions, type TaskImplementation } from '../../local/step-functions';
 
 interface AslState {
+  Type?: string;
+  Resource?: string;
   TimeoutSeconds?: number;
   Retry?: { ErrorEquals: string[] }[];
   Catch?: { ErrorEquals: string[]; Next: string }[];
@@ -30,6 +32,12 @@ const INPUT = {
   retry: { attempt: 0 },
 };
 
+/** A Google register: the same workflow, verified by the Google function. */
+const GOOGLE_INPUT = { ...INPUT, store: 'google', transactionId: undefined };
+
+/** The verify Task state (and function) of each store, chosen by the VerifyStore Choice. */
+const VERIFY_STATES = ['VerifyApplePurchase', 'VerifyGooglePurchase'] as const;
+
 interface Script {
   verify?: (call: number) => unknown;
   finalize?: (input: Record<string, unknown>, call: number) => unknown;
@@ -47,9 +55,10 @@ function finalized(extra: Record<string, unknown> = {}, entries: unknown[] = [RE
 }
 
 /** Runs the real ASL with scripted Task implementations and records what each Task received. */
-async function run(script: Script) {
+async function run(script: Script, input: Record<string, unknown> = INPUT) {
   const calls: Record<string, unknown[]> = {
-    VerifyPurchase: [],
+    VerifyApplePurchase: [],
+    VerifyGooglePurchase: [],
     MarkRetrying: [],
     FinalizeSynchronization: [],
     AcknowledgePurchase: [],
@@ -58,10 +67,16 @@ async function run(script: Script) {
   };
   const count = (name: string) => calls[name]?.length ?? 0;
   const tasks: Record<string, TaskImplementation> = {
-    [arn('VerifyPurchase')]: async (input) => {
-      calls.VerifyPurchase?.push(input);
-      return (script.verify ?? (() => ({ outcome: 'not_found' })))(count('VerifyPurchase'));
-    },
+    // Either store's verify function follows the same script, counting its own calls.
+    ...Object.fromEntries(
+      VERIFY_STATES.map((id): [string, TaskImplementation] => [
+        arn(id),
+        async (input) => {
+          calls[id]?.push(input);
+          return (script.verify ?? (() => ({ outcome: 'not_found' })))(count(id));
+        },
+      ]),
+    ),
     [arn('MarkRetrying')]: async (input) => {
       calls.MarkRetrying?.push(input);
       if (script.markRetrying) return script.markRetrying(input as { retry: { attempt: number } });
@@ -89,7 +104,7 @@ async function run(script: Script) {
     },
   };
   const sfn = new LocalStepFunctions({ definition, stateMachineArn: SM_ARN, tasks, waitOverrideMs: 1, retryOverrideMs: 1 });
-  const { executionArn } = (await sfn.call('StartExecution', { stateMachineArn: SM_ARN, name: 'x', input: JSON.stringify(INPUT) })) as {
+  const { executionArn } = (await sfn.call('StartExecution', { stateMachineArn: SM_ARN, name: 'x', input: JSON.stringify(input) })) as {
     executionArn: string;
   };
   await sfn.drain();
@@ -107,17 +122,62 @@ function failing(name: string) {
 }
 
 describe('statemachines/purchase-sync.asl.json', () => {
-  it('happy path: verify, finalize, publish, mark published in 5 states (budget: 6 transitions)', async () => {
+  it('happy path: choose the store, verify, finalize, publish, mark published in 6 states (budget: 6 transitions)', async () => {
     const verification = { outcome: 'verified', facts: { productId: 'p' } };
     const result = await run({ verify: () => verification });
     expect(result.status).toBe('SUCCEEDED');
-    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'PublishResult', 'MarkPublished']);
-    expect(result.calls.VerifyPurchase).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId }]);
+    expect(result.entered).toEqual(['VerifyStore', 'VerifyApplePurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'PublishResult', 'MarkPublished']);
+    expect(result.calls.VerifyApplePurchase).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId }]);
+    expect(result.calls.VerifyGooglePurchase).toEqual([]);
     expect(result.calls.AcknowledgePurchase).toEqual([]);
     expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, verification }]);
     expect(result.calls.Publish).toEqual([
       { Entries: [RESULT_ENTRY] },
     ]);
+  });
+
+  it('a Google synchronization is verified by the Google function, never the Apple one (6 states)', async () => {
+    const verification = { outcome: 'verified', facts: { productId: 'p' } };
+    const result = await run({ verify: () => verification }, GOOGLE_INPUT);
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.entered).toEqual(['VerifyStore', 'VerifyGooglePurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'PublishResult', 'MarkPublished']);
+    expect(result.calls.VerifyGooglePurchase).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId }]);
+    expect(result.calls.VerifyApplePurchase).toEqual([]);
+    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, verification }]);
+  });
+
+  it('Google down once: marked retrying, then verified again by the Google function', async () => {
+    const result = await run(
+      {
+        verify: (call) => {
+          if (call === 1) throw new StoreUnavailableError('503');
+          return { outcome: 'verified', facts: {} };
+        },
+      },
+      GOOGLE_INPUT,
+    );
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.entered.slice(0, 7)).toEqual(['VerifyStore', 'VerifyGooglePurchase', 'MarkRetrying', 'RetryBudgetLeft', 'WaitBeforeRetry', 'VerifyStore', 'VerifyGooglePurchase']);
+    expect(result.calls.MarkRetrying).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, store: 'google', retry: { attempt: 0 } }]);
+    expect(result.calls.VerifyApplePurchase).toEqual([]);
+  });
+
+  it('a store without a verify state finalizes as failed (the lock is released) and publishes', async () => {
+    const result = await run({ verify: () => ({ outcome: 'not_found' }) }, { ...INPUT, store: 'amazon' });
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.entered.slice(0, 2)).toEqual(['VerifyStore', 'FinalizeFailure']);
+    expect(result.calls.VerifyApplePurchase).toEqual([]);
+    expect(result.calls.VerifyGooglePurchase).toEqual([]);
+    expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, failed: true }]);
+    expect(result.calls.Publish).toHaveLength(1);
+  });
+
+  it('the two verify states differ only in the function they call: same input, timeout, Retry and Catch', () => {
+    const [apple, google] = VERIFY_STATES.map((id) => ASL.States[id]);
+    expect(apple?.Type).toBe('Task');
+    expect(apple?.Resource).toBe('${VerifyApplePurchaseFunctionArn}');
+    expect(google?.Resource).toBe('${VerifyGooglePurchaseFunctionArn}');
+    expect({ ...google, Resource: undefined }).toEqual({ ...apple, Resource: undefined });
   });
 
   it('MarkPublished makes the repository\'s own update of the synchronization record, on its key', async () => {
@@ -140,7 +200,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
     });
     expect(result.status).toBe('SUCCEEDED');
     expect(result.calls.Publish).toEqual([]);
-    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'Done']);
+    expect(result.entered).toEqual(['VerifyStore', 'VerifyApplePurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'Done']);
   });
 
   it('a MarkPublished that keeps failing ends in MarkPublishedFailed after one publish (the sweeper publishes again)', async () => {
@@ -159,7 +219,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
       },
     });
     expect(result.status).toBe('SUCCEEDED');
-    expect(result.calls.VerifyPurchase).toHaveLength(3);
+    expect(result.calls.VerifyApplePurchase).toHaveLength(3);
     expect(result.calls.MarkRetrying).toEqual([
       { synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, store: 'apple', retry: { attempt: 0 } },
       { synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, store: 'apple', retry: { attempt: 1, waitSeconds: 1, exhausted: false } },
@@ -176,7 +236,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
       markRetrying: () => ({ attempt: 1, waitSeconds: 15, exhausted: false, park: true }),
     });
     expect(result.status).toBe('SUCCEEDED');
-    expect(result.entered).toEqual(['VerifyPurchase', 'MarkRetrying', 'RetryBudgetLeft', 'Parked']);
+    expect(result.entered).toEqual(['VerifyStore', 'VerifyApplePurchase', 'MarkRetrying', 'RetryBudgetLeft', 'Parked']);
     expect(result.calls.FinalizeSynchronization).toEqual([]);
     expect(result.calls.Publish).toEqual([]);
   });
@@ -184,7 +244,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
   it('budget exhausted: finalizes as failed (SYNCHRONIZATION_FAILED path) and still publishes', async () => {
     const result = await run({ verify: () => { throw new StoreUnavailableError('down'); } });
     expect(result.status).toBe('SUCCEEDED');
-    expect(result.calls.VerifyPurchase).toHaveLength(3);
+    expect(result.calls.VerifyApplePurchase).toHaveLength(3);
     expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, failed: true }]);
     expect(result.calls.Publish).toHaveLength(1);
     expect(result.entered).toContain('FinalizeFailure');
@@ -195,14 +255,14 @@ describe('statemachines/purchase-sync.asl.json', () => {
     async (name) => {
       const result = await run({ verify: failing(name) });
       expect(result.status).toBe('SUCCEEDED');
-      expect(result.calls.VerifyPurchase).toHaveLength(1);
+      expect(result.calls.VerifyApplePurchase).toHaveLength(1);
       expect(result.calls.MarkRetrying).toHaveLength(0);
       expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, failed: true }]);
     },
   );
 
   it.each(['States.Timeout', 'Lambda.Unknown', 'Sandbox.Timedout'])(
-    'a VerifyPurchase that times out (%s) takes the retry path: marked retrying, verified on the next attempt, not SYNCHRONIZATION_FAILED',
+    'a verification that times out (%s) takes the retry path: marked retrying, verified on the next attempt, not SYNCHRONIZATION_FAILED',
     async (name) => {
       const result = await run({
         verify: (call) => {
@@ -211,7 +271,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
         },
       });
       expect(result.status).toBe('SUCCEEDED');
-      expect(result.entered.slice(0, 5)).toEqual(['VerifyPurchase', 'MarkRetrying', 'RetryBudgetLeft', 'WaitBeforeRetry', 'VerifyPurchase']);
+      expect(result.entered.slice(0, 7)).toEqual(['VerifyStore', 'VerifyApplePurchase', 'MarkRetrying', 'RetryBudgetLeft', 'WaitBeforeRetry', 'VerifyStore', 'VerifyApplePurchase']);
       expect(result.calls.MarkRetrying).toEqual([
         { synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, store: 'apple', retry: { attempt: 0 } },
       ]);
@@ -226,14 +286,14 @@ describe('statemachines/purchase-sync.asl.json', () => {
     const result = await run({ verify: failing('Lambda.Unknown') });
     expect(result.status).toBe('SUCCEEDED');
     // One invocation per store attempt: the 50 s function is not invoked 4 more times per attempt.
-    expect(result.calls.VerifyPurchase).toHaveLength(3);
+    expect(result.calls.VerifyApplePurchase).toHaveLength(3);
     expect(result.calls.MarkRetrying).toHaveLength(3);
     expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, failed: true }]);
   });
 
-  it('States.Timeout can fire: VerifyPurchase\'s Task timeout is below its function\'s, so Step Functions gives up first', () => {
-    const verify = ASL.States.VerifyPurchase;
-    const fn = WORKFLOW_FUNCTIONS.find((entry) => entry.id === 'VerifyPurchase');
+  it.each(VERIFY_STATES)('States.Timeout can fire: %s\'s Task timeout is below its function\'s, so Step Functions gives up first', (id) => {
+    const verify = ASL.States[id];
+    const fn = WORKFLOW_FUNCTIONS.find((entry) => entry.id === id);
     expect(verify?.TimeoutSeconds).toBeLessThan(fn?.timeoutSeconds ?? 0);
     // Not retried as a Lambda error first: straight to the catch that marks the synchronization retrying.
     const retried = (verify?.Retry ?? []).flatMap((retry) => retry.ErrorEquals);
@@ -246,7 +306,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
     const lambdaRetries = Object.entries(ASL.States).flatMap(([name, state]) =>
       (state.Retry ?? []).filter((retry) => retry.ErrorEquals.includes('Lambda.ServiceException')).map((retry) => [name, retry.ErrorEquals] as const),
     );
-    expect(lambdaRetries.map(([name]) => name)).toEqual(['VerifyPurchase', 'MarkRetrying', 'FinalizeSynchronization']);
+    expect(lambdaRetries.map(([name]) => name)).toEqual(['VerifyApplePurchase', 'VerifyGooglePurchase', 'MarkRetrying', 'FinalizeSynchronization']);
     for (const [, errors] of lambdaRetries) expect(errors).toContain('Lambda.ClientExecutionTimeoutException');
   });
 
@@ -257,7 +317,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
         return { outcome: 'not_found' };
       },
     });
-    expect(result.calls.VerifyPurchase).toHaveLength(2);
+    expect(result.calls.VerifyApplePurchase).toHaveLength(2);
     expect(result.calls.FinalizeSynchronization).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId, verification: { outcome: 'not_found' } }]);
   });
 
@@ -287,7 +347,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
       finalize: () => finalized({ acknowledge: { synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId } }),
     });
     expect(result.status).toBe('SUCCEEDED');
-    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'AcknowledgePurchase', 'PublishNeeded', 'PublishResult', 'MarkPublished']);
+    expect(result.entered).toEqual(['VerifyStore', 'VerifyApplePurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'AcknowledgePurchase', 'PublishNeeded', 'PublishResult', 'MarkPublished']);
     expect(result.calls.AcknowledgePurchase).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId }]);
   });
 
@@ -298,14 +358,15 @@ describe('statemachines/purchase-sync.asl.json', () => {
       acknowledge: failing('StoreUnavailableError'),
     });
     expect(result.status).toBe('SUCCEEDED');
-    expect(result.calls.AcknowledgePurchase).toHaveLength(11);
+    // 4 attempts, then AcknowledgeLater (the same function, failing here too: 3 tries); test/workflow/acknowledge-later.test.ts has the rest.
+    expect(result.calls.AcknowledgePurchase).toHaveLength(4 + 3);
     expect(result.calls.Publish).toHaveLength(1);
   });
 
   it('a store notification that changed no entitlement publishes nothing but still leaves the open index', async () => {
     const result = await run({ verify: () => ({ outcome: 'verified', facts: { productId: 'p' } }), finalize: () => finalized({}, []) });
     expect(result.status).toBe('SUCCEEDED');
-    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'MarkPublished']);
+    expect(result.entered).toEqual(['VerifyStore', 'VerifyApplePurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'MarkPublished']);
     expect(result.calls.Publish).toEqual([]);
     expect(result.calls.MarkPublished).toHaveLength(1);
   });
@@ -316,7 +377,7 @@ describe('statemachines/purchase-sync.asl.json', () => {
       finalize: () => finalized({ acknowledge: { synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId } }, []),
     });
     expect(result.status).toBe('SUCCEEDED');
-    expect(result.entered).toEqual(['VerifyPurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'AcknowledgePurchase', 'PublishNeeded', 'MarkPublished']);
+    expect(result.entered).toEqual(['VerifyStore', 'VerifyApplePurchase', 'FinalizeSynchronization', 'AcknowledgeNeeded', 'AcknowledgePurchase', 'PublishNeeded', 'MarkPublished']);
     expect(result.calls.AcknowledgePurchase).toEqual([{ synchronizationId: INPUT.synchronizationId, publisherId: INPUT.publisherId }]);
     expect(result.calls.Publish).toEqual([]);
   });

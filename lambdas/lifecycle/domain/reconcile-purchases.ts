@@ -19,6 +19,7 @@ import type {
   ReconcileRepository,
 } from '../ports';
 import { receiveAppleNotification } from './receive-apple-notification';
+import { acknowledgePending, DEFAULT_ACKNOWLEDGE_SETTINGS, type AcknowledgePendingDeps, type AcknowledgementReport } from './acknowledge-pending';
 
 /** The notificationType of the notices the reconciliation makes up for due purchases (no store sent them). */
 export const RECONCILE_NOTICE_TYPE = 'RECONCILE';
@@ -59,6 +60,12 @@ export interface ReconcileDeps {
   /** Waits for the rate limiter (a fake in tests). */
   sleep: (ms: number) => Promise<void>;
   logger: Logger;
+  /**
+   * Google acknowledgements the workflow could not get through, and Google's acknowledge call:
+   * acknowledged here until Google confirms or their three days end (acknowledgePending). Without
+   * it, the run leaves them alone.
+   */
+  acknowledgements?: Pick<AcknowledgePendingDeps, 'pending' | 'google'>;
 }
 
 /** Settings of one run; the defaults are {@link DEFAULT_RECONCILE_SETTINGS}. */
@@ -86,6 +93,10 @@ export interface ReconcileSettings {
   retryBaseSeconds: number;
   /** …up to this. */
   retryMaxSeconds: number;
+  /** Pending Google acknowledgements attempted per run; the rest stay due for the next run. */
+  acknowledgeLimit: number;
+  /** After a failed acknowledgement, the next attempt is due this long later. */
+  acknowledgeRetrySeconds: number;
 }
 
 export const DEFAULT_RECONCILE_SETTINGS: Readonly<ReconcileSettings> = {
@@ -97,6 +108,8 @@ export const DEFAULT_RECONCILE_SETTINGS: Readonly<ReconcileSettings> = {
   dueLimit: 200,
   retryBaseSeconds: 3600,
   retryMaxSeconds: 7 * 86_400,
+  acknowledgeLimit: DEFAULT_ACKNOWLEDGE_SETTINGS.limit,
+  acknowledgeRetrySeconds: DEFAULT_ACKNOWLEDGE_SETTINGS.retrySeconds,
 };
 
 /** One run: the settings, and what this invocation asks for. */
@@ -162,6 +175,8 @@ export interface StartedRefresh {
 export interface ReconcileOutcome {
   report: ReconcileReport;
   started: StartedRefresh[];
+  /** The pending Google acknowledgements of this run; absent when the run has none to look at (no `acknowledgements` dependency). */
+  acknowledgements?: AcknowledgementReport;
 }
 
 /**
@@ -242,6 +257,10 @@ interface HistoryFeed {
  *    made-up notice (`RECONCILE`), so the workflow re-reads them from the store; each is then
  *    postponed with a growing back-off (a write of the purchase places it anew).
  *
+ * 0. First, because Google's three days are running: Google acknowledgements the workflow could
+ *    not get through are asked again (acknowledgePending), until Google confirms or the three days
+ *    end (given up, logged as an error and alarmed).
+ *
  * Store calls stay within `appleRequestsPerSecond` / `googleRequestsPerSecond` per publisher and
  * store, the refreshes it starts included. A failing publisher, environment, app or purchase is
  * counted and logged; the others go on.
@@ -268,6 +287,23 @@ export async function reconcilePurchases(deps: ReconcileDeps, options: Reconcile
     limiters: new Map(),
     publishers: new Map(),
   };
+  const acknowledgements = deps.acknowledgements
+    ? await acknowledgePending(
+        {
+          ...deps.acknowledgements,
+          publishers: { getPublisher: (publisherId) => publisherOf(run, publisherId) },
+          clock: deps.clock,
+          logger: deps.logger,
+        },
+        {
+          limit: options.acknowledgeLimit,
+          retrySeconds: options.acknowledgeRetrySeconds,
+          ...(options.publisherId !== undefined ? { publisherId: options.publisherId } : {}),
+          ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
+          beforeCall: (publisherId) => limiterOf(run, publisherId, 'google').acquire(),
+        },
+      )
+    : undefined;
   const ids = options.publisherId !== undefined ? [options.publisherId] : await deps.publishers.listPublisherIds();
   for (const publisherId of ids) {
     if (pastDeadline(run)) break;
@@ -285,7 +321,7 @@ export async function reconcilePurchases(deps: ReconcileDeps, options: Reconcile
     }
   }
   await reconcileDue(run);
-  return { report: run.report, started: run.started };
+  return { report: run.report, started: run.started, ...(acknowledgements ? { acknowledgements } : {}) };
 }
 
 function pastDeadline(run: Run): boolean {

@@ -1,8 +1,20 @@
 import type { Clock } from '../../platform/clock';
 import type { EventPublisher } from '../../events/ports';
 import type { PublisherRepository } from '../../tenants';
-import { eventEntries, executionInput, executionName, finalizeSynchronization, type Synchronization, type SynchronizationRepository, type WorkflowInspector, type WorkflowStarter } from '../../purchases';
+import {
+  eventEntries,
+  executionInput,
+  executionName,
+  finalizeSynchronization,
+  pendingAcknowledgementOf,
+  type PendingAcknowledgementRepository,
+  type Synchronization,
+  type SynchronizationRepository,
+  type WorkflowInspector,
+  type WorkflowStarter,
+} from '../../purchases';
 import type { Logger } from '../../platform/logger';
+import type { ExecutionStarted, RecoveryRecords } from '../ports';
 
 /**
  * EXPRESS executions last at most 5 minutes and cannot be described afterwards, so a
@@ -20,6 +32,13 @@ export interface RecoverDeps {
   logger: Logger;
   /** The bus the events go to (the finalize names it in the entries it answers). */
   eventBusName: string;
+  /** Keeps the names of the executions it starts on the record, for operators (`sync show`); optional. */
+  records?: Pick<RecoveryRecords, 'executionStarted'>;
+  /**
+   * Where a Google acknowledgement waits for the reconciliation: an execution that ended between its
+   * finalize and MarkPublished may not have acknowledged (an EXPRESS execution cut at 5 minutes).
+   */
+  acknowledgements?: Pick<PendingAcknowledgementRepository, 'record'>;
 }
 
 /** Settings of one sweep. */
@@ -130,32 +149,64 @@ async function isRunning(
   return false;
 }
 
-async function resume(deps: RecoverDeps, sync: Synchronization, now: Date): Promise<boolean> {
-  if (!(await deps.syncs.resumeParked(sync, now))) return false;
+/** What starting another execution of an open synchronization needs (the sweeper, and an operator's `sync retry`). */
+export type ExecutionRestartDeps = Pick<RecoverDeps, 'syncs' | 'workflow' | 'logger' | 'records'>;
+
+/** Keeps the name of an execution it started on the record; a failure here only costs `sync show` a line. */
+async function noteExecution(deps: ExecutionRestartDeps, sync: Synchronization, started: ExecutionStarted): Promise<void> {
+  try {
+    await deps.records?.executionStarted(sync, started);
+  } catch (error) {
+    deps.logger.warn('execution started but not recorded on the synchronization', { synchronizationId: sync.synchronizationId, name: started.name, error });
+  }
+}
+
+/**
+ * EXPRESS: starts the next attempt of a parked synchronization as an execution of its own
+ * (`<id>.a<attempt>`), taken with a write conditioned on it still being parked at the same attempt,
+ * so two callers never start it twice. Answers the execution's name, or undefined when it moved first.
+ */
+export async function resumeParked(deps: ExecutionRestartDeps, sync: Synchronization, now: Date, by: 'sweeper' | 'operator'): Promise<string | undefined> {
+  if (!(await deps.syncs.resumeParked(sync, now))) return undefined;
   // Named after the attempt: each parked attempt is a new execution.
-  await deps.workflow.start(executionInput(sync, sync.attempts), `${executionName({ ...sync, recoveries: 0 })}.a${sync.attempts}`);
-  deps.logger.info('parked synchronization resumed by the recovery sweeper', {
+  const name = `${executionName({ ...sync, recoveries: 0 })}.a${sync.attempts}`;
+  await deps.workflow.start(executionInput(sync, sync.attempts), name);
+  await noteExecution(deps, sync, { name, startedAt: now.toISOString(), by: by === 'sweeper' ? 'sweeper-resume' : 'operator-resume' });
+  deps.logger.info(`parked synchronization resumed by ${by === 'sweeper' ? 'the recovery sweeper' : 'an operator'}`, {
     synchronizationId: sync.synchronizationId,
     publisherId: sync.publisherId,
     attempt: sync.attempts + 1,
   });
-  return true;
+  return name;
 }
 
-async function restart(deps: RecoverDeps, sync: Synchronization, now: Date): Promise<boolean> {
-  // Counted first, conditioned on the count read: two sweeps never start two executions of one synchronization.
-  if (!(await deps.syncs.recordRecovery(sync, now))) return false;
+/**
+ * Starts an open synchronization's workflow again under a new name (`<id>.r<n>`), its retry budget
+ * going on from the attempts made. The restart is counted first, conditioned on the count read, so
+ * two callers never start two executions of one synchronization. Answers the execution's name, or
+ * undefined when someone else moved first (or it was finalized meanwhile).
+ */
+export async function restartOpen(deps: ExecutionRestartDeps, sync: Synchronization, now: Date, by: 'sweeper' | 'operator'): Promise<string | undefined> {
+  if (!(await deps.syncs.recordRecovery(sync, now))) return undefined;
   const recoveries = (sync.recoveries ?? 0) + 1;
   const name = executionName({ ...sync, recoveries });
-  // The retry budget goes on from the attempts already made.
   await deps.workflow.start(executionInput(sync, sync.attempts), name);
-  deps.logger.warn('synchronization restarted by the recovery sweeper', {
+  await noteExecution(deps, sync, { name, startedAt: now.toISOString(), by: by === 'sweeper' ? 'sweeper-restart' : 'operator-restart' });
+  deps.logger.warn(`synchronization restarted by ${by === 'sweeper' ? 'the recovery sweeper' : 'an operator'}`, {
     synchronizationId: sync.synchronizationId,
     publisherId: sync.publisherId,
     status: sync.status,
     restart: recoveries,
   });
-  return true;
+  return name;
+}
+
+async function resume(deps: RecoverDeps, sync: Synchronization, now: Date): Promise<boolean> {
+  return (await resumeParked(deps, sync, now, 'sweeper')) !== undefined;
+}
+
+async function restart(deps: RecoverDeps, sync: Synchronization, now: Date): Promise<boolean> {
+  return (await restartOpen(deps, sync, now, 'sweeper')) !== undefined;
 }
 
 /** Restarts did not finish it: finalize as the workflow's failure path would, then publish. */
@@ -172,8 +223,15 @@ async function giveUp(deps: RecoverDeps, sync: Synchronization): Promise<void> {
   await deps.syncs.markPublished(sync);
 }
 
-/** The events a finalized synchronization's execution did not get out: the result and its entitlement changes. */
+/**
+ * The events a finalized synchronization's execution did not get out: the result and its entitlement
+ * changes. That execution may also have ended before acknowledging a Google purchase: the
+ * acknowledgement is handed to the reconciliation first (Google answers one it already has as
+ * success, so a duplicate costs one call).
+ */
 async function republish(deps: RecoverDeps, sync: Synchronization): Promise<void> {
+  const acknowledgement = deps.acknowledgements ? pendingAcknowledgementOf(sync, 'the execution ended before its acknowledgement was known to be done') : undefined;
+  if (acknowledgement) await deps.acknowledgements?.record(acknowledgement, deps.clock.now());
   for (const entry of eventEntries(sync, deps.eventBusName)) await deps.events.publish(entry.DetailType, entry.Detail);
   await deps.syncs.markPublished(sync);
   deps.logger.warn('event republished by the recovery sweeper', {

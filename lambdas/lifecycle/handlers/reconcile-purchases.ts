@@ -1,7 +1,7 @@
 import { appleRootCertificates, required } from '../../platform/config';
 import type { Context } from 'aws-lambda';
 import * as z from 'zod';
-import { createNoticeIntake, createRuntime } from '../../purchases';
+import { createNoticeIntake, createRuntime, DynamoDbPendingAcknowledgements } from '../../purchases';
 import { systemClock } from '../../platform/clock';
 import { createDocumentClient } from '../../platform/dynamodb-client';
 import { instrument, lazyHandler } from '../../platform/handler';
@@ -20,6 +20,7 @@ import {
   type ReconcileReport,
   type ReconcileSettings,
 } from '../domain/reconcile-purchases';
+import type { AcknowledgementReport } from '../domain/acknowledge-pending';
 
 /**
  * The reconciliation's settings from the environment (RECONCILE_*), each defaulting to
@@ -37,6 +38,8 @@ const ReconcileEnv = z.object({
   RECONCILE_DUE_LIMIT: z.coerce.number().int().min(0).max(100_000).default(DEFAULT_RECONCILE_SETTINGS.dueLimit),
   RECONCILE_RETRY_BASE_SECONDS: z.coerce.number().int().min(60).max(30 * 86_400).default(DEFAULT_RECONCILE_SETTINGS.retryBaseSeconds),
   RECONCILE_RETRY_MAX_SECONDS: z.coerce.number().int().min(60).max(180 * 86_400).default(DEFAULT_RECONCILE_SETTINGS.retryMaxSeconds),
+  RECONCILE_ACKNOWLEDGE_LIMIT: z.coerce.number().int().min(0).max(10_000).default(DEFAULT_RECONCILE_SETTINGS.acknowledgeLimit),
+  RECONCILE_ACKNOWLEDGE_RETRY_SECONDS: z.coerce.number().int().min(60).max(86_400).default(DEFAULT_RECONCILE_SETTINGS.acknowledgeRetrySeconds),
 });
 
 /** The settings of RECONCILE_* variables. @throws Error naming the invalid variables. */
@@ -53,6 +56,8 @@ export function reconcileSettings(env: NodeJS.ProcessEnv = process.env): Reconci
     dueLimit: value.RECONCILE_DUE_LIMIT,
     retryBaseSeconds: value.RECONCILE_RETRY_BASE_SECONDS,
     retryMaxSeconds: Math.max(value.RECONCILE_RETRY_MAX_SECONDS, value.RECONCILE_RETRY_BASE_SECONDS),
+    acknowledgeLimit: value.RECONCILE_ACKNOWLEDGE_LIMIT,
+    acknowledgeRetrySeconds: value.RECONCILE_ACKNOWLEDGE_RETRY_SECONDS,
   };
 }
 
@@ -76,7 +81,7 @@ const DEADLINE_MARGIN_MS = 30_000;
  * and `reconcileErrors` (every run, zero included, so an alarm sees data while all is well). A name platform/metric-names.ts does not
  * declare is skipped, so the function runs before and after the names are added there.
  */
-function publishMetrics(metrics: MetricsRecorder, report: ReconcileReport): void {
+function publishMetrics(metrics: MetricsRecorder, report: ReconcileReport, acknowledgements: AcknowledgementReport | undefined): void {
   const declared: Record<string, unknown> = METRIC;
   // A declared key is a MetricKey; the cast only widens `add` to take the names listed here.
   const add = metrics.add.bind(metrics) as (metric: string, dimensionValue: string | undefined, value?: number) => void;
@@ -90,38 +95,59 @@ function publishMetrics(metrics: MetricsRecorder, report: ReconcileReport): void
   publish('reconcileRefreshes', undefined, report.refreshesStarted);
   publish('reconcileDuePurchases', undefined, report.duePurchases);
   publish('reconcileErrors', undefined, report.errors, true);
+  if (acknowledgements) {
+    publish('acknowledgeFailures', undefined, acknowledgements.failed);
+    publish('acknowledgementsGivenUp', undefined, acknowledgements.givenUp);
+    // Every run, zero included: the alarm on acknowledgements pending for hours reads its minimum.
+    if (acknowledgements.pending !== null) publish('acknowledgementsPending', undefined, acknowledgements.pending, true);
+  }
 }
 
 /**
  * Scheduled `ReconcilePurchases`: one run of reconcilePurchases over every publisher with an Apple
  * or Google configuration (or the one the event names), bounded by the Lambda's remaining time.
- * The report is logged (warn when something was lost or failed) and answered.
+ * The report is logged (warn when something was lost or failed) and answered, with what became of
+ * the pending Google acknowledgements (`acknowledgements`).
  */
 export function makeReconcileHandler(deps: ReconcileDeps & { metrics?: MetricsRecorder }, settings: ReconcileSettings) {
   const metrics = deps.metrics ?? noMetrics;
-  return async (event: unknown, context?: Pick<Context, 'getRemainingTimeInMillis'>): Promise<ReconcileReport> => {
+  return async (event: unknown, context?: Pick<Context, 'getRemainingTimeInMillis'>): Promise<ReconcileReport & { acknowledgements?: AcknowledgementReport }> => {
     const parsed = ReconcileEvent.safeParse(event ?? {});
     // A scheduled event carries neither field; anything else malformed is refused rather than read as "everything".
     if (!parsed.success) throw new Error(`Invalid reconcile event: ${parsed.error.issues.map((issue) => issue.path.join('.')).join(', ')}`);
     const remaining = context?.getRemainingTimeInMillis();
     const deadline = remaining !== undefined ? new Date(deps.clock.now().getTime() + Math.max(0, remaining - DEADLINE_MARGIN_MS)) : undefined;
-    const { report } = await reconcilePurchases(deps, {
+    const { report, acknowledgements } = await reconcilePurchases(deps, {
       ...settings,
       ...(parsed.data.publisherId !== undefined ? { publisherId: parsed.data.publisherId } : {}),
       ...(parsed.data.since !== undefined ? { since: new Date(parsed.data.since) } : {}),
       ...(deadline ? { deadline } : {}),
     });
-    publishMetrics(metrics, report);
-    const drifted = report.accepted + report.refreshesStarted + report.rejected + report.errors > 0;
-    if (drifted) deps.logger.warn('reconciliation', { ...report });
-    else deps.logger.info('reconciliation', { ...report });
-    return report;
+    publishMetrics(metrics, report, acknowledgements);
+    const acknowledgementTrouble = acknowledgements ? acknowledgements.failed + acknowledgements.givenUp + acknowledgements.errors : 0;
+    const drifted = report.accepted + report.refreshesStarted + report.rejected + report.errors + acknowledgementTrouble > 0;
+    const logged = { ...report, ...(acknowledgements ? { acknowledgements } : {}) };
+    if (drifted) deps.logger.warn('reconciliation', logged);
+    else deps.logger.info('reconciliation', logged);
+    return logged;
   };
 }
 
 export const handler = lazyHandler(() => {
   const runtime = createRuntime('reconcile-purchases');
   const { config } = runtime;
+  const db = createDocumentClient();
+  const tableName = required(config, 'TABLE_NAME');
+  // As the workflow's (purchases/store-verifiers.ts), whose factory the purchases slice does not export.
+  const google = new GooglePlayStoreVerifier({
+    secrets: runtime.secrets,
+    tokens: new GoogleAccessTokenProvider({
+      ...(config.GOOGLE_OAUTH_TOKEN_URL ? { tokenUrl: config.GOOGLE_OAUTH_TOKEN_URL } : {}),
+      timeoutMs: config.GOOGLE_REQUEST_TIMEOUT_MS,
+    }),
+    ...(config.GOOGLE_API_ROOT_URL ? { rootUrl: config.GOOGLE_API_ROOT_URL } : {}),
+    timeoutMs: config.GOOGLE_REQUEST_TIMEOUT_MS,
+  });
   const reconcile = makeReconcileHandler(
     {
       publishers: runtime.publishers,
@@ -134,18 +160,10 @@ export const handler = lazyHandler(() => {
         rootCertificates: appleRootCertificates(config),
         onlineChecks: config.APPLE_ONLINE_CHECKS === 'true',
       }),
-      // As the workflow's (purchases/store-verifiers.ts), whose factory the purchases slice does not export.
-      google: new GooglePlayStoreVerifier({
-        secrets: runtime.secrets,
-        tokens: new GoogleAccessTokenProvider({
-          ...(config.GOOGLE_OAUTH_TOKEN_URL ? { tokenUrl: config.GOOGLE_OAUTH_TOKEN_URL } : {}),
-          timeoutMs: config.GOOGLE_REQUEST_TIMEOUT_MS,
-        }),
-        ...(config.GOOGLE_API_ROOT_URL ? { rootUrl: config.GOOGLE_API_ROOT_URL } : {}),
-        timeoutMs: config.GOOGLE_REQUEST_TIMEOUT_MS,
-      }),
+      google,
+      acknowledgements: { pending: new DynamoDbPendingAcknowledgements(db, tableName), google },
       intake: createNoticeIntake(runtime),
-      reconcile: new DynamoDbReconcileRepository(createDocumentClient(), required(config, 'TABLE_NAME')),
+      reconcile: new DynamoDbReconcileRepository(db, tableName),
       clock: systemClock,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       logger: runtime.logger,

@@ -1,5 +1,7 @@
 import { EventBridgeEventPublisher } from '../../events/adapters/eventbridge-event-publisher';
-import { createRuntime, SfnWorkflowInspector, SfnWorkflowStarter } from '../../purchases';
+import { createRuntime, DynamoDbPendingAcknowledgements, SfnWorkflowInspector, SfnWorkflowStarter } from '../../purchases';
+import { DynamoDbRecoveryRecords } from '../adapters/dynamodb-recovery-records';
+import { createDocumentClient } from '../../platform/dynamodb-client';
 import { EXPRESS_ENDED_AFTER_SECONDS, recoverSynchronizations, type RecoverDeps, type RecoverOptions, type RecoverReport } from '../domain/recover-synchronizations';
 import { systemClock } from '../../platform/clock';
 
@@ -43,6 +45,8 @@ export const handler = lazyHandler(() => {
   const runtime = createRuntime('recover-synchronizations');
   const { config } = runtime;
   const stateMachineArn = required(config, 'STATE_MACHINE_ARN');
+  const db = createDocumentClient();
+  const tableName = required(config, 'TABLE_NAME');
   const recover = makeRecoverHandler(
     {
       ...runtime,
@@ -51,6 +55,8 @@ export const handler = lazyHandler(() => {
       inspector: new SfnWorkflowInspector(stateMachineArn, config.WORKFLOW_TYPE),
       events: new EventBridgeEventPublisher(required(config, 'EVENT_BUS_NAME')),
       eventBusName: required(config, 'EVENT_BUS_NAME'),
+      records: new DynamoDbRecoveryRecords(db, tableName),
+      acknowledgements: new DynamoDbPendingAcknowledgements(db, tableName),
     },
     {
       graceSeconds: config.RECOVERY_GRACE_SECONDS,

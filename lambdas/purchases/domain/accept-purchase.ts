@@ -56,6 +56,21 @@ export const appleLocks = {
   subscription: (originalTransactionId: string) => `apple#sub#${originalTransactionId}`,
 };
 
+/**
+ * The locks a register or transfer takes for its purchase (the transaction's, or the Google
+ * token's), from the request alone: a finalized record no longer lists the ones it held.
+ */
+export function purchaseLocks(sync: Pick<Synchronization, 'store' | 'transactionId' | 'purchaseToken'>): string[] {
+  if (sync.store === 'apple' && sync.transactionId !== undefined) return [appleLocks.transaction(sync.transactionId)];
+  if (sync.store === 'google' && sync.purchaseToken !== undefined) return [googleTokenLock(sync.purchaseToken)];
+  return [];
+}
+
+/** The lease lock on a Google purchase token. */
+export function googleTokenLock(purchaseToken: string): string {
+  return `google#token#${tokenKey(purchaseToken)}`;
+}
+
 /** The workflow's input: what the Tasks need of the record, and the retry counter at zero. */
 /** The workflow's input; a restart or a parked retry continues the retry budget from `sync.attempts`. */
 export function executionInput(sync: Synchronization, attempt = 0): SyncExecutionInput {
@@ -286,7 +301,7 @@ export async function acceptGooglePurchase(deps: AcceptDeps, command: GooglePurc
     // A Google purchase token is itself the proof of holding the purchase (contract §5).
     proof: caller.kind === 'publisher' ? { kind: 'trusted' } : { kind: 'purchaseToken' },
     ...newRecordBase(command, hash, now),
-    lockKeys: [`google#token#${token}`],
+    lockKeys: [googleTokenLock(body.purchaseToken)],
     ...(claimKey !== undefined ? { claimKey } : {}),
   };
   const accepted = await deps.syncs.accept({

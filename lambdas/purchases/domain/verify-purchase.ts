@@ -7,6 +7,7 @@ import type { Publisher } from '../../tenants';
 import type { Synchronization, SyncRef } from './synchronization';
 import type { PublisherRepository } from '../../tenants';
 import type { AppleVerifier } from '../../stores/apple/ports';
+import type { Store } from '../../events/vocabulary';
 import type { SynchronizationRepository } from '../ports/synchronization-repository';
 import { ConfigurationError, SynchronizationMissingError } from '../../platform/errors';
 import { appleVerdict, googleLifecycle, googleVerdict } from './store-verdicts';
@@ -20,24 +21,46 @@ export interface VerifyDeps {
   clock: Clock;
 }
 
+/** What the Apple verification needs: no Google client (VerifyApplePurchase's bundle carries none). */
+export type AppleVerifyDeps = Pick<VerifyDeps, 'publishers' | 'syncs' | 'apple' | 'clock'>;
+
+/** What the Google verification needs: no Apple client (VerifyGooglePurchase's bundle carries none). */
+export type GoogleVerifyDeps = Pick<VerifyDeps, 'publishers' | 'syncs' | 'google' | 'clock'>;
+
 /**
- * Workflow step: asks the store about the synchronization's purchase with the publisher's
+ * The synchronization and its publisher, for the verification of one store. The workflow chooses the
+ * verify state by the execution input's `store`, which comes from this record; a record of the other
+ * store means a wrong definition, and no retry can fix it.
+ */
+async function synchronizationOf(deps: Pick<VerifyDeps, 'publishers' | 'syncs'>, ref: SyncRef, store: Store) {
+  const sync = await deps.syncs.get(ref);
+  if (!sync) throw new SynchronizationMissingError(`no synchronization ${ref.synchronizationId}`);
+  if (sync.store !== store) throw new ConfigurationError(`synchronization ${ref.synchronizationId} is for store ${sync.store}, not ${store}`);
+  return { sync, publisher: await deps.publishers.getPublisher(sync.publisherId) };
+}
+
+/**
+ * Workflow step (Apple): asks Apple about the synchronization's transaction with the publisher's
  * configuration and answers the verdict. Retryable store failures are thrown.
+ */
+export async function verifyApplePurchase(deps: AppleVerifyDeps, ref: SyncRef): Promise<StoreVerdict | undefined> {
+  const { sync, publisher } = await synchronizationOf(deps, ref, 'apple');
+  if (!publisher?.apple || sync.transactionId === undefined) throw new ConfigurationError('publisher has no Apple configuration');
+  // A refresh passes its notification's type: only the notification tells Apple's Family Sharing REVOKE from a refund.
+  return appleVerdict(await deps.apple.verify(publisher.apple, sync.transactionId), deps.clock.now(), sync.notice?.type);
+}
+
+/**
+ * Workflow step (Google): asks Google about the synchronization's purchase token with the
+ * publisher's configuration and answers the verdict. Retryable store failures are thrown.
  *
  * Google transfers keep the seed's transfer-only semantics (nothing is registered or acknowledged)
  * and decide from the record this service keeps while it still gives access; a record whose access
  * ended (its expiry passed and no notification said more) is read from Google first, so a renewal
  * whose notification was lost does not make a paying subscription look lapsed.
  */
-export async function verifyPurchase(deps: VerifyDeps, ref: SyncRef): Promise<StoreVerdict | undefined> {
-  const sync = await deps.syncs.get(ref);
-  if (!sync) throw new SynchronizationMissingError(`no synchronization ${ref.synchronizationId}`);
-  const publisher = await deps.publishers.getPublisher(sync.publisherId);
-  if (sync.store === 'apple') {
-    if (!publisher?.apple || sync.transactionId === undefined) throw new ConfigurationError('publisher has no Apple configuration');
-    // A refresh passes its notification's type: only the notification tells Apple's Family Sharing REVOKE from a refund.
-    return appleVerdict(await deps.apple.verify(publisher.apple, sync.transactionId), deps.clock.now(), sync.notice?.type);
-  }
+export async function verifyGooglePurchase(deps: GoogleVerifyDeps, ref: SyncRef): Promise<StoreVerdict | undefined> {
+  const { sync, publisher } = await synchronizationOf(deps, ref, 'google');
   if (sync.purchaseToken === undefined) throw new ConfigurationError('a Google synchronization without a purchase token');
   const now = deps.clock.now();
   let record: PurchaseRecord | undefined;

@@ -8,9 +8,7 @@ import type { Synchronization } from '../domain/synchronization';
 import { systemClock } from '../../platform/clock';
 import { AppleRegisterBody, AppleTransferBody, GoogleRegisterBody, GoogleTransferBody } from '../schemas';
 import { LOCK_LEASE_SECONDS } from '../workflow-definition';
-import { appleRootCertificates, required } from '../../platform/config';
-import { AppleSignedTransactionDecoder } from '../../stores/apple/signed-transactions';
-import type { AppleSignedTransactionVerifier } from '../../stores/apple/ports';
+import { required } from '../../platform/config';
 import { apiErrors, json, parseHeaders, parseJsonBody, type ApiEvent, type ApiResult } from '../../platform/http';
 import { purchaseTokenHash, withKeys } from '../../platform/logger';
 import { noMetrics, type MetricsRecorder } from '../../platform/metrics';
@@ -82,25 +80,14 @@ export function defaultPurchaseDeps(service: string): PurchaseHandlerDeps & Runt
 }
 
 /**
- * The verifier of the signed transactions apps send as proof of possession, from the trusted Apple
- * roots (APPLE_ROOT_CERTIFICATES; the catalog gives them to the Apple register and transfer
- * functions). Built on first use: it refuses to exist without roots, and most calls need none.
+ * A register or transfer Lambda entry point: built on first call, logged and measured per invocation.
+ * `extraDeps` adds what one store needs (the Apple routes' verifier of signed transactions): each
+ * entry imports only its own store's code, so a Google route's bundle carries no Apple library.
  */
-export function signedTransactionsFrom(config: Runtime['config']): AppleSignedTransactionVerifier {
-  let decoder: AppleSignedTransactionDecoder | undefined;
-  return {
-    verify: (...args) => {
-      decoder ??= new AppleSignedTransactionDecoder({ rootCertificates: appleRootCertificates(config), onlineChecks: config.APPLE_ONLINE_CHECKS === 'true' });
-      return decoder.verify(...args);
-    },
-  };
-}
-
-/** A register or transfer Lambda entry point: built on first call, logged and measured per invocation. */
-export function purchaseHandler(store: Store, kind: SyncKind, service: string) {
+export function purchaseHandler(store: Store, kind: SyncKind, service: string, extraDeps?: (config: Runtime['config']) => Pick<AcceptDeps, 'signedTransactions'>) {
   return lazyHandler(() => {
     const runtimeDeps = defaultPurchaseDeps(service);
-    const deps = store === 'apple' ? { ...runtimeDeps, signedTransactions: signedTransactionsFrom(runtimeDeps.config) } : runtimeDeps;
+    const deps = { ...runtimeDeps, ...extraDeps?.(runtimeDeps.config) };
     return instrument(deps, makePurchaseHandler(store, kind, deps));
   });
 }

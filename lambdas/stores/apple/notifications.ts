@@ -1,10 +1,7 @@
 import { SignedDataVerifiers, statusName, verified } from './adapters/signed-data-verifiers';
-import {
-  type SignedDataVerifier,
-  VerificationStatus,
-  type JWSTransactionDecodedPayload,
-  type ResponseBodyV2DecodedPayload,
-} from '@apple/app-store-server-library';
+import type { JWSTransactionDecodedPayload, ResponseBodyV2DecodedPayload } from '@apple/app-store-server-library';
+// The verifier's own module, not the package index (see ./adapters/signed-data-verifiers.ts).
+import { type SignedDataVerifier, VerificationStatus } from '@apple/app-store-server-library/dist/jws_verification';
 import { ConfigurationError, StoreUnavailableError } from '../../platform/errors';
 import type { AppleConfig, AppleEnvironment } from './config';
 

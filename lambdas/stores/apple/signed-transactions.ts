@@ -1,4 +1,5 @@
 import { SignedDataVerifiers } from './adapters/signed-data-verifiers';
+import { appleRootCertificates, type Config } from '../../platform/config';
 import { ConfigurationError, StoreUnavailableError } from '../../platform/errors';
 import type { AppleConfig } from './config';
 import type { AppleSignedTransactionVerifier, SignedTransactionCheck } from './ports';
@@ -38,4 +39,19 @@ export class AppleSignedTransactionDecoder implements AppleSignedTransactionVeri
       },
     };
   }
+}
+
+/**
+ * The verifier of the signed transactions apps send as proof of possession, from the trusted Apple
+ * roots (APPLE_ROOT_CERTIFICATES; the catalog gives them to the Apple register and transfer
+ * functions). Built on first use: it refuses to exist without roots, and most calls need none.
+ */
+export function signedTransactionsFrom(config: Pick<Config, 'APPLE_ROOT_CERTIFICATES' | 'APPLE_ONLINE_CHECKS'>): AppleSignedTransactionVerifier {
+  let decoder: AppleSignedTransactionDecoder | undefined;
+  return {
+    verify: (...args) => {
+      decoder ??= new AppleSignedTransactionDecoder({ rootCertificates: appleRootCertificates(config), onlineChecks: config.APPLE_ONLINE_CHECKS === 'true' });
+      return decoder.verify(...args);
+    },
+  };
 }

@@ -46,7 +46,7 @@ describe('lifecycle scenario, Google half', () => {
   });
 
   it('splits counted Google calls into one subscriptionsv2.get per refresh, acknowledges and Voided Purchases reads', () => {
-    expect(storeCallsPerRefresh('google', 150, 100, { VerifyPurchase: 1, AcknowledgePurchase: 0.1 })).toEqual({
+    expect(storeCallsPerRefresh('google', 150, 100, { VerifyGooglePurchase: 1, AcknowledgePurchase: 0.1 })).toEqual({
       'subscriptionsv2.get': 1,
       'voidedpurchases.list': 0.4,
       'subscriptions.acknowledge': 0.1,
@@ -59,8 +59,8 @@ describe('lifecycle scenario, Google half', () => {
       source: 't',
       store: 'google',
       transitionsPerRefresh: 5,
-      lambdaInvocationsPerRefresh: { VerifyPurchase: 1, FinalizeSynchronization: 1 },
-      lambdaMedianMs: { VerifyPurchase: 30, FinalizeSynchronization: 20 },
+      lambdaInvocationsPerRefresh: { VerifyGooglePurchase: 1, FinalizeSynchronization: 1 },
+      lambdaMedianMs: { VerifyGooglePurchase: 30, FinalizeSynchronization: 20 },
       putEventsPerRefresh: 1,
       notificationMs: 10,
       executionMs: 150,

@@ -2,7 +2,7 @@ import { finalizeSynchronization } from '../../../lambdas/purchases/domain/final
 import { decidePurchase, decideRefresh, type PurchaseRecord } from '../../../lambdas/purchases/domain/ownership';
 import { googleVerdict } from '../../../lambdas/purchases/domain/store-verdicts';
 import type { Synchronization } from '../../../lambdas/purchases/domain/synchronization';
-import { verifyPurchase } from '../../../lambdas/purchases/domain/verify-purchase';
+import { verifyGooglePurchase } from '../../../lambdas/purchases/domain/verify-purchase';
 import { VerdictOutput } from '../../../lambdas/purchases/workflow-schemas';
 import type { GoogleFacts, GoogleVerification, VoidedPurchasesPage } from '../../../lambdas/stores/google/facts';
 import type { GooglePlayVerifier, GoogleProfile } from '../../../lambdas/stores/google/ports';
@@ -181,7 +181,7 @@ function world(sync: Synchronization, google: FakeGoogle, records: PurchaseRecor
 
 async function verifyThenFinalize(sync: Synchronization, google: FakeGoogle, records: PurchaseRecord[] = []) {
   const { deps, syncs } = world(sync, google, records);
-  const verdict = await verifyPurchase(deps, sync);
+  const verdict = await verifyGooglePurchase(deps, sync);
   const outcome = await finalizeSynchronization(deps, { ...sync, ...(verdict ? { verdict } : {}) });
   return { verdict, outcome, syncs };
 }

@@ -3,7 +3,7 @@ import { decidePurchase, type DecisionInput, type PurchaseRecord } from '../../.
 import type { PossessionProof } from '../../../lambdas/purchases/domain/synchronization';
 import { appleVerdict } from '../../../lambdas/purchases/domain/store-verdicts';
 
-/** What the workflow does for Apple: VerifyPurchase turns the verification into a verdict, Finalize decides. */
+/** What the workflow does for Apple: VerifyApplePurchase turns the verification into a verdict, Finalize decides. */
 function decideApplePurchase(input: Omit<DecisionInput, 'verdict'> & { verification: AppleVerification | undefined }) {
   const { verification, ...rest } = input;
   return decidePurchase({ ...rest, verdict: appleVerdict(verification, input.now) });

@@ -6,8 +6,8 @@ import { awsCallWorstCaseMs, awsClientSettings } from '../../../lambdas/platform
 import { loadConfig } from '../../../lambdas/platform/config';
 import { StoreUnavailableError } from '../../../lambdas/platform/errors';
 import { createLogger } from '../../../lambdas/platform/logger';
-import { verifyPurchase } from '../../../lambdas/purchases/domain/verify-purchase';
-import { makeVerifyPurchaseHandler } from '../../../lambdas/purchases/handlers/verify-purchase';
+import { verifyGooglePurchase } from '../../../lambdas/purchases/domain/verify-purchase';
+import { makeVerifyApplePurchaseHandler } from '../../../lambdas/purchases/handlers/verify-apple-purchase';
 import { AppleStoreVerifier } from '../../../lambdas/stores/apple/adapters/apple-store-verifier';
 import type { GoogleVerification, VoidedPurchasesPage } from '../../../lambdas/stores/google/facts';
 import type { GooglePlayVerifier } from '../../../lambdas/stores/google/ports';
@@ -17,16 +17,18 @@ import { googleRegisterSync } from '../../support/synchronizations';
 import { appleConfig } from '../lifecycle/apple-notification-fixtures';
 
 /*
- * VerifyPurchase's time, from the configuration defaults: what its longest conversation with each
+ * The verify functions' time (VerifyApplePurchase, VerifyGooglePurchase), from the configuration defaults: what its longest conversation with each
  * store may take (every request to its timeout), the deadline that bounds the whole of it, the Task
  * state's timeout and the function's. Step Functions' States.Timeout must come before the
  * function's own timeout (it goes to MarkRetrying; a Lambda timeout arrives as Lambda.Unknown).
  */
 
 const ROOT = path.join(__dirname, '../../..');
-const ASL = JSON.parse(readFileSync(path.join(ROOT, WORKFLOW_DEFINITION_FILE), 'utf8')) as { States: { VerifyPurchase: { TimeoutSeconds: number } } };
-const TASK_TIMEOUT_MS = ASL.States.VerifyPurchase.TimeoutSeconds * 1000;
-const FUNCTION_TIMEOUT_MS = (WORKFLOW_FUNCTIONS.find((fn) => fn.id === 'VerifyPurchase')?.timeoutSeconds ?? 0) * 1000;
+const ASL = JSON.parse(readFileSync(path.join(ROOT, WORKFLOW_DEFINITION_FILE), 'utf8')) as { States: Record<string, { TimeoutSeconds?: number }> };
+/** Each verify state is named after its function. */
+const VERIFY_FUNCTIONS = ['VerifyApplePurchase', 'VerifyGooglePurchase'];
+const taskTimeoutMs = (id: string) => (ASL.States[id]?.TimeoutSeconds ?? 0) * 1000;
+const functionTimeoutMs = (id: string) => (WORKFLOW_FUNCTIONS.find((fn) => fn.id === id)?.timeoutSeconds ?? 0) * 1000;
 const DEFAULTS = loadConfig({});
 const AWS_CALL_MS = awsCallWorstCaseMs(awsClientSettings({}));
 /** A cold start before the handler runs: Step Functions' clock runs, the function's does not yet. */
@@ -75,11 +77,10 @@ class EndlessGoogle implements GooglePlayVerifier {
 async function googleCallsOnTheLongestPath(): Promise<number> {
   const google = new EndlessGoogle();
   const sync = googleRegisterSync('11111111-2222-4333-8444-555555555555');
-  await verifyPurchase(
+  await verifyGooglePurchase(
     {
       publishers: new FakePublisherRepository([PUBLISHER]),
       syncs: new FakeSynchronizationRepository([sync]),
-      apple: { verify: () => Promise.reject(new Error('not used')) },
       google,
       clock: new FixedClock(T0),
     },
@@ -88,7 +89,7 @@ async function googleCallsOnTheLongestPath(): Promise<number> {
   return google.calls;
 }
 
-describe('VerifyPurchase time budget, from the configuration defaults', () => {
+describe('the verify functions\' time budget, from the configuration defaults', () => {
   it('the longest Apple conversation fits the verification deadline with one slow AWS call to spare', () => {
     // Production lookup (not found), the sandbox retry, the subscription statuses; plus all the
     // waiting for OCSP, which one allowance bounds however many signed items are decoded.
@@ -105,21 +106,20 @@ describe('VerifyPurchase time budget, from the configuration defaults', () => {
     expect(google + AWS_CALL_MS).toBeLessThanOrEqual(DEFAULTS.VERIFY_TIMEOUT_MS);
   });
 
-  it('deadline < Task timeout < function timeout: the function answers first, then Step Functions (States.Timeout), never Lambda', () => {
-    expect({ deadline: DEFAULTS.VERIFY_TIMEOUT_MS, task: TASK_TIMEOUT_MS, fn: FUNCTION_TIMEOUT_MS }).toEqual({ deadline: 40_000, task: 45_000, fn: 50_000 });
-    expect(DEFAULTS.VERIFY_TIMEOUT_MS + COLD_START_ALLOWANCE_MS).toBeLessThan(TASK_TIMEOUT_MS);
-    expect(TASK_TIMEOUT_MS).toBeLessThan(FUNCTION_TIMEOUT_MS);
+  it.each(VERIFY_FUNCTIONS)('%s: deadline < Task timeout < function timeout: the function answers first, then Step Functions (States.Timeout), never Lambda', (id) => {
+    expect({ deadline: DEFAULTS.VERIFY_TIMEOUT_MS, task: taskTimeoutMs(id), fn: functionTimeoutMs(id) }).toEqual({ deadline: 40_000, task: 45_000, fn: 50_000 });
+    expect(DEFAULTS.VERIFY_TIMEOUT_MS + COLD_START_ALLOWANCE_MS).toBeLessThan(taskTimeoutMs(id));
+    expect(taskTimeoutMs(id)).toBeLessThan(functionTimeoutMs(id));
   });
 });
 
 describe('the verification deadline', () => {
   it('a store that never answers becomes StoreUnavailableError (the retry path) at the deadline', async () => {
     const sync = { ...googleRegisterSync('11111111-2222-4333-8444-555555555555'), store: 'apple' as const, transactionId: '2000000000000001' };
-    const handler = makeVerifyPurchaseHandler({
+    const handler = makeVerifyApplePurchaseHandler({
       publishers: new FakePublisherRepository([PUBLISHER]),
       syncs: new FakeSynchronizationRepository([sync]),
       apple: { verify: () => new Promise(() => undefined) },
-      google: new EndlessGoogle(),
       clock: new FixedClock(T0),
       logger: createLogger('t', 'silent'),
       timeoutMs: 50,

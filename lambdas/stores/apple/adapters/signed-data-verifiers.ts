@@ -1,4 +1,9 @@
-import { Environment, SignedDataVerifier, VerificationException, VerificationStatus } from '@apple/app-store-server-library';
+// Apple's SignedDataVerifier from its own module, not the package index: the index also loads the App
+// Store Server API client, every response model and the offer signers, which the Apple routes (they
+// only verify signed data) never run: 46 kB of each of their bundles. The version is pinned in
+// package.json (README, Pinned versions), so the path cannot move under us.
+import { SignedDataVerifier, VerificationException, VerificationStatus } from '@apple/app-store-server-library/dist/jws_verification';
+import { Environment } from '@apple/app-store-server-library/dist/models/Environment';
 import type { AppleConfig, AppleEnvironment } from '../config';
 
 const ENVIRONMENT: Record<AppleEnvironment, Environment.PRODUCTION | Environment.SANDBOX> = {
