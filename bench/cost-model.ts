@@ -1,6 +1,8 @@
 import type { SynchronizationCounts } from './counts';
 import type { RefreshFigures } from './refresh-figures';
 import { round } from './stats';
+import { memoryMbOf, RECONCILE_FUNCTION } from '../lib/catalog';
+import { DEFAULT_RECONCILE_SETTINGS, REFRESH_STORE_CALLS } from '../lambdas/lifecycle/domain/reconcile-purchases';
 
 /**
  * AWS list prices, US East (N. Virginia), first pricing tier, free tiers ignored.
@@ -32,13 +34,12 @@ export const PRICES = {
 } as const;
 
 /**
- * Configuration the model assumes, each from the stack or stated:
- * memory sizes from lib/constructs/lambda-function.ts; EXPRESS memory billed at the 64 MB minimum
- * (a small definition, payloads of a few KB).
+ * Configuration the model assumes, each from the stack or stated: each function's memory from the
+ * catalog (lib/catalog.ts memoryMbOf, what the stack deploys); EXPRESS memory billed at the 64 MB
+ * minimum (a small definition, payloads of a few KB).
  */
 export const ASSUMPTIONS = {
-  apiLambdaMemoryMb: 256,
-  workflowLambdaMemoryMb: 512,
+  apiLambdaMemoryMb: memoryMbOf('RegisterApplePurchase'),
   expressMemoryMb: 64,
   /** Status reads per synchronization: one poll, since the p99 to finalized is well under a typical first poll delay. */
   statusPollsPerSynchronization: 1,
@@ -108,10 +109,16 @@ const billedSeconds = (ms: number) => Math.ceil(ms) / 1000;
 
 const totalUsd = (lines: CostLine[]) => round(lines.reduce((sum, l) => sum + l.usdPerMillion, 0), 2);
 
-/** GB-seconds of the workflow functions: invocations × the functions' memory × each one's billed median time. */
+/** GB-seconds of the workflow functions: invocations × each function's memory × its billed median time. */
 function workflowGbSeconds(invocations: Record<string, number>, medianMs: Record<string, number>): number {
-  const gb = ASSUMPTIONS.workflowLambdaMemoryMb / 1024;
-  return Object.entries(invocations).reduce((sum, [id, n]) => sum + n * gb * billedSeconds(medianMs[id] ?? 0), 0);
+  return Object.entries(invocations).reduce((sum, [id, n]) => sum + n * (memoryMbOf(id) / 1024) * billedSeconds(medianMs[id] ?? 0), 0);
+}
+
+/** `VerifyApplePurchase 1× 220 ms at 256 MB, …`: what a workflow duration line bills. */
+function workflowItems(invocations: Record<string, number>, medianMs: Record<string, number>): string {
+  return Object.entries(invocations)
+    .map(([id, n]) => `${id} ${round(n, 2)}× ${medianMs[id] ?? 0} ms at ${memoryMbOf(id)} MB`)
+    .join(', ');
 }
 
 /**
@@ -154,9 +161,7 @@ export function costModel(counts: SynchronizationCounts, durations: MeasuredDura
     line('Lambda', `duration API ${ASSUMPTIONS.apiLambdaMemoryMb} MB (register ${durations.registerMs} ms, status ${durations.statusMs} ms)`, apiGbSeconds, 'GB-s', PRICES.lambdaArmPerGbSecond),
     line(
       'Lambda',
-      `duration workflow ${ASSUMPTIONS.workflowLambdaMemoryMb} MB (${Object.entries(counts.lambdaInvocations)
-        .map(([id, n]) => `${id} ${n}× ${durations.workflowFunctionMs[id] ?? 0} ms`)
-        .join(', ')})`,
+      `duration workflow (${workflowItems(counts.lambdaInvocations, durations.workflowFunctionMs)})`,
       workflowGbSeconds(counts.lambdaInvocations, durations.workflowFunctionMs),
       'GB-s',
       PRICES.lambdaArmPerGbSecond,
@@ -187,7 +192,7 @@ export function costModel(counts: SynchronizationCounts, durations: MeasuredDura
       'X-Ray traces (tracing is active on the functions and the state machine; billed per trace recorded, after sampling)',
       'EventBridge archive (30 days) and rule target delivery; Secrets Manager reads (cached per container); KMS; data transfer; DynamoDB storage and backups',
       'Fixed monthly costs, not per synchronization: the recovery sweeper (8,640 invocations a month on STANDARD, 43,200 on EXPRESS, a few index queries each: cents), the dashboard ($3) and alarms ($0.10 each)',
-      'Store outages: on EXPRESS each parked retry is one more execution started by the sweeper ($1 per million plus its duration); on STANDARD each retry is 3 more transitions',
+      'Store outages: on EXPRESS each parked retry is one more execution started by the sweeper ($1 per million plus its duration); on STANDARD each retry is 5 more transitions (MarkRetrying, RetryBudgetLeft, WaitBeforeRetry, VerifyStore, the verify state)',
       'Free tiers, Savings Plans and volume tiers',
       'Durations are local (this machine, in-process handlers), not Lambda arm64 at 256/512 MB, where CPU-bound work (JWS verification) runs on a fraction of a vCPU',
     ],
@@ -279,9 +284,7 @@ export function notificationCostModel(counts: NotificationCounts): NotificationC
     line('Lambda', `duration notification ${a.notificationLambdaMemoryMb} MB (${counts.notificationMs} ms)`, (a.notificationLambdaMemoryMb / 1024) * billedSeconds(counts.notificationMs), 'GB-s', PRICES.lambdaArmPerGbSecond),
     line(
       'Lambda',
-      `duration refresh workflow ${ASSUMPTIONS.workflowLambdaMemoryMb} MB (${Object.entries(counts.lambdaInvocationsPerRefresh)
-        .map(([id, n]) => `${id} ${round(n, 2)}× ${counts.lambdaMedianMs[id] ?? 0} ms`)
-        .join(', ')})`,
+      `duration refresh workflow (${workflowItems(counts.lambdaInvocationsPerRefresh, counts.lambdaMedianMs)})`,
       workflowGbSeconds(counts.lambdaInvocationsPerRefresh, counts.lambdaMedianMs),
       'GB-s',
       PRICES.lambdaArmPerGbSecond,
@@ -321,6 +324,62 @@ export function notificationCostModel(counts: NotificationCounts): NotificationC
         : []),
       'A duplicate notification costs its request, invocation and failed conditional write only',
       'Durations are local (this machine, in-process handlers), not Lambda arm64 at 256/512 MB',
+    ],
+  };
+}
+
+/**
+ * What one reconciled purchase costs beyond its refresh (the scheduled reconciliation re-reading a
+ * purchase that is due: its period ended, or its store state needs a re-check), each stated:
+ * - no HTTP request and no notification function: the reconcile function lists due purchases from
+ *   the `reconcile-due` index (INCLUDE projection, about 150 bytes an entry, eventually consistent:
+ *   0.5 RRU per started 4 KB page, so about 0.02 RRU per purchase) and hands each over to the same
+ *   intake as a notification (a notice record and the refresh synchronization in one transaction);
+ * - the reconcile function waits on its per-app rate limiter (REFRESH_STORE_CALLS store calls per
+ *   purchase at the configured requests per second, 10 by default): Lambda bills that wait, at the
+ *   reconcile function's memory;
+ * - the postpone: one UpdateItem of the purchase record (under 1 KB, 1 WRU) that also moves its
+ *   reconcile-index entry (1 index write);
+ * - the refresh itself: the measured per-refresh figures of the store's notifications in the same run.
+ */
+export const RECONCILE_ASSUMPTIONS = {
+  dueIndexReadUnitsPerPurchase: 0.02,
+  storeCallsPerPurchase: REFRESH_STORE_CALLS.apple,
+  requestsPerSecond: DEFAULT_RECONCILE_SETTINGS.appleRequestsPerSecond,
+  purchasesPerRun: DEFAULT_RECONCILE_SETTINGS.dueLimit,
+  postponeWriteUnits: 1,
+  reconcileIndexWriteUnits: 1,
+} as const;
+
+/** US dollars per million purchases the scheduled reconciliation re-reads (each one refresh), from a notification model's per-refresh figures. */
+export function reconciledPurchaseCostModel(notification: NotificationCostModel): NotificationCostModel {
+  const r = RECONCILE_ASSUMPTIONS;
+  const waitSeconds = r.storeCallsPerPurchase / r.requestsPerSecond;
+  const keep = (l: CostLine) => l.service !== 'API Gateway' && !l.item.startsWith('duration notification') && !l.item.startsWith('requests (notification');
+  const counts = notification.counts;
+  const invocations = Object.values(counts.lambdaInvocationsPerRefresh).reduce((x, y) => x + y, 0);
+  const extra: CostLine[] = [
+    line('Lambda', `requests (refresh workflow ${round(invocations, 2)}; the reconcile run's own invocation is shared by up to ${r.purchasesPerRun} purchases)`, invocations, 'requests', PRICES.lambdaPerRequest),
+    line(
+      'Lambda',
+      `duration reconcile ${memoryMbOf(RECONCILE_FUNCTION.id)} MB (rate limiter: ${r.storeCallsPerPurchase} store calls at ${r.requestsPerSecond}/s = ${waitSeconds * 1000} ms a purchase)`,
+      (memoryMbOf(RECONCILE_FUNCTION.id) / 1024) * waitSeconds,
+      'GB-s',
+      PRICES.lambdaArmPerGbSecond,
+    ),
+    line('DynamoDB', `reconcile-due index read (estimate: ${r.dueIndexReadUnitsPerPurchase} RRU a purchase)`, r.dueIndexReadUnitsPerPurchase, 'RRU', PRICES.dynamodbPerReadRequestUnit),
+    line('DynamoDB', `postpone: purchase UpdateItem ${r.postponeWriteUnits} WRU + reconcile index ${r.reconcileIndexWriteUnits}`, r.postponeWriteUnits + r.reconcileIndexWriteUnits, 'WRU', PRICES.dynamodbPerWriteRequestUnit),
+  ];
+  const standard = [...notification.standard.lines.filter(keep), ...extra];
+  const express = [...notification.express.lines.filter(keep), ...extra];
+  return {
+    ...notification,
+    standard: { lines: standard, totalUsdPerMillion: totalUsd(standard) },
+    express: { lines: express, totalUsdPerMillion: totalUsd(express) },
+    excluded: [
+      ...notification.excluded.filter((e) => !e.startsWith('Google Cloud Pub/Sub') && !e.startsWith('A duplicate notification')),
+      'Apple: the reconciliation also pages Get Notification History (one call per page of up to 20 notifications, free); Google: Voided Purchases pages (free). A notification found there costs as a notification, less its HTTP request',
+      `The reconcile run's fixed part (one invocation an hour per stack, its publisher reads and cursor writes): under $0.01 a month`,
     ],
   };
 }

@@ -1,11 +1,13 @@
 import { readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { DynamoDbPublisherRepository } from '../lambdas/tenants/adapters/dynamodb-publisher-repository';
 import { createDocumentClient } from '../lambdas/platform/dynamodb-client';
 import { LOCAL_STATE_MACHINE_ARN, LOCAL_TABLE_NAME, startLocalStack, type LocalStack, type LocalStackOptions } from '../local/stack';
 import type { LocalExecution } from '../local/step-functions';
 import { executionName } from '../lambdas/purchases/domain/synchronization';
+import { loadAverage, round } from './stats';
 
 /**
  * Customers the bench registers for, round robin. Every accept path writes the customer item
@@ -209,5 +211,122 @@ export function childPids(pid: number): number[] {
     );
   } catch {
     return [];
+  }
+}
+
+/** Clock ticks (user + system) of a process, from /proc/<pid>/stat; 0 when unreadable. */
+function processTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
+}
+
+function commandName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Busy and total ticks of the whole machine (all cores), from /proc/stat. */
+function machineTicks(): { busy: number; total: number } {
+  let fields: number[];
+  try {
+    fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').split(/\s+/).slice(1).map(Number);
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+  const total = fields.reduce((sum, n) => sum + n, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** The histogram records the time between timer runs, interval included: an idle loop reads 5 ms. */
+const DELAY_SAMPLING_MS = 5;
+const lateness = (nanoseconds: number) => round(Math.max(0, nanoseconds / 1e6 - DELAY_SAMPLING_MS), 1);
+
+/** Linux USER_HZ: /proc times are in 1/100 s on every Linux this runs on. */
+const TICKS_PER_SECOND = 100;
+
+/** CPU and event-loop figures of one measured phase (Linux /proc; the CPU figures are 0 elsewhere). */
+export interface ProcessFigures {
+  wallSeconds: number;
+  /** CPU seconds (user + system) over the phase. */
+  nodeCpuSeconds: number;
+  javaCpuSeconds: number;
+  /** % of one core. */
+  nodeCpuPercent: number;
+  javaCpuPercent: number;
+  /** % of all cores busy, every process of the machine (ours and others'). */
+  machineBusyPercent: number;
+  /** What the machine's busy time was beyond ours, in % of one core. */
+  othersCpuPercent: number;
+  /** Share of the wall time the event loop was busy (performance.eventLoopUtilization). */
+  eventLoopUtilization: number;
+  /** How late the event loop ran a timer (beyond its 5 ms sampling interval): the wait of any callback. */
+  eventLoopDelayMs: { p50: number; p99: number; max: number };
+  loadAverageAtEnd: number[];
+}
+
+/**
+ * CPU of this process and of DynamoDB Local's JVM (its child), of the whole machine (others share
+ * it), and how busy and late the event loop was, over one phase: start() … stop().
+ */
+export class ProcessSampler {
+  private readonly delay = monitorEventLoopDelay({ resolution: DELAY_SAMPLING_MS });
+  private cpu = process.cpuUsage();
+  private java = 0;
+  private machine = machineTicks();
+  private elu = performance.eventLoopUtilization();
+  private t0 = performance.now();
+
+  /** DynamoDB Local: the `java` children (a profiler may start other helper processes). */
+  private javaTicks(): number {
+    return childPids(process.pid)
+      .filter((pid) => commandName(pid) === 'java')
+      .reduce((sum, pid) => sum + processTicks(pid), 0);
+  }
+
+  start(): void {
+    this.delay.reset();
+    this.delay.enable();
+    this.cpu = process.cpuUsage();
+    this.java = this.javaTicks();
+    this.machine = machineTicks();
+    this.elu = performance.eventLoopUtilization();
+    this.t0 = performance.now();
+  }
+
+  stop(): ProcessFigures {
+    const wallSeconds = (performance.now() - this.t0) / 1000;
+    const cpu = process.cpuUsage(this.cpu);
+    const javaSeconds = (this.javaTicks() - this.java) / TICKS_PER_SECOND;
+    const machine = machineTicks();
+    const machineBusySeconds = (machine.busy - this.machine.busy) / TICKS_PER_SECOND;
+    const machineBusyShare = (machine.busy - this.machine.busy) / Math.max(1, machine.total - this.machine.total);
+    const elu = performance.eventLoopUtilization(this.elu);
+    this.delay.disable();
+    const nodeSeconds = (cpu.user + cpu.system) / 1e6;
+    return {
+      wallSeconds: round(wallSeconds, 1),
+      nodeCpuSeconds: round(nodeSeconds, 2),
+      javaCpuSeconds: round(javaSeconds, 2),
+      nodeCpuPercent: round((100 * nodeSeconds) / wallSeconds, 0),
+      javaCpuPercent: round((100 * javaSeconds) / wallSeconds, 0),
+      machineBusyPercent: round(100 * machineBusyShare, 0),
+      othersCpuPercent: round((100 * Math.max(0, machineBusySeconds - nodeSeconds - javaSeconds)) / wallSeconds, 0),
+      eventLoopUtilization: round(elu.utilization, 2),
+      eventLoopDelayMs: {
+        p50: lateness(this.delay.percentile(50)),
+        p99: lateness(this.delay.percentile(99)),
+        max: lateness(this.delay.max),
+      },
+      loadAverageAtEnd: loadAverage(),
+    };
   }
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { measureAcceptPath } from './accept-path';
 import { measureBundles } from './bundles';
-import { costModel } from './cost-model';
+import { costModel, reconciledPurchaseCostModel } from './cost-model';
 import { measureCounts, taskTargets } from './counts';
 import { measureLatency, measureSustained } from './end-to-end';
 import { startBenchStack, type BenchStack } from './local';
@@ -124,6 +124,12 @@ async function main(): Promise<void> {
       },
     };
 
+    // What the scheduled reconciliation costs per purchase it re-reads: the same refreshes, without the HTTP route.
+    const reconciliation = {
+      apple: reconciledPurchaseCostModel(notifications.apple.cost),
+      google: reconciledPurchaseCostModel(notifications.google.cost),
+    };
+
     const happy = counts.scenarios[0];
     if (!happy) throw new Error('no counted scenario');
     const cost = costModel(happy, {
@@ -144,6 +150,7 @@ async function main(): Promise<void> {
       bundles,
       cost,
       notifications,
+      reconciliation,
     };
     const report: BenchReport = { ...partial, targets: evaluateTargets(partial) };
     process.stdout.write(`${formatReport(report)}\n`);

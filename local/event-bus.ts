@@ -86,7 +86,11 @@ export class LocalEventBus {
     if (operation !== 'PutEvents') {
       throw new AwsJsonError('UnknownOperationException', `Operation ${operation} is not supported locally`);
     }
-    const entries = Array.isArray(body.Entries) ? (body.Entries as Record<string, unknown>[]) : [];
+    return this.putEvents(Array.isArray(body.Entries) ? (body.Entries as Record<string, unknown>[]) : []);
+  }
+
+  /** PutEvents' answer: an EventId or an ErrorCode per entry, in order. */
+  async putEvents(entries: Record<string, unknown>[]): Promise<{ FailedEntryCount: number; Entries: Record<string, string>[] }> {
     const results: Record<string, string>[] = [];
     let failed = 0;
     for (const entry of entries) {
