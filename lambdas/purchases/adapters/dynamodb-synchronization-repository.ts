@@ -76,7 +76,8 @@ function encodeEvents(sync: Synchronization): Uint8Array | undefined {
   return brotliCompressSync(json, {
     params: {
       [zlib.BROTLI_PARAM_MODE]: zlib.BROTLI_MODE_TEXT,
-      [zlib.BROTLI_PARAM_QUALITY]: zlib.BROTLI_MAX_QUALITY,
+      // Quality 5: about 0.06 ms for a 1 KB record against 1.7 ms at the maximum, for some 25 bytes more.
+      [zlib.BROTLI_PARAM_QUALITY]: 5,
       [zlib.BROTLI_PARAM_SIZE_HINT]: json.length,
     },
   });
