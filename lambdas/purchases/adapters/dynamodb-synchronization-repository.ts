@@ -257,28 +257,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
       },
-      ...sync.lockKeys.map((lockKey): TransactItem => {
-        const holder = takeOver.get(lockKey);
-        return {
-          Update: {
-            TableName: this.tableName,
-            Key: keys.lock(sync.publisherId, lockKey),
-            // An Update, not a Put: the item may carry what outlives the lease (Apple's link to the subscription).
-            UpdateExpression: 'SET #type = :lock, #owner = :me, leaseExpiresAt = :lease, acquiredAt = :now',
-            ConditionExpression:
-              holder !== undefined ? '#owner = :holder' : 'attribute_not_exists(#owner) OR leaseExpiresAt < :now OR #owner = :me',
-            ExpressionAttributeNames: { '#type': 'type', '#owner': 'owner' },
-            ExpressionAttributeValues: {
-              ':lock': 'lock',
-              ':me': sync.synchronizationId,
-              ':lease': leaseExpiresAt,
-              ':now': now,
-              ...(holder !== undefined ? { ':holder': holder } : {}),
-            },
-            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-          },
-        };
-      }),
+      ...sync.lockKeys.map((lockKey): TransactItem => ({ Update: this.lockClaim(sync, lockKey, leaseExpiresAt, now, takeOver.get(lockKey)) })),
       // Last, so the lock reasons keep their positions: [sync, ...locks, claim].
       ...(claimKey !== undefined
         ? [
@@ -362,6 +341,29 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
   }
 
   /**
+   * The update that claims one lock for `sync`: free when it has no owner, its lease has expired or it
+   * is already this synchronization's; with `holder`, only while that holder (known to be done) has it.
+   * An Update, not a Put: the item may carry what outlives the lease (Apple's link to the subscription).
+   */
+  private lockClaim(sync: Synchronization, lockKey: string, leaseExpiresAt: number, now: number, holder: string | undefined) {
+    return {
+      TableName: this.tableName,
+      Key: keys.lock(sync.publisherId, lockKey),
+      UpdateExpression: 'SET #type = :lock, #owner = :me, leaseExpiresAt = :lease, acquiredAt = :now',
+      ConditionExpression: holder !== undefined ? '#owner = :holder' : 'attribute_not_exists(#owner) OR leaseExpiresAt < :now OR #owner = :me',
+      ExpressionAttributeNames: { '#type': 'type', '#owner': 'owner' },
+      ExpressionAttributeValues: {
+        ':lock': 'lock',
+        ':me': sync.synchronizationId,
+        ':lease': leaseExpiresAt,
+        ':now': now,
+        ...(holder !== undefined ? { ':holder': holder } : {}),
+      },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+    };
+  }
+
+  /**
    * A lock's holder no longer needs it: its synchronization is finalized, or it has none. A lock
    * taken without its record (the accept in steps writes the lock first) counts as abandoned only
    * once it is older than any accept can take ({@link ORPHAN_LOCK_AFTER_MS}): before that, its record
@@ -425,23 +427,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
       try {
         const out = await callAws('take lock', () =>
           this.db.send(
-            new UpdateCommand({
-              TableName: this.tableName,
-              Key: keys.lock(sync.publisherId, lockKey),
-              UpdateExpression: 'SET #type = :lock, #owner = :me, leaseExpiresAt = :lease, acquiredAt = :now',
-              ConditionExpression:
-                holder !== undefined ? '#owner = :holder' : 'attribute_not_exists(#owner) OR leaseExpiresAt < :now OR #owner = :me',
-              ExpressionAttributeNames: { '#type': 'type', '#owner': 'owner' },
-              ExpressionAttributeValues: {
-                ':lock': 'lock',
-                ':me': sync.synchronizationId,
-                ':lease': leaseExpiresAt,
-                ':now': now,
-                ...(holder !== undefined ? { ':holder': holder } : {}),
-              },
-              ReturnValues: 'UPDATED_OLD',
-              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-            }),
+            new UpdateCommand({ ...this.lockClaim(sync, lockKey, leaseExpiresAt, now, holder), ReturnValues: 'UPDATED_OLD' }),
           ),
         );
         return out.Attributes?.owner === sync.synchronizationId ? 'ours' : 'taken';
