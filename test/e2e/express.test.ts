@@ -25,6 +25,9 @@ describe('EXPRESS workflow type on npm start', () => {
       recovery: { intervalMs: 200, graceSeconds: 1 },
       // The scheduled reconciliation runs at start-up only: the test runs it (iap-sync reconcile) when it wants.
       reconcile: { intervalMs: 0 },
+      // Task retries (the acknowledgement's 4 attempts wait up to 10, 20 and 40 s with jitter) take 50 ms here:
+      // the test checks which states ran, not how long they waited.
+      fastWaitsMs: 50,
     });
     target = localTarget(run.dataDir);
   }, 90_000);
