@@ -143,14 +143,4 @@ export interface RecoveryRecords {
   releaseRetry(ref: { publisherId: number; synchronizationId: string }, retryId: string): Promise<void>;
   /** The record's `openSince` (in the open index since: accept, last restart or resume), undefined when not open. */
   openSince(ref: { publisherId: number; synchronizationId: string }): Promise<string | undefined>;
-  /**
-   * Takes the synchronization's locks again for a fresh lease, each conditioned on being free for it:
-   * no owner, its own, an expired lease, or a holder that is finalized or gone. Answers the first lock
-   * another synchronization still holds (nothing is renewed then), or undefined when all are renewed.
-   */
-  renewLocks(
-    sync: { publisherId: number; synchronizationId: string; lockKeys: string[] },
-    leaseExpiresAt: number,
-    now: Date,
-  ): Promise<{ lockKey: string; holder: string; leaseExpiresAt?: number } | undefined>;
 }

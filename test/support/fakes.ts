@@ -233,6 +233,10 @@ export class FakeSynchronizationRepository implements SynchronizationRepository 
     throw notUsed('FakeSynchronizationRepository.resumeParked');
   }
 
+  async renewLocks(): Promise<undefined> {
+    throw notUsed('FakeSynchronizationRepository.renewLocks');
+  }
+
   async getPurchase(publisherId: number, store: Store, purchaseKey: string): Promise<PurchaseRecord | undefined> {
     return this.purchases.get(`${publisherId}#${store}#${purchaseKey}`);
   }

@@ -201,7 +201,7 @@ async function restartStuck(deps: RedriveDeps, sync: RecoveredSynchronization): 
     const running = await executionRunning(deps, sync, now);
     if (running !== undefined) return { action: 'none', synchronizationId, reason: running };
   }
-  const held = await deps.records.renewLocks(sync, now.getTime() + deps.leaseSeconds * 1000, now);
+  const held = await deps.syncs.renewLocks(sync, now.getTime() + deps.leaseSeconds * 1000);
   if (held) {
     throw new RedriveRefusedError(
       `The purchase is locked by synchronization ${held.holder} (${held.lockKey}${held.leaseExpiresAt !== undefined ? `, lease until ${new Date(held.leaseExpiresAt).toISOString()}` : ''}): ` +

@@ -18,6 +18,7 @@ import type { Synchronization, SyncRef } from '../domain/synchronization';
 import { appleLocks } from '../domain/accept-purchase';
 import type {
   AcceptOutcome,
+  HeldLock,
   AcceptRequest,
   FinalizeRequest,
   OpenSynchronization,
@@ -158,6 +159,7 @@ const ORPHAN_LOCK_AFTER_MS = 60_000;
 interface LockState {
   owner?: string;
   acquiredAt?: number;
+  leaseExpiresAt?: number;
 }
 
 interface CancellationReason {
@@ -337,7 +339,38 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
     return {
       ...(typeof item?.owner === 'string' ? { owner: item.owner } : {}),
       ...(typeof item?.acquiredAt === 'number' ? { acquiredAt: item.acquiredAt } : {}),
+      ...(typeof item?.leaseExpiresAt === 'number' ? { leaseExpiresAt: item.leaseExpiresAt } : {}),
     };
+  }
+
+  async renewLocks(sync: Pick<Synchronization, 'publisherId' | 'synchronizationId' | 'lockKeys'>, leaseExpiresAt: number): Promise<HeldLock | undefined> {
+    if (sync.lockKeys.length === 0) return undefined;
+    const takeOver = new Map<string, string>();
+    // Twice at most: the second time taking over the locks whose holders were found to be done.
+    for (let round = 0; round < 2; round += 1) {
+      const now = this.nowMs();
+      try {
+        await callAws('renew locks', () =>
+          this.db.send(
+            new TransactWriteCommand({ TransactItems: sync.lockKeys.map((lockKey) => ({ Update: this.lockClaim(sync, lockKey, leaseExpiresAt, now, takeOver.get(lockKey)) })) }),
+          ),
+        );
+        return undefined;
+      } catch (error) {
+        const reasons = cancellationReasons(error);
+        if (!reasons) throw error;
+        let held: HeldLock | undefined;
+        for (const [index, reason] of reasons.entries()) {
+          const lockKey = sync.lockKeys[index];
+          if (lockKey === undefined || (reason.Code !== 'ConditionalCheckFailed' && reason.Code !== 'TransactionConflict')) continue;
+          const lock = await this.lockOf(sync.publisherId, lockKey, reason.Item);
+          if (round === 0 && lock.owner !== undefined && (await this.holderIsDone(sync.publisherId, lock))) takeOver.set(lockKey, lock.owner);
+          else held ??= { lockKey, holder: lock.owner ?? 'another request', ...(lock.leaseExpiresAt !== undefined ? { leaseExpiresAt: lock.leaseExpiresAt } : {}) };
+        }
+        if (held) return held;
+      }
+    }
+    return { lockKey: sync.lockKeys[0] ?? '', holder: 'another request' };
   }
 
   /**
@@ -345,7 +378,7 @@ export class DynamoDbSynchronizationRepository implements SynchronizationReposit
    * is already this synchronization's; with `holder`, only while that holder (known to be done) has it.
    * An Update, not a Put: the item may carry what outlives the lease (Apple's link to the subscription).
    */
-  private lockClaim(sync: Synchronization, lockKey: string, leaseExpiresAt: number, now: number, holder: string | undefined) {
+  private lockClaim(sync: Pick<Synchronization, 'publisherId' | 'synchronizationId'>, lockKey: string, leaseExpiresAt: number, now: number, holder: string | undefined) {
     return {
       TableName: this.tableName,
       Key: keys.lock(sync.publisherId, lockKey),

@@ -40,6 +40,13 @@ export interface FinalizeRequest {
   supersededWrite?: SupersededWrite;
 }
 
+/** A lock another synchronization still holds: its name, its holder, and until when when known. */
+export interface HeldLock {
+  lockKey: string;
+  holder: string;
+  leaseExpiresAt?: number;
+}
+
 /** An entry of the open index: a synchronization that is not finalized, or whose event is not known to be published. */
 export interface OpenSynchronization {
   publisherId: number;
@@ -97,6 +104,13 @@ export interface SynchronizationRepository {
    * or it was finalized meanwhile.
    */
   recordRecovery(sync: Synchronization, now: Date): Promise<boolean>;
+  /**
+   * Takes the synchronization's locks again for a fresh lease (an operator's restart of a stuck one),
+   * by the same rule as `accept`: free when unowned, its own, expired, or held by a synchronization
+   * that is done. Answers the first lock another synchronization still holds (nothing renewed then),
+   * or undefined when all are renewed.
+   */
+  renewLocks(sync: Pick<Synchronization, 'publisherId' | 'synchronizationId' | 'lockKeys'>, leaseExpiresAt: number): Promise<HeldLock | undefined>;
   /** Records that the event was published (the same write as the workflow's MarkPublished state): out of the open index. */
   markPublished(ref: SyncRef): Promise<void>;
 }
